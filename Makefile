@@ -1,0 +1,29 @@
+# The two commands: `make demo` runs the platform end to end, `make test` runs the suite.
+# Both install what is missing first (infra/setup.sh is idempotent and fast when nothing changed).
+VENV := .venv
+BIN := $(VENV)/bin
+export JAVA_HOME := $(shell bash infra/java_home.sh 2>/dev/null)
+export PYSPARK_PYTHON := $(abspath $(BIN)/python)
+
+.PHONY: setup demo test test-fast ui bench check clean
+
+setup:
+	@bash infra/setup.sh
+
+demo: setup
+	$(BIN)/featctl demo
+
+test: setup
+	$(BIN)/pytest
+
+test-fast: setup
+	$(BIN)/pytest -m "not slow"
+
+ui: setup
+	$(BIN)/featctl ui
+
+bench: setup
+	$(BIN)/python benchmarks/publish.py
+
+clean:
+	rm -rf .data

@@ -1,0 +1,123 @@
+"""A `redis-server` the platform runs itself when no Redis URL is configured.
+
+It binds a free loopback port (never a fixed one: that could reach someone else's server), proves the
+server answering is the process we started, and stops it when the caller is done. With `persist=True`
+it keeps its data under the platform's data directory (RDB on shutdown), so `featctl demo` and a later
+`featctl get` see the same store; a second caller while one is running reuses it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import redis
+
+from infra.errors import PlatformError
+
+STATE_FILE = "server.json"
+
+
+def free_loopback_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (the caller retries if it loses a race)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _answers_as(port: int, pid: int, directory: Path) -> bool:
+    """True when the Redis on `port` is process `pid` serving `directory`: ours, not a stranger's."""
+    try:
+        client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1)
+        info = client.info("server")
+        served_dir = client.config_get("dir").get("dir")
+        client.close()
+    except redis.RedisError:
+        return False
+    return info.get("process_id") == pid and Path(served_dir).resolve() == directory.resolve()
+
+
+def _start(directory: Path, persist: bool) -> tuple[subprocess.Popen, int]:
+    """Start redis-server serving `directory` on a free loopback port; retries a lost port race."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise PlatformError("redis-server not found", "run infra/setup.sh (apt-get install redis-server) or set FP_REDIS_URL")
+    directory.mkdir(parents=True, exist_ok=True)
+    for _attempt in range(5):
+        port = free_loopback_port()
+        args = [binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(directory),
+                "--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning",
+                "--logfile", str(directory / "redis.log"), "--appendonly", "no"]
+        args += ["--save", "300 1", "--dbfilename", "dump.rdb"] if persist else ["--save", ""]
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and proc.poll() is None:
+            if _answers_as(port, proc.pid, directory):
+                return proc, port
+            time.sleep(0.05)
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    raise PlatformError(f"redis-server did not start in {directory}", f"see {directory / 'redis.log'}")
+
+
+def _stop(proc: subprocess.Popen, port: int, persist: bool) -> None:
+    """Shut the server down, saving its data first when it persists."""
+    try:
+        redis.Redis(host="127.0.0.1", port=port, socket_timeout=30).shutdown(save=persist, nosave=not persist)
+    except redis.ConnectionError:
+        pass  # shutdown closes the connection on success
+    except redis.RedisError:
+        proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@contextmanager
+def local_redis(directory: Path | None = None, persist: bool = False) -> Iterator[str]:
+    """Yield the URL of a platform-run Redis; start it if needed and stop it on exit if this call started it.
+
+    `directory=None` uses a fresh temporary directory (tests); `persist=True` keeps the data across starts.
+    """
+    owned_tmp = directory is None
+    directory = Path(tempfile.mkdtemp(prefix="fp-redis-")) if owned_tmp else directory
+    state_path = directory / STATE_FILE
+    if persist and state_path.exists():
+        state = json.loads(state_path.read_text())
+        if _answers_as(state["port"], state["pid"], directory):
+            yield f"redis://127.0.0.1:{state['port']}/0"
+            return
+    proc, port = _start(directory, persist)
+    if persist:
+        state_path.write_text(json.dumps({"port": port, "pid": proc.pid}))
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        _stop(proc, port, persist)
+        if persist:
+            state_path.unlink(missing_ok=True)
+        if owned_tmp:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextmanager
+def redis_url_for(settings) -> Iterator[str]:
+    """The configured Redis URL, or a platform-run persistent server under the data directory."""
+    if settings.redis_url:
+        yield settings.redis_url
+        return
+    with local_redis(settings.data_dir / "redis", persist=True) as url:
+        yield url
+
+
+__all__ = ["free_loopback_port", "local_redis", "redis_url_for"]

@@ -1,0 +1,67 @@
+"""Platform settings: one profile YAML (infra/profiles/<name>.yaml) overlaid by FP_* environment variables.
+
+Switching from embedded engines to a cluster is configuration only: a Spark master URL, a metastore URI,
+a Redis URL. Every component reads the same `Settings`.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from infra.errors import PlatformError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
+
+
+class Settings(BaseModel):
+    """Where data lives and which engines to use; `extra="forbid"` so a typo in a profile is an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    profile: str = "local"
+    data_dir: Path = PROJECT_ROOT / ".data"
+    registry_dir: Path = PROJECT_ROOT / "assets"
+    spark_master: str = "local[2]"
+    spark_conf: dict[str, str] = {}
+    hive_metastore_uri: str | None = None
+    warehouse_dir: str | None = None
+    redis_url: str | None = None
+    redis_prefix: str = "fp"
+    redis_batch_rows: int = 500
+    partitions_start: date = date(2026, 1, 1)
+
+    @property
+    def dagster_home(self) -> Path:
+        """The Dagster instance directory (SQLite storage in the local profile)."""
+        return self.data_dir / "dagster"
+
+
+def load_settings(**overrides) -> Settings:
+    """Build settings from the profile named by FP_PROFILE (default `local`), then FP_<FIELD> variables.
+
+    `overrides` win over both; tests use them to point the platform at temporary directories.
+    """
+    profile = overrides.pop("profile", None) or os.environ.get("FP_PROFILE", "local")
+    path = PROFILES_DIR / f"{profile}.yaml"
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.yaml")))
+        raise PlatformError(f"unknown profile {profile!r}", f"set FP_PROFILE to one of: {known}")
+    values = yaml.safe_load(path.read_text()) or {}
+    values["profile"] = profile
+    for field in Settings.model_fields:
+        env = os.environ.get(f"FP_{field.upper()}")
+        if env is not None and field != "spark_conf":
+            values[field] = env or None
+    values.update(overrides)
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        raise PlatformError(f"{path}: {field}: {err['msg']}", "correct the profile or the FP_* variable") from None

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Idempotent setup for a fresh machine: checks Java 17, installs redis-server from apt when it is missing
+# (and apt is allowed: root, FP_NO_APT unset), creates .venv and installs the project with the pinned
+# constraints. Safe to run again: every step checks before it acts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '[setup] %s\n' "$*"; }
+die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+
+can_apt() { [ -z "${FP_NO_APT:-}" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; }
+apt_updated=""
+apt_install() {
+  if [ -z "$apt_updated" ]; then apt-get update -qq; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# Java 17: Spark 4.1 and Flink 2.3 are run on it. infra/java.py finds the same JDK at run time.
+java_home="$(bash infra/java_home.sh || true)"
+if [ -z "$java_home" ]; then
+  if can_apt; then
+    say "installing openjdk-17-jre-headless"; apt_install openjdk-17-jre-headless
+    java_home="$(bash infra/java_home.sh)" || die "Java 17 still not found after apt install"
+  else
+    die "Java 17 not found: install a JDK 17 and set JAVA_HOME to it"
+  fi
+fi
+say "Java 17 at $java_home"
+
+# redis-server: the local profile starts its own server on a free loopback port.
+if ! command -v redis-server >/dev/null; then
+  if can_apt; then say "installing redis-server"; apt_install redis-server
+  else die "redis-server not found: apt-get install redis-server (or set FP_REDIS_URL to a server)"; fi
+fi
+say "$(redis-server --version | cut -d' ' -f1-3)"
+
+# Python environment, pinned: never resolve this stack unpinned (shared/STACK-NOTES.md).
+python="${PYTHON:-python3.11}"
+command -v "$python" >/dev/null || python=python3
+"$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || die "Python 3.11 is required ($python is $("$python" --version))"
+[ -x .venv/bin/python ] || { say "creating .venv"; "$python" -m venv .venv; }
+stamp=.venv/.installed
+want="$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  say "installing the project and its pinned dependencies into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e . 2> >(grep -v "is ignored: it is neither" >&2)
+  .venv/bin/pip check >/dev/null || die "pip check failed: $(.venv/bin/pip check)"
+  echo "$want" > "$stamp"
+fi
+say "ready: .venv ($(.venv/bin/python --version))"
