@@ -1,0 +1,1 @@
+"""The feature registry: folders of YAML and SQL loaded into typed, validated specs."""

@@ -1,0 +1,182 @@
+"""Load and validate the registry folders into typed specs, with errors that name the file and the field.
+
+Layout (adding a folder is the whole change):
+    assets/entities.yaml                    entities and their key columns
+    assets/sources/<source>.yaml            schema contract of a raw source
+    assets/features/<group>/feature.yaml    metadata and features of a group (the folder name is its name)
+    assets/features/<group>/batch.sql       HiveQL for one daily partition; `{{ ds }}` is the template var
+    assets/features/<group>/udf.py          optional Python UDFs named in feature.yaml `udfs:`
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from assets.specs import Entity, FeatureGroup, Source
+from infra.errors import PlatformError
+
+DEFAULT_ROOT = Path(__file__).resolve().parent
+TEMPLATE_VAR = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
+TEMPLATE_VARS = ("ds", "ds_nodash")
+
+
+class RegistryError(PlatformError):
+    """A registry file is invalid; the message starts with `<file>: <field>:`."""
+
+
+@dataclass(frozen=True)
+class Registry:
+    """Every entity, source and feature group, validated against each other."""
+
+    root: Path
+    entities: dict[str, Entity]
+    sources: dict[str, Source]
+    groups: dict[str, FeatureGroup]
+
+    def group(self, name: str) -> FeatureGroup:
+        """The group called `name`, or an error listing the known ones."""
+        if name not in self.groups:
+            raise PlatformError(f"unknown feature group {name!r}", f"use one of: {', '.join(sorted(self.groups))}")
+        return self.groups[name]
+
+    def entity_of(self, group: FeatureGroup) -> Entity:
+        return self.entities[group.entity]
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _fail(path: Path, field: str, message: str, fix: str = "edit the file and run `featctl check`") -> RegistryError:
+    return RegistryError(f"{_relative(path)}: {field}: {message}", fix)
+
+
+def _field_path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "(parse)"
+        raise _fail(path, where, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise _fail(path, "(top level)", "must be a mapping of keys to values")
+    return data
+
+
+def _validate(model, path: Path, data: dict, **extra):
+    try:
+        return model(**data, **extra)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(p for p in err["loc"] if p not in ("function-after",))
+        message = err["msg"].removeprefix("Value error, ")
+        raise _fail(path, _field_path(loc), message) from None
+
+
+def check_template(path: Path, text: str) -> None:
+    """Refuse template variables other than the documented ones, naming the line."""
+    for lineno, line in enumerate(text.splitlines(), 1):
+        for match in TEMPLATE_VAR.finditer(line):
+            if match.group(1) not in TEMPLATE_VARS:
+                raise _fail(path, f"line {lineno}", f"unknown template variable {{{{ {match.group(1)} }}}}",
+                            f"use only {', '.join('{{ %s }}' % v for v in TEMPLATE_VARS)}")
+
+
+def _load_entities(root: Path) -> dict[str, Entity]:
+    path = root / "entities.yaml"
+    data = _read_yaml(path)
+    entities = {}
+    for name, body in data.items():
+        if not isinstance(body, dict):
+            raise _fail(path, name, "must be a mapping with key, dtype, description")
+        entities[name] = _validate(Entity, path, {"name": name, **body})
+    return entities
+
+
+def _load_source(path: Path, entities: dict[str, Entity]) -> Source:
+    data = _read_yaml(path)
+    if "name" in data:
+        raise _fail(path, "name", "is the file name; remove the key")
+    source = _validate(Source, path, {"name": path.stem, **data}, file=path)
+    for entity, column in source.entity_keys.items():
+        if entity not in entities:
+            raise _fail(path, f"entity_keys.{entity}", f"unknown entity (known: {', '.join(sorted(entities))})")
+        if source.column(column).dtype != entities[entity].dtype:
+            raise _fail(path, f"entity_keys.{entity}", f"column {column!r} is {source.column(column).dtype}, "
+                        f"entity {entity!r} keys are {entities[entity].dtype}")
+    return source
+
+
+def _defined_functions(path: Path) -> set[str]:
+    try:
+        tree = ast.parse(path.read_text(), filename=str(path))
+    except SyntaxError as exc:
+        raise _fail(path, f"line {exc.lineno}", f"Python syntax error: {exc.msg}") from None
+    return {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+
+
+def _load_group(folder: Path, entities: dict[str, Entity], sources: dict[str, Source]) -> FeatureGroup:
+    path = folder / "feature.yaml"
+    if not path.exists():
+        raise _fail(folder, "feature.yaml", "missing", "every folder under assets/features needs a feature.yaml")
+    data = _read_yaml(path)
+    if "name" in data:
+        raise _fail(path, "name", "is the folder name; remove the key")
+    sql_path = folder / "batch.sql"
+    if not sql_path.exists():
+        raise _fail(sql_path, "(file)", "missing", "add the HiveQL that computes one partition ({{ ds }})")
+    sql = sql_path.read_text()
+    check_template(sql_path, sql)
+    group = _validate(FeatureGroup, path, {"name": folder.name, **data}, folder=folder, batch_sql=sql)
+    if group.entity not in entities:
+        raise _fail(path, "entity", f"unknown entity {group.entity!r} (known: {', '.join(sorted(entities))})")
+    if any(f.name == entities[group.entity].key for f in group.features):
+        raise _fail(path, "features", f"{entities[group.entity].key!r} is the entity key, not a feature")
+    for name in group.sources:
+        if name not in sources:
+            raise _fail(path, f"sources.{name}", f"unknown source (known: {', '.join(sorted(sources))})")
+    defined = _defined_functions(group.udf_path) if group.udf_path.exists() else set()
+    for index, udf in enumerate(group.udfs):
+        if udf.name not in defined:
+            raise _fail(path, f"udfs[{index}].name", f"{udf.name!r} is not a function in {group.udf_path.name}")
+    return group
+
+
+def load_registry(root: Path | None = None) -> Registry:
+    """Load every entity, source and feature group under `root` (default: this package's folder)."""
+    root = Path(root or DEFAULT_ROOT)
+    entities = _load_entities(root)
+    sources = {p.stem: _load_source(p, entities) for p in sorted((root / "sources").glob("*.yaml"))}
+    groups = {}
+    for folder in sorted(p for p in (root / "features").iterdir() if p.is_dir() and not p.name.startswith(("_", "."))):
+        groups[folder.name] = _load_group(folder, entities, sources)
+    udf_owner: dict[str, str] = {}
+    for group in groups.values():
+        for index, udf in enumerate(group.udfs):
+            if udf.name in udf_owner:
+                raise _fail(group.folder / "feature.yaml", f"udfs[{index}].name",
+                            f"{udf.name!r} is already defined by group {udf_owner[udf.name]!r}", "rename the UDF")
+            udf_owner[udf.name] = group.name
+    return Registry(root=root, entities=entities, sources=sources, groups=groups)
+
+
+def render_batch_sql(group: FeatureGroup, ds: str) -> str:
+    """The group's batch query for partition `ds` (YYYY-MM-DD)."""
+    values = {"ds": ds, "ds_nodash": ds.replace("-", "")}
+    return TEMPLATE_VAR.sub(lambda m: values[m.group(1)], group.batch_sql)

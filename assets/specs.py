@@ -1,0 +1,180 @@
+"""Typed specs: the only shape sources, entities and feature groups take once loaded.
+
+Everything downstream (Spark jobs, Dagster factories, the online store, quality suites) consumes these;
+nothing reads the YAML again. `extra="forbid"` everywhere, so a misspelt key is an error, not a silence.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Dtype = Literal["int32", "int64", "float64", "string", "bool", "timestamp", "date"]
+
+# The Spark SQL type each declared dtype must have in a query's output and a table's schema.
+SPARK_TYPES: dict[str, str] = {
+    "int32": "int",
+    "int64": "bigint",
+    "float64": "double",
+    "string": "string",
+    "bool": "boolean",
+    "timestamp": "timestamp",
+    "date": "date",
+}
+
+NAME = r"^[a-z][a-z0-9_]*$"
+OWNER = r"^([^@\s]+@[^@\s]+\.[^@\s]+|team:[a-z0-9_-]+)$"
+DURATION = re.compile(r"^(\d+)([smhdw])$")
+DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def parse_duration(text: str) -> timedelta:
+    """'30d', '12h', '90m', '2w' as a timedelta; the one duration syntax of feature folders."""
+    match = DURATION.match(str(text).strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a duration like 30d, 12h, 90m or 2w")
+    return timedelta(**{DURATION_UNITS[match.group(2)]: int(match.group(1))})
+
+
+class Column(Strict):
+    """One column of a source contract."""
+
+    name: str = Field(pattern=NAME)
+    dtype: Dtype
+    nullable: bool = False
+    description: str = ""
+
+
+class Entity(Strict):
+    """A thing features describe (user, post, ...), identified by one key column."""
+
+    name: str = Field(pattern=NAME)
+    key: str = Field(pattern=NAME)
+    dtype: Literal["int64", "string"]
+    description: str
+
+
+class Stream(Strict):
+    """Where a source's events arrive as a stream: a local directory, or a topic on a cluster."""
+
+    path: str
+    topic: str
+
+
+class Source(Strict):
+    """A raw event source: its schema contract, its event-log table and its stream."""
+
+    name: str = Field(pattern=NAME)
+    description: str
+    owner: str = Field(pattern=OWNER)
+    table: str = Field(pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+    event_time: str
+    entity_keys: dict[str, str] = {}
+    columns: tuple[Column, ...] = Field(min_length=1)
+    stream: Stream | None = None
+    file: Path = Field(exclude=True)
+
+    @model_validator(mode="after")
+    def _columns_consistent(self) -> Source:
+        names = [c.name for c in self.columns]
+        duplicates = {n for n in names if names.count(n) > 1}
+        if duplicates:
+            raise ValueError(f"columns: duplicate names {sorted(duplicates)}")
+        by_name = {c.name: c for c in self.columns}
+        if self.event_time not in by_name or by_name[self.event_time].dtype != "timestamp":
+            raise ValueError(f"event_time: {self.event_time!r} must name a timestamp column")
+        for entity, column in self.entity_keys.items():
+            if column not in by_name:
+                raise ValueError(f"entity_keys.{entity}: {column!r} is not a column")
+        return self
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+
+class Feature(Strict):
+    """One feature: a column of the group's query output, one field of the online hash."""
+
+    name: str = Field(pattern=NAME)
+    dtype: Dtype
+    description: str
+
+
+class SourceInput(Strict):
+    """How many daily partitions of a source one partition of the group reads (`all` for full history)."""
+
+    window_days: int | Literal["all"] = 1
+
+    @field_validator("window_days")
+    @classmethod
+    def _positive(cls, value):
+        if value != "all" and value < 1:
+            raise ValueError("must be a positive number of days or 'all'")
+        return value
+
+
+class Udf(Strict):
+    """A Python function from the group's udf.py, registered by name in Spark (and Flink)."""
+
+    name: str = Field(pattern=NAME)
+    returns: Dtype
+
+
+class FeatureGroup(Strict):
+    """A feature group folder: metadata, features and its batch (and stream) queries."""
+
+    name: str = Field(pattern=NAME)
+    entity: str
+    owner: str = Field(pattern=OWNER)
+    description: str
+    version: int = Field(ge=1)
+    ttl: timedelta | None = None
+    tags: dict[str, str] = {}
+    sources: dict[str, SourceInput] = Field(min_length=1)
+    udfs: tuple[Udf, ...] = ()
+    features: tuple[Feature, ...] = Field(min_length=1)
+    folder: Path = Field(exclude=True)
+    batch_sql: str = Field(exclude=True)
+
+    @field_validator("ttl", mode="before")
+    @classmethod
+    def _duration(cls, value):
+        return None if value in (None, "none") else parse_duration(value)
+
+    @field_validator("features")
+    @classmethod
+    def _unique_features(cls, features):
+        names = [f.name for f in features]
+        duplicates = {n for n in names if names.count(n) > 1}
+        if duplicates:
+            raise ValueError(f"duplicate feature names {sorted(duplicates)}")
+        return features
+
+    @property
+    def ref(self) -> str:
+        """The group's versioned name, e.g. `user_upvotes@1`: what online fields and tables are keyed by."""
+        return f"{self.name}@{self.version}"
+
+    @property
+    def table(self) -> str:
+        """The offline feature table (Hive), one per group version so versions coexist."""
+        return f"features.{self.name}_v{self.version}"
+
+    @property
+    def batch_sql_path(self) -> Path:
+        return self.folder / "batch.sql"
+
+    @property
+    def udf_path(self) -> Path:
+        return self.folder / "udf.py"
+
+    def feature(self, name: str) -> Feature:
+        return next(f for f in self.features if f.name == name)

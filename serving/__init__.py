@@ -1,0 +1,1 @@
+"""Online serving: the Redis layout, the guarded batched writer, and GetFeatures reads."""
