@@ -1,0 +1,1 @@
+"""Batch generation and publish: HiveQL per feature group on Spark, and the partition publish to Redis."""

@@ -1,0 +1,96 @@
+"""Compute one daily partition of a feature group with its HiveQL on Spark, into `features.<group>_v<n>`.
+
+The query's output is checked against feature.yaml before anything is written (missing, extra or
+mistyped columns are errors naming the SQL file and the feature), then the partition is replaced with
+INSERT OVERWRITE, so re-running a day is idempotent. Each row gets `feature_ts`, the end of the
+partition's day: batch values hold as of midnight after `ds`, which is what the online guard and
+point-in-time joins compare.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from datetime import date, timedelta
+
+
+
+from assets.registry import Registry, RegistryError, _relative, render_batch_sql
+from assets.specs import SPARK_TYPES, FeatureGroup
+from eventlog.hive import PARTITION_COLUMN, ensure_database, table_ddl
+from serving.online_store import EVENT_TIME_COLUMN
+
+
+def feature_table_columns(registry: Registry, group: FeatureGroup) -> list[tuple[str, str]]:
+    """(name, dtype) of the offline table: entity key, features, then the event time."""
+    entity = registry.entity_of(group)
+    return [(entity.key, entity.dtype), *((f.name, f.dtype) for f in group.features),
+            (EVENT_TIME_COLUMN, "timestamp")]
+
+
+def partition_end(ds: str) -> str:
+    """The instant a daily partition's values hold from: midnight (UTC) after `ds`."""
+    return f"{date.fromisoformat(ds) + timedelta(days=1)} 00:00:00"
+
+
+def register_udfs(spark, group: FeatureGroup) -> None:
+    """Register the group's udf.py functions in the session under their declared names."""
+    if not group.udfs:
+        return
+    module_name = f"feature_udfs_{group.name}"
+    spec = importlib.util.spec_from_file_location(module_name, group.udf_path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    from pyspark import cloudpickle
+
+    cloudpickle.register_pickle_by_value(module)  # executors get the code, not an import they cannot do
+    for udf in group.udfs:
+        spark.udf.register(udf.name, getattr(module, udf.name), SPARK_TYPES[udf.returns])
+
+
+def feature_query(spark, registry: Registry, group: FeatureGroup, ds: str):
+    """The group's batch query for `ds` as a DataFrame whose schema matches feature.yaml, or an error."""
+    register_udfs(spark, group)
+    sql_file = _relative(group.batch_sql_path)
+    try:
+        frame = spark.sql(render_batch_sql(group, ds))
+    except Exception as exc:  # AnalysisException, ParseException: surface Spark's own words
+        message = str(exc).splitlines()[0]
+        raise RegistryError(f"{sql_file}: (query): Spark cannot analyse it: {message}",
+                            "fix the SQL; try it with `featctl materialize`") from None
+    actual = {field.name: field.dataType.simpleString() for field in frame.schema.fields}
+    expected = feature_table_columns(registry, group)[:-1]
+    for index, (name, dtype) in enumerate(expected):
+        where = "entity key" if index == 0 else f"features[{index - 1}].{name}"
+        if name not in actual:
+            raise RegistryError(f"{sql_file}: {where}: the query has no output column {name!r} "
+                                f"(it outputs {', '.join(actual)})", "add the column to the SELECT or the feature to feature.yaml")
+        if actual[name] != SPARK_TYPES[dtype]:
+            raise RegistryError(f"{sql_file}: {where}: output column {name!r} is {actual[name]}, "
+                                f"feature.yaml declares {dtype} ({SPARK_TYPES[dtype]})",
+                                f"CAST it to {SPARK_TYPES[dtype].upper()} or change the dtype")
+    extra = [name for name in actual if name not in dict(expected)]
+    if extra:
+        raise RegistryError(f"{sql_file}: (output): columns {extra} are not declared in feature.yaml",
+                            "declare them as features or drop them from the SELECT")
+    return frame.select(*[name for name, _ in expected])
+
+
+def ensure_feature_table(spark, registry: Registry, group: FeatureGroup) -> None:
+    """Create the group version's offline table if it does not exist."""
+    ensure_database(spark, group.table)
+    spark.sql(table_ddl(group.table, feature_table_columns(registry, group)))
+
+
+def materialize_partition(spark, registry: Registry, group: FeatureGroup, ds: str) -> int:
+    """Compute partition `ds` of `group` and replace it in the offline table; returns its row count."""
+    frame = feature_query(spark, registry, group, ds)
+    ensure_feature_table(spark, registry, group)
+    view = f"computed_{group.name}"
+    frame.createOrReplaceTempView(view)
+    columns = ", ".join(f"`{name}`" for name, _ in feature_table_columns(registry, group)[:-1])
+    spark.sql(f"INSERT OVERWRITE TABLE {group.table} PARTITION ({PARTITION_COLUMN}='{ds}') "
+              f"SELECT {columns}, TIMESTAMP '{partition_end(ds)}' AS {EVENT_TIME_COLUMN} FROM {view}")
+    spark.catalog.dropTempView(view)
+    return spark.table(group.table).where(f"{PARTITION_COLUMN} = '{ds}'").count()

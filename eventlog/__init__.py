@@ -1,0 +1,1 @@
+"""The event log: the sample Reddit domain and the raw Hive tables it is kept in."""
