@@ -79,14 +79,19 @@ def _read_yaml(path: Path) -> dict:
     return data
 
 
-def _validate(model, path: Path, data: dict, **extra):
+def _validate(model, path: Path, data: dict, within: tuple = (), **extra):
+    """Build `model` from `data`, turning the first validation error into `<file>: <field>: <message>`."""
     try:
         return model(**data, **extra)
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = tuple(p for p in err["loc"] if p not in ("function-after",))
         message = err["msg"].removeprefix("Value error, ")
-        raise _fail(path, _field_path(loc), message) from None
+        field, _, rest = message.partition(": ") if err["loc"] == () else ("", "", message)
+        if field and " " not in field:  # a model-level check that names its own field
+            return_loc, message = (field,), rest
+        else:
+            return_loc = tuple(err["loc"])
+        raise _fail(path, _field_path(within + return_loc), message) from None
 
 
 def check_template(path: Path, text: str) -> None:
@@ -105,7 +110,7 @@ def _load_entities(root: Path) -> dict[str, Entity]:
     for name, body in data.items():
         if not isinstance(body, dict):
             raise _fail(path, name, "must be a mapping with key, dtype, description")
-        entities[name] = _validate(Entity, path, {"name": name, **body})
+        entities[name] = _validate(Entity, path, {"name": name, **body}, within=(name,))
     return entities
 
 

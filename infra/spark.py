@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from infra.java import ensure_java_home
 from infra.settings import Settings
+
+LOG4J_CONFIG = Path(__file__).resolve().parent / "log4j2.properties"
 
 
 def spark_config(settings: Settings) -> dict[str, str]:
@@ -32,7 +35,8 @@ def spark_config(settings: Settings) -> dict[str, str]:
         "spark.driver.memory": "2g",
         "spark.pyspark.python": sys.executable,
         "spark.pyspark.driver.python": sys.executable,
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={data_dir} -Duser.timezone=UTC",
+        "spark.driver.extraJavaOptions": (f"-Dderby.system.home={data_dir} -Duser.timezone=UTC "
+                                          f"-Dlog4j.configurationFile={LOG4J_CONFIG}"),
         "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
     }
     if settings.hive_metastore_uri:
@@ -50,6 +54,8 @@ def prepare_spark_environment(settings: Settings) -> None:
     ensure_java_home()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("TZ", "UTC")
+    if settings.spark_master.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # an embedded Spark binds loopback only
     settings.data_dir.mkdir(parents=True, exist_ok=True)
 
 

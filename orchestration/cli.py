@@ -1,0 +1,251 @@
+"""featctl: the platform's command line (demo, get, materialize, list, events, ui).
+
+Errors a user can fix print as one line with the fix and exit 1; anything else is a bug and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from datetime import date, datetime, timedelta, timezone
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from assets.registry import Registry, load_registry
+from infra.errors import PlatformError
+from infra.redis_server import redis_url_for
+from infra.settings import Settings, load_settings
+
+console = Console(width=None if sys.stdout.isatty() else 120)
+SIZES = ("tiny", "demo", "bench")
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=False)
+
+
+def _yesterday() -> date:
+    return datetime.now(timezone.utc).date() - timedelta(days=1)
+
+
+def _lookback_days(registry: Registry) -> int:
+    """The longest finite source window of any group: how many days before a partition it reads."""
+    windows = [s.window_days for g in registry.groups.values() for s in g.sources.values() if s.window_days != "all"]
+    return max(windows, default=1) - 1
+
+
+def generate_events(settings: Settings, registry: Registry, first: date, last: date, size: str) -> dict[str, int]:
+    """Write the sample event log for days first..last into the raw tables, with a progress bar."""
+    from eventlog.generator import RedditSample
+    from eventlog.hive import write_event_log
+    from infra.spark import spark_session
+
+    sample = RedditSample(start=settings.partitions_start, size=size)
+    if first < sample.start:
+        raise PlatformError(f"{first} is before partitions_start {sample.start}", "set FP_PARTITIONS_START earlier")
+    days = sample.days(first, last)
+    spark = spark_session(settings)
+    with _progress() as progress:
+        task = progress.add_task("event log", total=len(days) * len(registry.sources))
+        return write_event_log(spark, registry, sample, days, progress=lambda _s, _d: progress.advance(task))
+
+
+def show_features(settings: Settings, registry: Registry, url: str, entity: str, ids: list, features: list[str]) -> None:
+    """Print GetFeatures for `ids`: one row per id and feature, with the value's event time."""
+    from serving.get_features import build_read_plan, get_features
+    from serving.online_store import OnlineStore, connect
+
+    plan = build_read_plan(registry, settings.redis_prefix, entity, features)
+    cast = int if plan.key_dtype == "int64" else str
+    try:
+        ids = [cast(i) for i in ids]
+    except ValueError:
+        raise PlatformError(f"{entity} ids are {plan.key_dtype}, got {ids}", "pass numeric ids") from None
+    store = OnlineStore(connect(url))
+    table = Table(title=f"GetFeatures({entity}, {ids})")
+    for column in ("id", "feature", "value", "event time"):
+        table.add_column(column)
+    for row in get_features(store, plan, ids):
+        for ref, value in row.values.items():
+            when = row.event_times[ref]
+            table.add_row(str(row.entity_id), ref, "null" if value is None else str(value),
+                          when.isoformat() if when else "-")
+    console.print(table)
+
+
+@click.group()
+def cli() -> None:
+    """Feature platform: feature folders -> Spark -> Dagster -> Redis."""
+
+
+@cli.command()
+@click.option("--days", default=7, show_default=True, help="Daily partitions to compute, ending yesterday.")
+@click.option("--size", type=click.Choice(SIZES), default="demo", show_default=True, help="Sample site size.")
+def demo(days: int, size: str) -> None:
+    """Generate the sample event log, compute every group through Dagster, publish to Redis, read back."""
+    from orchestration.factory import build_definitions
+    from orchestration.runs import dagster_instance, run_partition
+
+    settings, registry = load_settings(), load_registry()
+    last = _yesterday()
+    partitions = [last - timedelta(days=k) for k in reversed(range(days))]
+    started = time.monotonic()
+    with redis_url_for(settings) as url:
+        console.print(f"[bold]Redis[/] {url}   [bold]data[/] {settings.data_dir}")
+        t0 = time.monotonic()
+        counts = generate_events(settings, registry, partitions[0] - timedelta(days=_lookback_days(registry)),
+                                 last, size)
+        events_seconds = time.monotonic() - t0
+        defs = build_definitions(registry, settings.model_copy(update={"redis_url": url}))
+        instance = dagster_instance(settings)
+        rows, seconds = {}, defaultdict(float)
+        with _progress() as progress:
+            task = progress.add_task("Dagster runs (daily_features)", total=len(partitions))
+            for day in partitions:
+                for step in run_partition(defs, day.isoformat(), instance):
+                    rows[step.asset] = step.rows
+                    seconds[step.asset] += step.seconds
+                progress.advance(task)
+        summary = Table(title=f"{len(partitions)} partitions {partitions[0]}..{last} ({size} sample)")
+        for column in ("asset", f"rows ({last})", "seconds (all partitions)"):
+            summary.add_column(column, justify="left" if column == "asset" else "right")
+        summary.add_row("event log (" + ", ".join(f"{k} {v:,}" for k, v in counts.items()) + ")", "",
+                        f"{events_seconds:.1f}")
+        for asset in sorted(rows, key=lambda a: (not a.startswith("raw/"), a.split("/")[1], a.startswith("online/"))):
+            summary.add_row(asset, f"{rows[asset]:,}" if rows[asset] is not None else "", f"{seconds[asset]:.1f}")
+        console.print(summary)
+        show_features(settings, registry, url, "user", ["42", "7"], ["user_upvotes"])
+        show_features(settings, registry, url, "subreddit", ["0", "1"], ["subreddit_activity"])
+        show_features(settings, registry, url, "post", [str(_first_post_id(registry, settings, last))],
+                      ["post_popularity"])
+    console.print(f"demo done in {time.monotonic() - started:.0f} s. Try: featctl get user 42 "
+                  "user_upvotes.upvotes_7d user_upvotes.distinct_items_7d   |   make ui")
+
+
+def _first_post_id(registry: Registry, settings: Settings, day: date) -> int:
+    from infra.spark import spark_session
+
+    table = registry.sources["post_events"].table
+    return spark_session(settings).sql(f"SELECT MIN(post_id) FROM {table} WHERE ds = '{day}'").collect()[0][0]
+
+
+@cli.command()
+@click.argument("entity")
+@click.argument("ids")
+@click.argument("features", nargs=-1, required=True)
+def get(entity: str, ids: str, features: tuple[str, ...]) -> None:
+    """Read FEATURES (group.feature or group) of ENTITY for IDS (comma-separated) from the online store."""
+    settings, registry = load_settings(), load_registry()
+    with redis_url_for(settings) as url:
+        show_features(settings, registry, url, entity, ids.split(","), list(features))
+
+
+@cli.command()
+@click.option("--group", "groups", multiple=True, help="Feature group (repeatable); default: all.")
+@click.option("--partition", "partition", required=True, help="Day to compute, YYYY-MM-DD.")
+def materialize(groups: tuple[str, ...], partition: str) -> None:
+    """Run one partition of some or all groups through Dagster: sources, feature tables, online publish."""
+    from orchestration.factory import build_definitions
+    from orchestration.runs import dagster_instance, run_partition
+
+    try:
+        date.fromisoformat(partition)
+    except ValueError:
+        raise PlatformError(f"partition {partition!r} is not a date", "use YYYY-MM-DD") from None
+    settings, registry = load_settings(), load_registry()
+    selected = [registry.group(g) for g in groups] or list(registry.groups.values())
+    assets = sorted({f"raw/{s}" for g in selected for s in g.sources}
+                    | {f"{kind}/{g.name}" for g in selected for kind in ("features", "online")})
+    with redis_url_for(settings) as url:
+        defs = build_definitions(registry, settings.model_copy(update={"redis_url": url}))
+        with console.status(f"materializing {len(assets)} assets for {partition}"):
+            steps = run_partition(defs, partition, dagster_instance(settings), assets)
+    table = Table(title=f"materialized {partition}")
+    for column in ("asset", "rows", "seconds"):
+        table.add_column(column)
+    for step in steps:
+        table.add_row(step.asset, "" if step.rows is None else f"{step.rows:,}", f"{step.seconds:.1f}")
+    console.print(table)
+
+
+@cli.command("list")
+def list_catalog() -> None:
+    """The feature catalog: groups, features, dtypes, owners, descriptions and freshness."""
+    import dagster as dg
+
+    from orchestration.runs import dagster_instance
+
+    settings, registry = load_settings(), load_registry()
+    instance = dagster_instance(settings)
+    table = Table(title="feature catalog", show_lines=True)
+    for column in ("group", "entity", "owner", "feature", "dtype", "description", "last published"):
+        table.add_column(column)
+    for group in registry.groups.values():
+        event = instance.get_latest_materialization_event(dg.AssetKey(["online", group.name]))
+        published = "never"
+        if event is not None:
+            when = datetime.fromtimestamp(event.timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+            published = f"ds={event.dagster_event.partition} at {when}"
+        for index, feature in enumerate(group.features):
+            first = index == 0
+            table.add_row(f"{group.name} v{group.version}" if first else "", group.entity if first else "",
+                          group.owner if first else "", feature.name, feature.dtype, feature.description,
+                          published if first else "")
+    console.print(table)
+
+
+@cli.group()
+def events() -> None:
+    """The sample event log."""
+
+
+@events.command("generate")
+@click.option("--start", type=click.DateTime(["%Y-%m-%d"]), required=True, help="First day, YYYY-MM-DD.")
+@click.option("--end", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Last day (default: yesterday).")
+@click.option("--size", type=click.Choice(SIZES), default="demo", show_default=True)
+def events_generate(start: datetime, end: datetime | None, size: str) -> None:
+    """Write the deterministic sample Reddit events for START..END into the raw Hive tables."""
+    settings, registry = load_settings(), load_registry()
+    counts = generate_events(settings, registry, start.date(), end.date() if end else _yesterday(), size)
+    console.print(", ".join(f"{name}: {n:,} events" for name, n in counts.items()))
+
+
+@cli.command()
+@click.option("--port", default=3000, show_default=True, help="Port of the web UI on 127.0.0.1.")
+def ui(port: int) -> None:
+    """Start the Dagster web UI on 127.0.0.1 with the platform's instance and online store."""
+    from orchestration.runs import dagster_instance
+
+    settings = load_settings()
+    dagster_instance(settings)
+    with redis_url_for(settings) as url:
+        env = {**os.environ, "FP_REDIS_URL": url, "DAGSTER_HOME": str(settings.dagster_home.resolve())}
+        console.print(f"Dagster UI on http://127.0.0.1:{port} (Ctrl-C stops it and the platform's Redis)")
+        command = [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port),
+                   "-m", "orchestration.definitions"]
+        try:
+            subprocess.run(command, env=env, check=False)
+        except KeyboardInterrupt:
+            pass
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning PlatformErrors into one line with the fix."""
+    try:
+        cli(standalone_mode=False)
+    except PlatformError as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(130)

@@ -1,0 +1,67 @@
+"""Launching Dagster runs of the platform's job from code (featctl, tests): one partition, some assets.
+
+Runs go through the platform's Dagster instance (SQLite under the data directory in the local profile),
+so what `featctl demo` or `featctl materialize` did shows in the web UI afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import dagster as dg
+
+from infra.errors import PlatformError
+from infra.settings import Settings
+from orchestration.factory import DAILY_JOB
+
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+
+
+def dagster_instance(settings: Settings) -> dg.DagsterInstance:
+    """The persistent instance under `settings.dagster_home`, created on first use."""
+    home = settings.dagster_home.resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return dg.DagsterInstance.get()
+
+
+@dataclass(frozen=True)
+class StepSummary:
+    """One asset's outcome in a run: its row count and how long its step took."""
+
+    asset: str
+    rows: int | None
+    seconds: float
+    metadata: dict
+
+
+def run_partition(defs: dg.Definitions, partition: str, instance: dg.DagsterInstance | None = None,
+                  assets: Sequence[str] | None = None) -> list[StepSummary]:
+    """Run the daily job for `partition`, all assets or only `assets` (e.g. `features/user_upvotes`).
+
+    Raises a PlatformError naming the failed step and its error when the run fails.
+    """
+    job = defs.resolve_job_def(DAILY_JOB)
+    selection = [dg.AssetKey.from_user_string(a) for a in assets] if assets else None
+    result = job.execute_in_process(partition_key=partition, instance=instance, asset_selection=selection,
+                                    run_config=QUIET_LOGS, raise_on_error=False)
+    if not result.success:
+        failure = next((e for e in result.all_events if e.is_step_failure), None)
+        detail = failure.step_failure_data.error.message.strip().splitlines()[-1] if failure else "run failed"
+        step = failure.step_key if failure else DAILY_JOB
+        raise PlatformError(f"partition {partition}: step {step} failed: {detail}",
+                            "see the run in the Dagster UI (make ui) for the full log")
+    step_seconds = {e.step_key: e.event_specific_data.duration_ms / 1000 for e in result.get_step_success_events()}
+    summaries = []
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        metadata = {k: v.value for k, v in materialization.metadata.items()}
+        summaries.append(StepSummary(asset=materialization.asset_key.to_user_string(),
+                                     rows=metadata.get("dagster/row_count"),
+                                     seconds=step_seconds.get(event.step_key, 0.0), metadata=metadata))
+    return summaries

@@ -1,0 +1,79 @@
+"""Expected feature values computed in pandas straight from the generated events, independent of Spark.
+
+One function per example group, mirroring what its batch.sql means (not how it is written), so a test
+compares the platform's Redis values with numbers derived another way.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from datetime import date, timedelta
+
+import pandas as pd
+
+from assets.registry import load_registry
+
+
+def _window(sample, source: str, ds: str, days: int | None) -> pd.DataFrame:
+    last = date.fromisoformat(ds)
+    first = sample.start if days is None else max(sample.start, last - timedelta(days=days - 1))
+    frames = []
+    for day in sample.days(first, last):
+        frame = sample.events(source, day)
+        frames.append(frame.assign(ds=day.isoformat()))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _hot_score():
+    path = load_registry().groups["post_popularity"].udf_path
+    spec = importlib.util.spec_from_file_location("reference_udf", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.hot_score
+
+
+def user_upvotes(sample, ds: str) -> pd.DataFrame:
+    up = _window(sample, "upvote_events", ds, 7)
+    grouped = up.groupby("user_id")
+    return pd.DataFrame({
+        "upvotes_7d": grouped.size(),
+        "distinct_items_7d": grouped["post_id"].nunique(),
+        "upvotes_1d": grouped["ds"].apply(lambda s: int((s == ds).sum())),
+        "last_upvote_at": grouped["event_time"].max(),
+    })
+
+
+def subreddit_activity(sample, ds: str) -> pd.DataFrame:
+    up = _window(sample, "upvote_events", ds, 1)
+    posts = _window(sample, "post_events", ds, None)
+    joined = up.merge(posts[["post_id", "subreddit_id", "subreddit"]], on="post_id")
+    grouped = joined.groupby("subreddit_id")
+    frame = pd.DataFrame({
+        "name": grouped["subreddit"].max(),
+        "upvotes_1d": grouped.size(),
+        "distinct_upvoters_1d": grouped["user_id"].nunique(),
+        "upvoted_posts_1d": grouped["post_id"].nunique(),
+    })
+    frame["upvotes_per_post_1d"] = frame["upvotes_1d"] / frame["upvoted_posts_1d"]
+    return frame
+
+
+def post_popularity(sample, ds: str) -> pd.DataFrame:
+    posts = _window(sample, "post_events", ds, 7).set_index("post_id")
+    up = _window(sample, "upvote_events", ds, 7)
+    up = up[up["post_id"].isin(posts.index)]
+    upvotes_7d = up.groupby("post_id").size().reindex(posts.index, fill_value=0)
+    upvotes_1d = up[up["ds"] == ds].groupby("post_id").size().reindex(posts.index, fill_value=0)
+    created_seconds = posts["event_time"].astype("datetime64[us]").astype("int64") // 1_000_000
+    hot = _hot_score()
+    return pd.DataFrame({
+        "subreddit": posts["subreddit"],
+        "upvotes_7d": upvotes_7d,
+        "upvotes_1d": upvotes_1d,
+        "hot_score": [hot(int(n), int(s)) for n, s in zip(upvotes_7d, created_seconds)],
+        "is_trending": upvotes_1d >= 5,
+    })
+
+
+EXPECTED = {"user_upvotes": user_upvotes, "subreddit_activity": subreddit_activity,
+            "post_popularity": post_popularity}

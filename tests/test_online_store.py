@@ -1,0 +1,145 @@
+"""The online store against a real Redis: exact round trips, the event-time guard, TTL, pipelined reads."""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime, timezone
+
+import pyarrow as pa
+import pytest
+
+from serving.codec import datetime_to_micros
+from serving.get_features import build_read_plan, get_features
+from serving.online_store import OnlineStore, WritePlan
+
+ALL_DTYPES = WritePlan(prefix="t", entity="user", key_column="user_id", group="g", version=1, ttl_seconds=3600,
+                       features=(("i32", "int32"), ("i64", "int64"), ("f", "float64"), ("s", "string"),
+                                 ("b", "bool"), ("ts", "timestamp"), ("d", "date")))
+UTC = timezone.utc
+
+
+def _table(ids, event_time: datetime, **columns) -> pa.Table:
+    types = {"i32": pa.int32(), "i64": pa.int64(), "f": pa.float64(), "s": pa.string(), "b": pa.bool_(),
+             "ts": pa.timestamp("us", tz="UTC"), "d": pa.date32()}
+    data = {"user_id": pa.array(ids, pa.int64())}
+    for name, dtype in types.items():  # columns not given are null
+        data[name] = pa.array(columns.get(name, [None] * len(ids)), dtype)
+    data["feature_ts"] = pa.array([event_time] * len(ids), pa.timestamp("us", tz="UTC"))
+    return pa.table(data)
+
+
+def _read(store: OnlineStore, plan: WritePlan, ids) -> list[dict]:
+    from serving.codec import decode_value
+
+    rows = store.read([f"t:user:{i}" for i in ids], plan.fields)
+    return [{name: decode_value(dtype, raw) for (name, dtype), raw in zip(plan.features, row)} for row in rows]
+
+
+VALUES = dict(
+    i32=[2**31 - 1, -(2**31), None],
+    i64=[2**63 - 1, -(2**63), 0],
+    f=[0.1, 5e-324, -0.0],
+    s=["", "naïve – 日本語 \"quoted\" \n", None],
+    b=[True, False, None],
+    ts=[datetime(1970, 1, 1, tzinfo=UTC), datetime(2026, 2, 3, 4, 5, 6, 789012, tzinfo=UTC), None],
+    d=[date(1, 1, 1), date(9999, 12, 31), None],
+)
+
+
+def test_every_dtype_round_trips_exactly(redis_client):
+    store = OnlineStore(redis_client)
+    t0 = datetime(2026, 1, 2, tzinfo=UTC)
+    assert store.write(ALL_DTYPES, _table([1, 2, 3], t0, **VALUES)) == 3
+    rows = _read(store, ALL_DTYPES, [1, 2, 3])
+    for index, row in enumerate(rows):
+        for name, values in VALUES.items():
+            expected, actual = values[index], row[name]
+            assert actual == expected and type(actual) is type(expected), (name, index, actual, expected)
+    assert math.copysign(1, rows[2]["f"]) == -1  # -0.0 keeps its sign
+    assert rows[0]["ts"].tzinfo is not None
+
+
+def test_special_floats_round_trip(redis_client):
+    plan = WritePlan(prefix="t", entity="user", key_column="user_id", group="g", version=1, ttl_seconds=0,
+                     features=(("f", "float64"),))
+    store = OnlineStore(redis_client)
+    values = [math.inf, -math.inf, 1 / 3, 1e308]
+    store.write(plan, _table([1, 2, 3, 4], datetime(2026, 1, 1, tzinfo=UTC), f=values))
+    assert [r["f"] for r in _read(store, plan, [1, 2, 3, 4])] == values
+
+
+def test_an_older_write_never_replaces_a_newer_value(redis_client):
+    store = OnlineStore(redis_client)
+    new, old = datetime(2026, 1, 5, tzinfo=UTC), datetime(2026, 1, 4, tzinfo=UTC)
+    store.write(ALL_DTYPES, _table([1], new, i64=[500]))
+    assert store.write(ALL_DTYPES, _table([1, 2], old, i64=[400, 401])) == 1  # only id 2 is new to Redis
+    assert [r["i64"] for r in _read(store, ALL_DTYPES, [1, 2])] == [500, 401]
+    assert redis_client.hget("t:user:1", "g:v1:_ts") == str(datetime_to_micros(new)).encode()
+
+
+def test_replaying_the_same_write_changes_nothing(redis_client):
+    store = OnlineStore(redis_client)
+    batch = _table([1, 2, 3], datetime(2026, 1, 2, tzinfo=UTC), **VALUES)
+    store.write(ALL_DTYPES, batch)
+    before = {k: redis_client.hgetall(k) for k in redis_client.keys("*")}
+    store.write(ALL_DTYPES, batch)
+    assert {k: redis_client.hgetall(k) for k in redis_client.keys("*")} == before
+
+
+def test_a_newer_null_removes_the_field(redis_client):
+    store = OnlineStore(redis_client)
+    store.write(ALL_DTYPES, _table([1], datetime(2026, 1, 1, tzinfo=UTC), s=["old"]))
+    store.write(ALL_DTYPES, _table([1], datetime(2026, 1, 2, tzinfo=UTC), s=[None]))
+    assert not redis_client.hexists("t:user:1", "g:v1:s")
+
+
+def test_entity_ttl_is_the_longest_group_ttl(redis_client):
+    store = OnlineStore(redis_client)
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    store.write(ALL_DTYPES, _table([1], t, i64=[1]))
+    assert 3590 < redis_client.ttl("t:user:1") <= 3600
+    longer = WritePlan(**{**ALL_DTYPES.__dict__, "group": "h", "ttl_seconds": 7200})
+    store.write(longer, _table([1], t, i64=[1]))
+    assert 7190 < redis_client.ttl("t:user:1") <= 7200
+    store.write(ALL_DTYPES, _table([1], datetime(2026, 1, 2, tzinfo=UTC), i64=[2]))
+    assert redis_client.ttl("t:user:1") > 3600  # a shorter TTL never cuts another group's lifetime
+
+
+def test_batched_and_per_record_writers_store_the_same(redis_client):
+    store = OnlineStore(redis_client, chunk_rows=2)  # several script calls per pipeline
+    batch = _table([1, 2, 3], datetime(2026, 1, 2, tzinfo=UTC), **VALUES)
+    assert store.write(ALL_DTYPES, batch) == 3
+    batched = {k: redis_client.hgetall(k) for k in redis_client.keys("*")}
+    redis_client.flushall()
+    assert store.write_per_record(ALL_DTYPES, batch) == 3
+    assert {k: redis_client.hgetall(k) for k in redis_client.keys("*")} == batched
+
+
+def test_get_features_reads_many_ids_and_unknown_ids_are_null(redis_client, registry):
+    store = OnlineStore(redis_client)
+    group = registry.groups["user_upvotes"]
+    plan = WritePlan.for_group(group, registry.entity_of(group), "t")
+    at = datetime(2026, 1, 3, tzinfo=UTC)
+    store.write(plan, pa.table({
+        "user_id": [42, 7], "upvotes_7d": [10, 3], "distinct_items_7d": [8, 3], "upvotes_1d": [2, 0],
+        "last_upvote_at": pa.array([datetime(2026, 1, 2, 23, tzinfo=UTC)] * 2, pa.timestamp("us", tz="UTC")),
+        "feature_ts": pa.array([at, at], pa.timestamp("us", tz="UTC"))}))
+    read_plan = build_read_plan(registry, "t", "user", ["user_upvotes.upvotes_7d", "user_upvotes"])
+    rows = get_features(store, read_plan, [42, 999, 7])
+    assert [r.values["user_upvotes.upvotes_7d"] for r in rows] == [10, None, 3]
+    assert rows[0].values["user_upvotes.distinct_items_7d"] == 8
+    assert rows[0].event_times["user_upvotes.upvotes_7d"] == at
+    assert rows[1].event_times["user_upvotes.upvotes_7d"] is None
+
+
+@pytest.mark.parametrize("entity, refs, message", [
+    ("user", ["nope.x"], "unknown feature group 'nope'"),
+    ("user", ["user_upvotes.nope"], "unknown feature 'user_upvotes.nope'"),
+    ("user", ["post_popularity.hot_score"], "describes entity 'post', not 'user'"),
+    ("account", ["user_upvotes"], "unknown entity 'account'"),
+])
+def test_bad_feature_refs_are_explained(registry, entity, refs, message):
+    from infra.errors import PlatformError
+
+    with pytest.raises(PlatformError, match=message):
+        build_read_plan(registry, "t", entity, refs)

@@ -1,0 +1,91 @@
+"""The registry loads the example folders and rejects malformed ones naming the file and the field."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from assets.registry import DEFAULT_ROOT, RegistryError, load_registry, render_batch_sql
+
+
+def test_examples_load_into_typed_specs(registry):
+    assert sorted(registry.groups) == ["post_popularity", "subreddit_activity", "user_upvotes"]
+    assert sorted(registry.sources) == ["post_events", "upvote_events"]
+    user = registry.groups["user_upvotes"]
+    assert user.entity == "user" and user.version == 1 and user.ttl.days == 30
+    assert [(f.name, f.dtype) for f in user.features] == [
+        ("upvotes_7d", "int64"), ("distinct_items_7d", "int64"), ("upvotes_1d", "int64"),
+        ("last_upvote_at", "timestamp")]
+    assert user.sources["upvote_events"].window_days == 7
+    assert registry.groups["post_popularity"].udfs[0].name == "hot_score"
+    assert registry.sources["upvote_events"].table == "raw.upvote_events"
+
+
+def test_render_batch_sql_fills_the_partition(registry):
+    sql = render_batch_sql(registry.groups["subreddit_activity"], "2026-03-04")
+    assert "u.ds = '2026-03-04'" in sql and "{{" not in sql
+
+
+@pytest.fixture
+def tree(tmp_path) -> Path:
+    """A copy of the example registry to break."""
+    root = tmp_path / "assets"
+    shutil.copytree(DEFAULT_ROOT, root, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    shutil.copy(DEFAULT_ROOT / "features/post_popularity/udf.py", root / "features/post_popularity/udf.py")
+    return root
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+CASES = [
+    ("features/user_upvotes/feature.yaml", "dtype: int64", "dtype: integer",
+     "features/user_upvotes/feature.yaml: features[0].dtype: Input should be"),
+    ("features/user_upvotes/feature.yaml", "owner: team:ranking", "ownr: team:ranking",
+     "features/user_upvotes/feature.yaml: owner: Field required"),
+    ("features/user_upvotes/feature.yaml", "version: 1", "version: 1\ncolour: blue",
+     "features/user_upvotes/feature.yaml: colour: Extra inputs are not permitted"),
+    ("features/user_upvotes/feature.yaml", "entity: user", "entity: customer",
+     "features/user_upvotes/feature.yaml: entity: unknown entity 'customer'"),
+    ("features/user_upvotes/feature.yaml", "ttl: 30d", "ttl: 30 days",
+     "features/user_upvotes/feature.yaml: ttl: '30 days' is not a duration"),
+    ("features/user_upvotes/feature.yaml", "  upvote_events:", "  upvote_event:",
+     "features/user_upvotes/feature.yaml: sources.upvote_event: unknown source"),
+    ("features/user_upvotes/feature.yaml", "version: 1", "version: [1",
+     "features/user_upvotes/feature.yaml: line"),
+    ("features/post_popularity/feature.yaml", "- name: hot_score\n    returns", "- name: cold_score\n    returns",
+     "features/post_popularity/feature.yaml: udfs[0].name: 'cold_score' is not a function in udf.py"),
+    ("features/user_upvotes/batch.sql", "'{{ ds }}' THEN", "'{{ day }}' THEN",
+     "features/user_upvotes/batch.sql: line 6: unknown template variable {{ day }}"),
+    ("sources/upvote_events.yaml", "event_time: event_time", "event_time: user_id",
+     "sources/upvote_events.yaml: event_time: 'user_id' must name a timestamp column"),
+    ("entities.yaml", "dtype: int64", "dtype: float64",
+     "entities.yaml: user.dtype: Input should be"),
+]
+
+
+@pytest.mark.parametrize("file, old, new, message", CASES, ids=[c[3].split(": ")[1] for c in CASES])
+def test_malformed_folder_names_file_and_field(tree, file, old, new, message):
+    _edit(tree / file, old, new)
+    with pytest.raises(RegistryError) as caught:
+        load_registry(tree)
+    assert message in str(caught.value)
+    assert "fix:" in str(caught.value)
+
+
+def test_missing_batch_sql_is_named(tree):
+    (tree / "features/user_upvotes/batch.sql").unlink()
+    with pytest.raises(RegistryError, match=r"features/user_upvotes/batch.sql: \(file\): missing"):
+        load_registry(tree)
+
+
+def test_a_new_folder_is_the_whole_change(tree):
+    folder = tree / "features/user_upvotes_copy"
+    shutil.copytree(tree / "features/user_upvotes", folder)
+    registry = load_registry(tree)
+    assert registry.groups["user_upvotes_copy"].table == "features.user_upvotes_copy_v1"
