@@ -231,7 +231,7 @@ class TreeRssSampler:
     def __init__(self, root: int, interval: float = 0.2):
         self.root = root
         self.interval = interval
-        self.peak = {"total": 0, "driver": 0, "jvm": 0, "workers": 0}
+        self.peak = {"total": 0, "driver": 0, "jvm": 0, "workers": 0, "worker_processes": 0}
         self.samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -242,18 +242,21 @@ class TreeRssSampler:
         for pid, (ppid, _, _) in table.items():
             children.setdefault(ppid, []).append(pid)
         split = {"driver": 0, "jvm": 0, "workers": 0}
+        worker_processes = 0
         stack = [self.root]
         while stack:
             pid = stack.pop()
             if pid not in table:
                 continue
             _, name, rss = table[pid]
-            split["driver" if pid == self.root else "jvm" if name == "java" else "workers"] += rss
+            part = "driver" if pid == self.root else "jvm" if name == "java" else "workers"
+            split[part] += rss
+            worker_processes += part == "workers"
             stack.extend(children.get(pid, ()))
         total = sum(split.values())
         self.samples += 1
         if total > self.peak["total"]:
-            self.peak = {"total": total, **split}
+            self.peak = {"total": total, **split, "worker_processes": worker_processes}
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -404,9 +407,9 @@ def render(rows: int, writes: dict[str, WriteRun], publishes: list[PublishRun], 
     lines.insert(1, "-" * len(lines[0]))
     title = (f"Publish benchmark: {rows:,} entities x {len(FEATURES)} features "
              f"(int64, float64, string, bool, timestamp) + feature_ts, redis-server {redis_version} on loopback")
-    splits = "; ".join(f"{size:,} rows: driver {_mib(r.peak['driver'])}, JVM {_mib(r.peak['jvm'])}, "
-                       f"Python workers {_mib(r.peak['workers'])} ({r.samples} samples)"
-                       for size, r in zip(sizes, publishes))
+    splits = [f"  {size:,} rows: driver {_mib(r.peak['driver'])}, JVM {_mib(r.peak['jvm'])}, Python daemon + "
+              f"workers {_mib(r.peak['workers'])} ({r.peak['worker_processes']} processes); {r.samples} samples"
+              for size, r in zip(sizes, publishes)]
     notes = [
         f"values/s = rows x {len(FEATURES)} / seconds spent in the write calls (key/value encoding, network and",
         "  Redis included; generating the synthetic rows excluded). Redis is flushed before each variant, so",
@@ -423,7 +426,7 @@ def render(rows: int, writes: dict[str, WriteRun], publishes: list[PublishRun], 
         "  its Spark JVM (local[2], spark.driver.memory 2g) and Spark's Python daemon and workers (which run",
         "  the Redis writes); Redis itself is not counted. Each size runs in a fresh process with a fresh JVM.",
         "  Forked workers share pages with their daemon, so the sum over-counts slightly. At the peak:",
-        f"  {splits}.",
+        *splits,
     ]
     return "\n".join([title, "", *lines, "", *notes])
 

@@ -146,7 +146,7 @@ def build_definitions(registry: Registry, settings: Settings) -> dg.Definitions:
     assets = [raw_asset(source, partitions) for source in registry.sources.values()]
     for group in registry.groups.values():
         assets += feature_assets(registry, group, partitions)
-    daily = dg.define_asset_job(DAILY_JOB, selection=dg.AssetSelection.all(), partitions_def=partitions,
+    daily = dg.define_asset_job(DAILY_JOB, selection=dg.AssetSelection.all(),
                                 description="Every source check, feature table and online publish for one day.")
     return dg.Definitions(
         assets=assets,
