@@ -237,8 +237,16 @@ def ui(port: int) -> None:
             pass
 
 
+# Command groups of other areas attach themselves to `cli` when imported (one module per area).
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
 def main() -> None:
     """Entry point: run the CLI, turning PlatformErrors into one line with the fix."""
+    import importlib
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module)
     try:
         cli(standalone_mode=False)
     except PlatformError as exc:
