@@ -18,12 +18,14 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from assets.specs import Entity, FeatureGroup, Source
+from assets.specs import Entity, FeatureGroup, Source, StreamQueries
 from infra.errors import PlatformError
 
 DEFAULT_ROOT = Path(__file__).resolve().parent
 TEMPLATE_VAR = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
 TEMPLATE_VARS = ("ds", "ds_nodash")
+STREAM_TEMPLATE_VARS = ("connector",)
+CREATE_TABLE = re.compile(r"^\s*CREATE\s+TABLE\s+`?([A-Za-z_][A-Za-z0-9_]*)`?\s*\(", re.IGNORECASE | re.MULTILINE)
 
 
 class RegistryError(PlatformError):
@@ -94,13 +96,38 @@ def _validate(model, path: Path, data: dict, within: tuple = (), **extra):
         raise _fail(path, _field_path(within + return_loc), message) from None
 
 
-def check_template(path: Path, text: str) -> None:
+def check_template(path: Path, text: str, allowed: tuple[str, ...] = TEMPLATE_VARS) -> None:
     """Refuse template variables other than the documented ones, naming the line."""
     for lineno, line in enumerate(text.splitlines(), 1):
         for match in TEMPLATE_VAR.finditer(line):
-            if match.group(1) not in TEMPLATE_VARS:
+            if match.group(1) not in allowed:
                 raise _fail(path, f"line {lineno}", f"unknown template variable {{{{ {match.group(1)} }}}}",
-                            f"use only {', '.join('{{ %s }}' % v for v in TEMPLATE_VARS)}")
+                            f"use only {', '.join('{{ %s }}' % v for v in allowed)}")
+
+
+def _load_stream(folder: Path, group_sources: dict) -> StreamQueries | None:
+    """The group's stream/source.sql + stream/transform.sql, or None when it has no stream folder."""
+    stream = folder / "stream"
+    if not stream.is_dir():
+        return None
+    texts = {}
+    for name in ("source.sql", "transform.sql"):
+        path = stream / name
+        if not path.exists():
+            raise _fail(path, "(file)", "missing", "a stream/ folder needs source.sql and transform.sql")
+        texts[name] = path.read_text()
+    source_path = stream / "source.sql"
+    check_template(source_path, texts["source.sql"], STREAM_TEMPLATE_VARS)
+    check_template(stream / "transform.sql", texts["transform.sql"], ())
+    tables = CREATE_TABLE.findall(texts["source.sql"])
+    if len(tables) != 1:
+        raise _fail(source_path, "CREATE TABLE", f"must create exactly one table, found {len(tables)}")
+    if tables[0] not in group_sources:
+        raise _fail(source_path, "CREATE TABLE", f"table {tables[0]!r} is not one of the group's sources "
+                    f"({', '.join(group_sources)})", "name the table after the source it reads")
+    if "{{ connector }}" not in texts["source.sql"].replace("{{connector}}", "{{ connector }}"):
+        raise _fail(source_path, "WITH", "must end with WITH ({{ connector }}) so the profile fills the connector")
+    return StreamQueries(source_sql=texts["source.sql"], transform_sql=texts["transform.sql"], source_table=tables[0])
 
 
 def _load_entities(root: Path) -> dict[str, Entity]:
@@ -149,6 +176,7 @@ def _load_group(folder: Path, entities: dict[str, Entity], sources: dict[str, So
     sql = sql_path.read_text()
     check_template(sql_path, sql)
     group = _validate(FeatureGroup, path, {"name": folder.name, **data}, folder=folder, batch_sql=sql)
+    group = group.model_copy(update={"stream": _load_stream(folder, group.sources)})
     if group.entity not in entities:
         raise _fail(path, "entity", f"unknown entity {group.entity!r} (known: {', '.join(sorted(entities))})")
     if any(f.name == entities[group.entity].key for f in group.features):

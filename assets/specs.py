@@ -128,6 +128,14 @@ class Udf(Strict):
     returns: Dtype
 
 
+class StreamQueries(Strict):
+    """The group's Flink SQL: the input table DDL (source.sql) and the feature query (transform.sql)."""
+
+    source_sql: str
+    transform_sql: str
+    source_table: str  # the table source.sql creates: a source of the registry
+
+
 class FeatureGroup(Strict):
     """A feature group folder: metadata, features and its batch (and stream) queries."""
 
@@ -143,6 +151,7 @@ class FeatureGroup(Strict):
     features: tuple[Feature, ...] = Field(min_length=1)
     folder: Path = Field(exclude=True)
     batch_sql: str = Field(exclude=True)
+    stream: StreamQueries | None = Field(default=None, exclude=True)
 
     @field_validator("ttl", mode="before")
     @classmethod
@@ -175,6 +184,10 @@ class FeatureGroup(Strict):
     @property
     def udf_path(self) -> Path:
         return self.folder / "udf.py"
+
+    @property
+    def stream_dir(self) -> Path:
+        return self.folder / "stream"
 
     def feature(self, name: str) -> Feature:
         return next(f for f in self.features if f.name == name)

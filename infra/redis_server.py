@@ -92,11 +92,10 @@ def local_redis(directory: Path | None = None, persist: bool = False) -> Iterato
     owned_tmp = directory is None
     directory = Path(tempfile.mkdtemp(prefix="fp-redis-")) if owned_tmp else directory
     state_path = directory / STATE_FILE
-    if persist and state_path.exists():
-        state = json.loads(state_path.read_text())
-        if _answers_as(state["port"], state["pid"], directory):
-            yield f"redis://127.0.0.1:{state['port']}/0"
-            return
+    state = _running_state(directory) if persist else None
+    if state is not None:
+        yield f"redis://127.0.0.1:{state['port']}/0"
+        return
     proc, port = _start(directory, persist)
     if persist:
         state_path.write_text(json.dumps({"port": port, "pid": proc.pid}))
@@ -110,6 +109,42 @@ def local_redis(directory: Path | None = None, persist: bool = False) -> Iterato
             shutil.rmtree(directory, ignore_errors=True)
 
 
+def _running_state(directory: Path) -> dict | None:
+    state_path = directory / STATE_FILE
+    if state_path.exists():
+        state = json.loads(state_path.read_text())
+        if _answers_as(state["port"], state["pid"], directory):
+            return state
+    return None
+
+
+def ensure_local_redis(directory: Path) -> str:
+    """Start the persistent platform server for `directory` unless it runs, and leave it running.
+
+    For long-lived users such as streaming jobs, which outlive the command that launched them;
+    `stop_local_redis` ends it (saving its data).
+    """
+    state = _running_state(directory)
+    if state is None:
+        proc, port = _start(directory, persist=True)
+        state = {"port": port, "pid": proc.pid}
+        (directory / STATE_FILE).write_text(json.dumps(state))
+    return f"redis://127.0.0.1:{state['port']}/0"
+
+
+def stop_local_redis(directory: Path) -> bool:
+    """Stop the persistent platform server for `directory` if it runs; True when one was stopped."""
+    state = _running_state(directory)
+    if state is None:
+        return False
+    try:
+        redis.Redis(host="127.0.0.1", port=state["port"], socket_timeout=30).shutdown(save=True)
+    except redis.ConnectionError:
+        pass
+    (directory / STATE_FILE).unlink(missing_ok=True)
+    return True
+
+
 @contextmanager
 def redis_url_for(settings) -> Iterator[str]:
     """The configured Redis URL, or a platform-run persistent server under the data directory."""
@@ -120,4 +155,4 @@ def redis_url_for(settings) -> Iterator[str]:
         yield url
 
 
-__all__ = ["free_loopback_port", "local_redis", "redis_url_for"]
+__all__ = ["ensure_local_redis", "free_loopback_port", "local_redis", "redis_url_for", "stop_local_redis"]

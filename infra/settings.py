@@ -35,6 +35,10 @@ class Settings(BaseModel):
     redis_prefix: str = "fp"
     redis_batch_rows: int = 500
     partitions_start: date = date(2026, 1, 1)
+    flink_rest: str | None = None  # host:port of a Flink cluster's REST endpoint; unset = local mini-cluster
+    kafka_bootstrap_servers: str | None = None  # set: streams read Kafka topics; unset: local directories
+    stream_checkpoint_seconds: int = 5
+    stream_flush_ms: int = 200
 
     @property
     def dagster_home(self) -> Path:

@@ -28,3 +28,8 @@ def feature_field(group: str, version: int, feature: str) -> str:
 def event_time_field(group: str, version: int) -> str:
     """The hash field holding the event time of a group version's values."""
     return f"{group}:v{version}:{EVENT_TIME}"
+
+
+def progress_key(prefix: str, group: str, version: int) -> str:
+    """The hash where a group version's streaming injector records its progress."""
+    return f"{prefix}:_stream:{group}:v{version}"

@@ -21,6 +21,7 @@ from serving import layout
 from serving.codec import encode_column
 
 GUARDED_WRITE = (Path(__file__).parent / "guarded_write.lua").read_text()
+RECORD_PROGRESS = (Path(__file__).parent / "progress.lua").read_text()
 EVENT_TIME_COLUMN = "feature_ts"
 
 
@@ -66,6 +67,7 @@ class OnlineStore:
         self.client = client
         self.chunk_rows = chunk_rows
         self._script = client.register_script(GUARDED_WRITE)
+        self._progress = client.register_script(RECORD_PROGRESS)
         self._slot = key_slot if isinstance(client, RedisCluster) else (lambda _key: 0)
 
     def _encoded(self, plan: WritePlan, batch: pa.RecordBatch | pa.Table) -> tuple[list[str], list, list[list]]:
@@ -105,6 +107,16 @@ class OnlineStore:
         head = [plan.event_time_field, plan.ttl_seconds, len(plan.features), *plan.fields]
         return sum(self._script(keys=[key], args=[*head, times[row], *(c[row] for c in columns)])
                    for row, key in enumerate(keys))
+
+    def record_progress(self, plan: WritePlan, rows: int, landed: int, max_event_micros: int, now_ms: int) -> None:
+        """Add a streamed batch to the group version's progress (rows, last write, newest event time)."""
+        key = layout.progress_key(plan.prefix, plan.group, plan.version)
+        self._progress(keys=[key], args=[rows, landed, now_ms, max_event_micros])
+
+    def progress(self, plan: WritePlan) -> dict[str, int]:
+        """The recorded progress of the group version's streaming injector (empty before its first write)."""
+        raw = self.client.hgetall(layout.progress_key(plan.prefix, plan.group, plan.version))
+        return {k.decode(): int(v) for k, v in raw.items()}
 
     def read(self, entity_keys: Sequence[str], fields: Sequence[str]) -> list[list[bytes | None]]:
         """Raw values of `fields` for each key, in one pipelined round trip (one HMGET per key)."""

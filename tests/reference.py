@@ -75,5 +75,17 @@ def post_popularity(sample, ds: str) -> pd.DataFrame:
     })
 
 
-EXPECTED = {"user_upvotes": user_upvotes, "subreddit_activity": subreddit_activity,
+
+
+def user_activity(sample, ds: str) -> pd.DataFrame:
+    up = _window(sample, "upvote_events", ds, None)
+    grouped = up.groupby("user_id")
+    return pd.DataFrame({
+        "upvotes_total": grouped.size(),
+        "distinct_posts_total": grouped["post_id"].nunique(),
+        "last_upvote_at": grouped["event_time"].max(),
+    })
+
+
+EXPECTED = {"user_upvotes": user_upvotes, "user_activity": user_activity, "subreddit_activity": subreddit_activity,
             "post_popularity": post_popularity}

@@ -27,7 +27,7 @@ def test_errors_are_one_line_with_the_fix(tmp_path):
     result = _featctl("materialize", "--group", "nope", "--partition", "2026-01-05", data_dir=tmp_path)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr + result.stdout
-    assert "error: unknown feature group 'nope' (fix: use one of: post_popularity, subreddit_activity, user_upvotes)" \
+    assert "error: unknown feature group 'nope' (fix: use one of: post_popularity, subreddit_activity, user_activity, user_upvotes)" \
         in " ".join(result.stdout.split())
     bad_date = _featctl("materialize", "--partition", "05/01/2026", data_dir=tmp_path)
     assert bad_date.returncode == 1 and "is not a date (fix: use YYYY-MM-DD)" in bad_date.stdout

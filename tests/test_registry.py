@@ -11,7 +11,7 @@ from assets.registry import DEFAULT_ROOT, RegistryError, load_registry, render_b
 
 
 def test_examples_load_into_typed_specs(registry):
-    assert sorted(registry.groups) == ["post_popularity", "subreddit_activity", "user_upvotes"]
+    assert sorted(registry.groups) == ["post_popularity", "subreddit_activity", "user_activity", "user_upvotes"]
     assert sorted(registry.sources) == ["post_events", "upvote_events"]
     user = registry.groups["user_upvotes"]
     assert user.entity == "user" and user.version == 1 and user.ttl.days == 30

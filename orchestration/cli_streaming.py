@@ -1,0 +1,137 @@
+"""featctl stream ... / events live / consistency: build, run, watch and stop a group's Flink job."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from assets.registry import load_registry
+from infra.errors import PlatformError
+from infra.redis_server import ensure_local_redis, redis_url_for, stop_local_redis
+from infra.settings import load_settings
+from orchestration.cli import _yesterday, cli, console, events
+
+def _stream_redis_url(settings) -> str:
+    """Streams outlive featctl: they use the configured Redis, or the platform's server left running."""
+    return settings.redis_url or ensure_local_redis(settings.data_dir / "redis")
+
+@cli.group()
+def stream() -> None:
+    """Streaming jobs: stream/source.sql + transform.sql -> PyFlink job -> Redis."""
+
+@stream.command("build")
+@click.argument("group")
+def stream_build(group: str) -> None:
+    """Generate the group's run.py from its stream SQL under the active profile."""
+    from streaming.codegen import build_job
+
+    settings, registry = load_settings(), load_registry()
+    console.print(f"wrote {build_job(registry, settings, registry.group(group))}")
+
+@stream.command("run")
+@click.argument("group")
+def stream_run(group: str) -> None:
+    """Start (or resume from its last savepoint/checkpoint) the group's job on the local mini-cluster."""
+    from streaming.runner import start
+
+    settings, registry = load_settings(), load_registry()
+    with console.status(f"starting the {group} stream"):
+        process = start(registry, settings, registry.group(group), _stream_redis_url(settings))
+    resumed = f", resumed from {process.restored_from}" if process.restored_from else ""
+    console.print(f"{group}: RUNNING (pid {process.pid}, Flink REST http://{process.rest}{resumed})")
+
+@stream.command("status")
+@click.argument("groups", nargs=-1)
+def stream_status_command(groups: tuple[str, ...]) -> None:
+    """State, records, watermark, last checkpoint, lag and dead letters of each stream."""
+    from streaming.status import stream_status
+
+    settings, registry = load_settings(), load_registry()
+    selected = [registry.group(g) for g in groups] or [g for g in registry.groups.values() if g.stream]
+    table = Table(title="streams")
+    for column in ("group", "state", "records in", "rows written", "max event time", "watermark",
+                   "last checkpoint", "lag s", "dead letters"):
+        table.add_column(column)
+    with redis_url_for(settings) as url:
+        for group in selected:
+            s = stream_status(registry, settings, group, url)
+            when = lambda t: t.strftime("%Y-%m-%d %H:%M:%S") if t else "-"  # noqa: E731
+            table.add_row(s.group, s.state, "-" if s.records_in is None else f"{s.records_in:,}",
+                          f"{s.rows_written:,}", when(s.max_event_time), when(s.watermark), when(s.last_checkpoint),
+                          "-" if s.lag_seconds is None else f"{s.lag_seconds:.1f}", str(s.dead_letters))
+    console.print(table)
+
+@stream.command("stop")
+@click.argument("group")
+def stream_stop(group: str) -> None:
+    """Stop the group's job with a savepoint; `stream run` resumes from it."""
+    from streaming.runner import stop
+
+    settings, registry = load_settings(), load_registry()
+    with console.status(f"stopping {group} with a savepoint"):
+        savepoint = stop(settings, registry.group(group))
+    console.print(f"{group}: stopped, savepoint {savepoint}")
+
+@stream.command("kill")
+@click.argument("group")
+def stream_kill(group: str) -> None:
+    """Kill the group's job without a savepoint (it resumes from its last checkpoint)."""
+    from streaming.runner import kill
+
+    settings, registry = load_settings(), load_registry()
+    kill(settings, registry.group(group))
+    console.print(f"{group}: killed")
+
+@stream.command("shutdown")
+def stream_shutdown() -> None:
+    """Stop every running stream with a savepoint, then the platform's own Redis server."""
+    from streaming.runner import running_job, stop
+
+    settings, registry = load_settings(), load_registry()
+    for group in registry.groups.values():
+        if group.stream and running_job(settings, group):
+            console.print(f"{group.name}: savepoint {stop(settings, group)}")
+    if stop_local_redis(settings.data_dir / "redis"):
+        console.print("stopped the platform's Redis")
+
+@events.command("live")
+@click.option("--rate", default=100.0, show_default=True, help="Upvotes per second.")
+@click.option("--seconds", default=60.0, show_default=True, help="How long to keep appending.")
+@click.option("--malformed", default=0.0, show_default=True, help="Share of records broken on purpose (0..1).")
+def events_live(rate: float, seconds: float, malformed: float) -> None:
+    """Append live upvote events to the local stream: one file per second, atomically, in time order."""
+    from streaming.connectors import stream_directory
+    from streaming.event_files import LiveUpvotes
+
+    settings, registry = load_settings(), load_registry()
+    if not 0 <= malformed <= 1:
+        raise PlatformError(f"--malformed {malformed} is not a share", "use a number from 0 to 1")
+    directory = stream_directory(settings, registry.sources["upvote_events"])
+    live = LiveUpvotes(directory, rate=rate, malformed_share=malformed)
+    files = valid = 0
+    with console.status(f"appending {rate:g} upvotes/s to {directory}"):
+        for _path, records in live.run(seconds):
+            files, valid = files + 1, valid + len(records)
+    console.print(f"wrote {files} files, {valid:,} valid events")
+
+@cli.command()
+@click.argument("group")
+@click.option("--ds", default=None, help="Partition to compare (default: yesterday).")
+def consistency(group: str, ds: str | None) -> None:
+    """Replay one slice of the event log through the batch query and the Flink job, and diff the values."""
+    from eventlog.generator import RedditSample
+    from infra.spark import spark_session
+    from streaming.consistency import check_consistency
+
+    settings, registry = load_settings(), load_registry()
+    day = ds or _yesterday().isoformat()
+    sample = RedditSample(start=settings.partitions_start, size="tiny")
+    with console.status(f"replaying {group} up to {day} through Spark and Flink"):
+        report = check_consistency(spark_session(settings), registry, settings, registry.group(group), sample, day)
+    if not report.consistent:
+        for line in report.differences[:20]:
+            console.print(f"  {line}")
+        raise PlatformError(f"{group}: batch and stream disagree on {len(report.differences)} values for ds={day}",
+                            "make transform.sql compute what batch.sql computes")
+    console.print(f"{group}: batch and stream agree on {report.entities:,} entities "
+                  f"({report.events:,} events up to {day})")

@@ -1,0 +1,47 @@
+"""Connector options of a stream source per profile: a watched local directory, or a Kafka topic.
+
+The same source.sql renders for both; only the WITH clause differs, filled from settings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from assets.specs import Source
+from infra.settings import Settings
+
+MONITOR_INTERVAL = "1s"
+
+
+def stream_directory(settings: Settings, source: Source) -> Path:
+    """The local directory whose JSON-lines files are the source's stream (local profile)."""
+    return (settings.data_dir / source.stream.path).resolve()
+
+
+def _options(values: dict[str, str]) -> str:
+    return ",\n  ".join(f"'{key}' = '{value}'" for key, value in values.items())
+
+
+def source_options(settings: Settings, source: Source, group: str, fmt: str = "json") -> str:
+    """WITH options reading the source's stream in `fmt` (json rows, or raw lines for the dead-letter check)."""
+    if settings.kafka_bootstrap_servers:
+        options = {"connector": "kafka", "topic": source.stream.topic,
+                   "properties.bootstrap.servers": settings.kafka_bootstrap_servers,
+                   "properties.group.id": f"fp-{group}-{fmt}", "scan.startup.mode": "group-offsets",
+                   "properties.auto.offset.reset": "earliest", "format": fmt}
+    else:
+        options = {"connector": "filesystem", "path": stream_directory(settings, source).as_uri(), "format": fmt,
+                   "source.monitor-interval": MONITOR_INTERVAL}
+    if fmt == "json":
+        # Rows that do not parse are dropped here; the raw-line check dead-letters them with a reason.
+        options["json.ignore-parse-errors"] = "true"
+    return _options(options)
+
+
+def dead_letter_options(directory: Path, roll_seconds: int) -> str:
+    """WITH options of the dead-letter sink: JSON lines under `directory`, rolled and committed every
+    `roll_seconds` (at the next checkpoint), so dead letters become visible without waiting for 128 MB."""
+    return _options({"connector": "filesystem", "path": directory.resolve().as_uri(), "format": "json",
+                     "sink.rolling-policy.rollover-interval": f"{roll_seconds}s",
+                     "sink.rolling-policy.inactivity-interval": f"{roll_seconds}s",
+                     "sink.rolling-policy.check-interval": f"{max(1, roll_seconds // 2)}s"})

@@ -1,0 +1,114 @@
+"""The local stream: JSON-lines files in a watched directory, written the way Flink reads them safely.
+
+Each file appears atomically (written under a hidden temp name, then renamed), files are named in
+event-time order, and a writer producing a steady stream puts out one file per monitor interval, so the
+filesystem source never sees half a file and a backlog keeps its order as far as names go.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from assets.specs import Source
+
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def record_lines(frame: pd.DataFrame, source: Source) -> list[str]:
+    """JSON lines for rows of a source's events, timestamps in Flink's SQL format (UTC, microseconds)."""
+    columns = [c.name for c in source.columns]
+    out = frame[columns].copy()
+    for column in source.columns:
+        if column.dtype == "timestamp":
+            out[column.name] = out[column.name].dt.strftime(TIMESTAMP_FORMAT)
+    return [json.dumps(record, separators=(",", ":")) for record in out.to_dict(orient="records")]
+
+
+def write_file(directory: Path, name: str, lines: Iterable[str]) -> Path:
+    """Write one stream file atomically: readers see all of it or nothing."""
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / f"{name}.json"
+    temp = directory / f".{name}.json.tmp"
+    with open(temp, "w") as handle:
+        for line in lines:
+            handle.write(line + "\n")
+    os.replace(temp, final)
+    return final
+
+
+def write_backlog(directory: Path, source: Source, frames: Iterable[pd.DataFrame], rows_per_file: int) -> int:
+    """Write events (already in event-time order) as many files at once: a backlog for a starting job."""
+    files = 0
+    for frame in frames:
+        lines = record_lines(frame, source)
+        for start in range(0, len(lines), rows_per_file):
+            first = frame[source.event_time].iloc[start]
+            write_file(directory, f"{first:%Y%m%dT%H%M%S%f}-{files:06d}", lines[start:start + rows_per_file])
+            files += 1
+    return files
+
+
+MALFORMED = (
+    ("not JSON", lambda rec: "{" + json.dumps(rec)[:-5]),
+    ("missing key", lambda rec: json.dumps({k: v for k, v in rec.items() if k != "user_id"})),
+    ("wrong type", lambda rec: json.dumps({**rec, "user_id": f"user-{rec['user_id']}"})),
+    ("null key", lambda rec: json.dumps({**rec, "user_id": None})),
+)
+
+
+@dataclass
+class LiveUpvotes:
+    """Upvotes happening now, at `rate` per second, a `malformed_share` of them broken on purpose."""
+
+    directory: Path
+    users: int = 20_000
+    posts: int = 10_000
+    rate: float = 100.0
+    malformed_share: float = 0.0
+    seed: int = 11
+
+    def __post_init__(self):
+        self._rng = np.random.default_rng(self.seed)
+        self._random = random.Random(self.seed)
+        self._sequence = 0
+
+    def batch(self, count: int, now: datetime) -> tuple[list[str], list[dict]]:
+        """`count` upvote lines at `now`; returns the lines and the valid records among them."""
+        users = self._rng.integers(0, self.users, count)
+        posts = self._rng.integers(0, self.posts, count)
+        lines, valid = [], []
+        stamp = now.astimezone(timezone.utc).strftime(TIMESTAMP_FORMAT)
+        for user, post in zip(users.tolist(), posts.tolist()):
+            self._sequence += 1
+            record = {"event_id": f"live-{self.seed}-{self._sequence}", "user_id": user, "post_id": post,
+                      "event_time": stamp}
+            if self._random.random() < self.malformed_share:
+                lines.append(self._random.choice(MALFORMED)[1](record))
+            else:
+                lines.append(json.dumps(record, separators=(",", ":")))
+                valid.append(record)
+        return lines, valid
+
+    def run(self, seconds: float, interval: float = 1.0) -> Iterator[tuple[Path, list[dict]]]:
+        """Append one file per `interval` for `seconds`; yields each file and its valid records."""
+        deadline = time.monotonic() + seconds
+        carry = 0.0
+        while time.monotonic() < deadline:
+            tick = time.monotonic()
+            carry += self.rate * interval
+            count, carry = int(carry), carry - int(carry)
+            now = datetime.now(timezone.utc)
+            lines, valid = self.batch(count, now)
+            if lines:
+                yield write_file(self.directory, f"{now:%Y%m%dT%H%M%S%f}-live", lines), valid
+            time.sleep(max(0.0, interval - (time.monotonic() - tick)))

@@ -1,0 +1,170 @@
+"""Launch, watch, stop and resume a group's streaming job as its own process (never inside Dagster).
+
+A job runs `python run.py` detached; locally its Flink mini-cluster serves the REST API on a free
+loopback port, recorded in `<job dir>/job.json` with the process id. Stopping takes a savepoint through
+the REST API; starting again resumes from the newest savepoint or retained checkpoint, so a killed job
+picks up where its last checkpoint left off.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from assets.registry import Registry
+from assets.specs import FeatureGroup
+from infra.errors import PlatformError
+from infra.java import ensure_java_home
+from infra.redis_server import free_loopback_port
+from infra.settings import PROJECT_ROOT, Settings
+from streaming.codegen import build_job, job_dir
+from streaming.connectors import stream_directory
+
+START_TIMEOUT_S = 120
+
+
+@dataclass(frozen=True)
+class JobProcess:
+    """A launched job: its process, REST endpoint and what it resumed from."""
+
+    group: str
+    pid: int
+    rest: str
+    redis_url: str
+    started_at: float
+    restored_from: str | None
+
+
+def _state_path(settings: Settings, group: FeatureGroup) -> Path:
+    return job_dir(settings, group) / "job.json"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie child of this process counts as gone
+        return os.waitpid(pid, os.WNOHANG) == (0, 0)
+    except ChildProcessError:
+        return True
+
+
+def rest_call(rest: str, path: str, body: dict | None = None, timeout: float = 5) -> dict:
+    """One call to Flink's REST API (GET, or POST with a JSON body)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"http://{rest}{path}", data=data, method="POST" if body is not None else "GET",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read() or b"{}")
+
+
+def running_job(settings: Settings, group: FeatureGroup) -> JobProcess | None:
+    """The group's job process if it is alive, else None."""
+    path = _state_path(settings, group)
+    if not path.exists():
+        return None
+    process = JobProcess(**json.loads(path.read_text()))
+    return process if _alive(process.pid) else None
+
+
+def latest_restore_point(settings: Settings, group: FeatureGroup) -> str | None:
+    """The newest savepoint or retained checkpoint of the group's job, or None for a first start."""
+    directory = job_dir(settings, group)
+    found = [*directory.glob("savepoints/*/_metadata"), *directory.glob("checkpoints/*/chk-*/_metadata")]
+    if not found:
+        return None
+    return str(max(found, key=lambda p: p.stat().st_mtime).parent)
+
+
+def flink_job(rest: str) -> dict | None:
+    """The one job of a local mini-cluster (or the platform's job on a cluster), from /jobs/overview."""
+    try:
+        jobs = rest_call(rest, "/jobs/overview")["jobs"]
+    except (urllib.error.URLError, OSError, KeyError):
+        return None
+    live = [j for j in jobs if j["state"] not in ("FINISHED", "CANCELED", "FAILED")] or jobs
+    return max(live, key=lambda j: j["start-time"]) if live else None
+
+
+def start(registry: Registry, settings: Settings, group: FeatureGroup, redis_url: str) -> JobProcess:
+    """Build run.py and launch it, resuming from the newest savepoint/checkpoint; wait until RUNNING."""
+    if running_job(settings, group):
+        raise PlatformError(f"the {group.name} stream is already running", f"featctl stream stop {group.name}")
+    script = build_job(registry, settings, group)
+    directory = script.parent
+    if not settings.kafka_bootstrap_servers:  # the watched directory must exist before the source lists it
+        stream_directory(settings, registry.sources[group.stream.source_table]).mkdir(parents=True, exist_ok=True)
+    restore = latest_restore_point(settings, group)
+    port = free_loopback_port()
+    args = [sys.executable, str(script), "--redis-url", redis_url, "--rest-port", str(port)]
+    if restore:
+        args += ["--restore", restore]
+    pythonpath = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "JAVA_HOME": ensure_java_home(), "PYTHONPATH": pythonpath}
+    with open(directory / "job.log", "ab") as log:
+        proc = subprocess.Popen(args, cwd=directory, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env, start_new_session=True)
+    rest = settings.flink_rest or f"127.0.0.1:{port}"
+    process = JobProcess(group=group.name, pid=proc.pid, rest=rest, redis_url=redis_url, started_at=time.time(),
+                         restored_from=restore)
+    _state_path(settings, group).write_text(json.dumps(asdict(process)))
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = (directory / "job.log").read_text()[-1500:]
+            raise PlatformError(f"the {group.name} job exited with status {proc.returncode}: ...{tail}",
+                                f"see {directory / 'job.log'}")
+        job = flink_job(rest)
+        if job and job["state"] == "RUNNING" and job["tasks"]["running"] == job["tasks"]["total"]:
+            return process
+        time.sleep(0.5)
+    raise PlatformError(f"the {group.name} job did not reach RUNNING in {START_TIMEOUT_S} s", f"see {directory / 'job.log'}")
+
+
+def stop(settings: Settings, group: FeatureGroup, timeout_s: float = 120) -> str:
+    """Stop the job with a savepoint (the next start resumes from it); returns the savepoint path."""
+    process = running_job(settings, group)
+    if process is None:
+        raise PlatformError(f"the {group.name} stream is not running", f"featctl stream run {group.name}")
+    job = flink_job(process.rest)
+    if job is None:
+        raise PlatformError(f"the {group.name} job does not answer on {process.rest}", "featctl stream kill, then run")
+    target = job_dir(settings, group) / "savepoints"
+    trigger = rest_call(process.rest, f"/jobs/{job['jid']}/stop", {"targetDirectory": str(target), "drain": False})
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        result = rest_call(process.rest, f"/jobs/{job['jid']}/savepoints/{trigger['request-id']}")
+        if result["status"]["id"] == "COMPLETED":
+            if "failure-cause" in result.get("operation", {}):
+                raise PlatformError(f"savepoint failed: {result['operation']['failure-cause'].get('stack-trace', '')[:300]}")
+            location = result["operation"]["location"]
+            _wait_exit(process.pid, timeout_s=30)
+            return location.removeprefix("file:")
+        time.sleep(0.3)
+    raise PlatformError(f"no savepoint within {timeout_s} s", "featctl stream kill stops it without one")
+
+
+def _wait_exit(pid: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if _alive(pid):
+        os.killpg(pid, signal.SIGTERM)
+
+
+def kill(settings: Settings, group: FeatureGroup) -> None:
+    """Kill the job's process group at once (SIGKILL), as a crash would: no savepoint."""
+    process = running_job(settings, group)
+    if process is None:
+        return
+    os.killpg(process.pid, signal.SIGKILL)
+    _wait_exit(process.pid, timeout_s=10)
