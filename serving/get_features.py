@@ -1,21 +1,31 @@
 """GetFeatures(entity, ids, features): a read plan resolved once from the registry, then one round trip.
 
-A feature ref is `group.feature` or a whole `group`; all refs of one call share the entity. The plan
-lists every hash field to fetch (the features and each group's event-time field) and how to decode each,
-so the per-call work is one pipelined HMGET per id and a decode.
+A feature ref is `group.feature` or a whole `group`, optionally pinned to a version (`group@vN.feature`,
+see serving/feature_refs.py); all refs of one call share the entity. The plan lists every hash field to
+fetch (the features, then each group version's event-time field), how to decode each and each group's TTL,
+so the per-call work is one pipelined HMGET per id and a decode. `ReadPlans` keeps plans by feature list,
+so a service answering the same model's request again does no registry work at all.
+
+A value is stale when it is older than its group's TTL, measured from the value's event time (not from
+when it was written): a backfilled old partition is stale the moment it lands.
 """
 
 from __future__ import annotations
 
+import numbers
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property, lru_cache, partial
 
 from assets.registry import Registry
-from infra.errors import PlatformError
 from serving import layout
-from serving.codec import decode_value, micros_to_datetime
+from serving.codec import _DECODERS, micros_to_datetime
+from serving.feature_refs import InvalidRequest, UnknownName, resolve_refs
 from serving.online_store import OnlineStore
+
+INT64_RANGE = (-(2**63), 2**63 - 1)
 
 
 @dataclass(frozen=True)
@@ -25,55 +35,139 @@ class ReadPlan:
     prefix: str
     entity: str
     key_dtype: str
-    refs: tuple[str, ...]            # `group.feature`, in output order
-    dtypes: tuple[str, ...]          # declared dtype per ref
-    fields: tuple[str, ...]          # feature fields, then one event-time field per group
+    refs: tuple[str, ...]             # output names (`group.feature`, `group@vN.feature`), in output order
+    dtypes: tuple[str, ...]           # declared dtype per ref
+    fields: tuple[str, ...]           # feature fields, then one event-time field per group version
     event_time_slot: tuple[int, ...]  # per ref: index into fields of its group's event-time field
+    ttl_micros: tuple[int | None, ...]  # per event-time field: the group's TTL (None: never stale)
+
+    @cached_property
+    def decoders(self) -> tuple:
+        """Per ref: the function turning its stored bytes back into a typed value."""
+        return tuple(_DECODERS[dtype] for dtype in self.dtypes)
+
+    @cached_property
+    def ref_group(self) -> tuple[int, ...]:
+        """Per ref: index of its group among the event-time fields."""
+        return tuple(slot - len(self.refs) for slot in self.event_time_slot)
 
 
 def build_read_plan(registry: Registry, prefix: str, entity: str, features: Sequence[str]) -> ReadPlan:
     """Resolve feature refs against the registry; unknown names are errors that list what exists."""
-    if entity not in registry.entities:
-        raise PlatformError(f"unknown entity {entity!r}", f"use one of: {', '.join(sorted(registry.entities))}")
-    if not features:
-        raise PlatformError("no features requested", "name features as group.feature or a whole group")
-    refs, dtypes, fields, groups = [], [], [], []
-    for ref in features:
-        group_name, _, feature_name = ref.partition(".")
-        group = registry.group(group_name)
-        if group.entity != entity:
-            raise PlatformError(f"{ref!r} describes entity {group.entity!r}, not {entity!r}",
-                                f"request {group.entity} features in a separate call")
-        names = [f.name for f in group.features]
-        if feature_name and feature_name not in names:
-            raise PlatformError(f"unknown feature {ref!r}", f"group {group_name!r} has: {', '.join(names)}")
-        for name in [feature_name] if feature_name else names:
-            refs.append(f"{group.name}.{name}")
-            dtypes.append(group.feature(name).dtype)
-            fields.append(layout.feature_field(group.name, group.version, name))
-            groups.append(group)
-    ts_fields = list(dict.fromkeys(layout.event_time_field(g.name, g.version) for g in groups))
-    slots = tuple(len(fields) + ts_fields.index(layout.event_time_field(g.name, g.version)) for g in groups)
-    return ReadPlan(prefix=prefix, entity=entity, key_dtype=registry.entities[entity].dtype, refs=tuple(refs),
-                    dtypes=tuple(dtypes), fields=tuple(fields + ts_fields), event_time_slot=slots)
+    if not isinstance(entity, str) or entity not in registry.entities:
+        raise UnknownName(f"unknown entity {entity!r}", f"use one of: {', '.join(sorted(registry.entities))}")
+    resolved = resolve_refs(registry, features)
+    for ref in resolved:
+        if ref.group.entity != entity:
+            raise InvalidRequest(f"{ref.name!r} describes entity {ref.group.entity!r}, not {entity!r}",
+                                 f"request {ref.group.entity} features in a separate call")
+    ts_fields = list(dict.fromkeys(layout.event_time_field(r.group.name, r.group.version) for r in resolved))
+    ttls = {layout.event_time_field(r.group.name, r.group.version):
+            None if r.group.ttl is None else int(r.group.ttl.total_seconds() * 1_000_000) for r in resolved}
+    slots = tuple(len(resolved) + ts_fields.index(layout.event_time_field(r.group.name, r.group.version))
+                  for r in resolved)
+    return ReadPlan(prefix=prefix, entity=entity, key_dtype=registry.entities[entity].dtype,
+                    refs=tuple(r.name for r in resolved), dtypes=tuple(r.feature.dtype for r in resolved),
+                    fields=tuple([layout.feature_field(r.group.name, r.group.version, r.feature.name)
+                                  for r in resolved] + ts_fields),
+                    event_time_slot=slots, ttl_micros=tuple(ttls[f] for f in ts_fields))
+
+
+class ReadPlans:
+    """Read plans by (entity, feature list), each resolved once: the per-request cost is a dict lookup."""
+
+    def __init__(self, registry: Registry, prefix: str, max_plans: int = 1024):
+        self.registry = registry
+        self.prefix = prefix
+        self._cached = lru_cache(maxsize=max_plans)(partial(build_read_plan, registry, prefix))
+
+    def plan(self, entity: str, features: Sequence[str]) -> ReadPlan:
+        """The plan for `features` of `entity`, from the cache when this list was asked for before."""
+        if not isinstance(features, (list, tuple)) or not all(isinstance(f, str) for f in features):
+            raise InvalidRequest(f"features must be a list of feature refs, got {features!r}",
+                                 'send e.g. ["user_upvotes.upvotes_7d", "user_upvotes"]')
+        if not isinstance(entity, str):
+            raise InvalidRequest(f"entity must be a name, got {entity!r}", 'send e.g. "user"')
+        return self._cached(entity, tuple(features))
+
+
+def _bad_id(entity: str, key_dtype: str, index: int, value) -> InvalidRequest:
+    kind = "integers (or strings of digits) in the int64 range" if key_dtype == "int64" else "non-empty strings"
+    return InvalidRequest(f"ids[{index}] = {value!r} is not a {entity} id", f"{entity} ids are {kind}")
+
+
+def _as_int64(value):
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        number = int(value)
+    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        number = int(value)
+    else:
+        return None
+    return number if INT64_RANGE[0] <= number <= INT64_RANGE[1] else None
+
+
+def check_ids(plan: ReadPlan, ids, max_ids: int) -> list:
+    """The ids as entity keys (int64 ids as ints), or an InvalidRequest naming the first bad one."""
+    if not isinstance(ids, (list, tuple)):
+        raise InvalidRequest(f"ids must be a list, got {type(ids).__name__}", "send e.g. [42, 7]")
+    if not ids:
+        raise InvalidRequest("no ids requested", "send at least one id")
+    if len(ids) > max_ids:
+        raise InvalidRequest(f"too many ids: {len(ids)} in one request, at most {max_ids}",
+                             f"split the ids into requests of at most {max_ids}")
+    if plan.key_dtype == "int64":
+        if all(type(i) is int for i in ids) and INT64_RANGE[0] <= min(ids) and max(ids) <= INT64_RANGE[1]:
+            return list(ids)
+        checked = [_as_int64(i) for i in ids]
+    else:
+        checked = [i if isinstance(i, str) and i else None for i in ids]
+    for index, value in enumerate(checked):
+        if value is None:
+            raise _bad_id(plan.entity, plan.key_dtype, index, ids[index])
+    return checked
 
 
 @dataclass(frozen=True)
 class FeatureRow:
-    """Feature values of one entity id, with the event time each value was computed as of."""
+    """Feature values of one entity id, with the event time each value holds as of and whether it is stale."""
 
     entity_id: object
     values: dict[str, object]
     event_times: dict[str, datetime | None]
+    stale: dict[str, bool] = field(default_factory=dict)
 
 
-def get_features(store: OnlineStore, plan: ReadPlan, ids: Sequence) -> list[FeatureRow]:
-    """The planned features for each id, in order; an unknown id gets nulls, not an error."""
-    keys = [layout.entity_key(plan.prefix, plan.entity, i) for i in ids]
+def entity_keys(plan: ReadPlan, ids: Sequence) -> list[str]:
+    """The Redis keys of `ids` under the plan's prefix and entity."""
+    return [layout.entity_key(plan.prefix, plan.entity, i) for i in ids]
+
+
+def now_micros() -> int:
+    """The current time as epoch microseconds, what staleness is measured against."""
+    return time.time_ns() // 1000
+
+
+def decode_rows(plan: ReadPlan, ids: Sequence, raw_rows: Sequence[Sequence[bytes | None]],
+                now: int) -> list[FeatureRow]:
+    """Typed rows from the raw HMGET replies; `now` (epoch microseconds) decides staleness."""
+    refs, decoders, ttls, ref_group = plan.refs, plan.decoders, plan.ttl_micros, plan.ref_group
+    width = len(refs)
+    one_group = len(ttls) == 1
     rows = []
-    for entity_id, raw in zip(ids, store.read(keys, plan.fields)):
-        values = {ref: decode_value(dtype, raw[i]) for i, (ref, dtype) in enumerate(zip(plan.refs, plan.dtypes))}
-        times = {ref: None if raw[slot] is None else micros_to_datetime(int(raw[slot]))
-                 for ref, slot in zip(plan.refs, plan.event_time_slot)}
-        rows.append(FeatureRow(entity_id=entity_id, values=values, event_times=times))
+    for entity_id, raw in zip(ids, raw_rows):
+        values = dict(zip(refs, [None if r is None else decode(r) for decode, r in zip(decoders, raw)]))
+        micros = [None if r is None else int(r) for r in raw[width:]]
+        times = [None if m is None else micros_to_datetime(m) for m in micros]
+        stale = [m is not None and ttl is not None and now - m > ttl for m, ttl in zip(micros, ttls)]
+        if one_group:
+            rows.append(FeatureRow(entity_id, values, dict.fromkeys(refs, times[0]), dict.fromkeys(refs, stale[0])))
+        else:
+            rows.append(FeatureRow(entity_id, values, dict(zip(refs, [times[g] for g in ref_group])),
+                                   dict(zip(refs, [stale[g] for g in ref_group]))))
     return rows
+
+
+def get_features(store: OnlineStore, plan: ReadPlan, ids: Sequence, now: int | None = None) -> list[FeatureRow]:
+    """The planned features for each id, in order, in one round trip; an unknown id gets nulls, not an error."""
+    raw = store.read(entity_keys(plan, ids), plan.fields)
+    return decode_rows(plan, ids, raw, now_micros() if now is None else now)

@@ -1,0 +1,219 @@
+"""The feature service: GetFeatures over HTTP, an ASGI app served by uvicorn (httptools parser, uvloop loop).
+
+    POST /features      {"entity": "user", "ids": [42, 7], "features": ["user_upvotes.upvotes_7d", "user_upvotes"]}
+                        -> per id: values, per-feature event times, stale flags (serving/wire.py)
+    GET  /healthz       200 when Redis answers a PING, else 503 with the reason
+    GET  /metrics       Prometheus text: request latency histogram, Redis errors
+    GET  /openapi.json  the OpenAPI 3.1 description of the above
+
+The request path does the least work it can: the read plan comes from a cache keyed by the feature list,
+Redis is read with one pipelined round trip on an asyncio client (a slow Redis delays only the requests
+waiting for it), and the JSON is encoded by orjson straight from the rows. Requests that cannot be
+answered as written get a 4xx with `{"error": what, "fix": how}`: 400 malformed body, 401 missing or
+wrong API token, 404 unknown entity, group, version or feature, 422 bad or too many ids, an entity
+mismatch or a malformed ref. A Redis failure is a 503 with the reason and `Retry-After`; the next
+request reconnects, so the service recovers on its own when Redis is back.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from contextlib import asynccontextmanager
+
+import orjson
+import redis
+import redis.asyncio as aioredis
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from assets.registry import Registry
+from infra.errors import PlatformError
+from infra.settings import Settings
+from serving.client import store_unavailable
+from serving.feature_refs import InvalidRequest, UnknownName
+from serving.get_features import ReadPlans, check_ids, decode_rows, entity_keys, now_micros
+from serving.metrics import CONTENT_TYPE, Counter, Histogram, exposition
+from serving.openapi import openapi_document
+from serving.wire import response_body
+
+REQUEST_FIELDS = frozenset({"entity", "ids", "features"})
+MAX_BODY_BYTES = 1 << 20
+ROUTES = ("/features", "/healthz", "/metrics", "/openapi.json")
+
+
+def _json(status: int, payload: dict, headers: dict | None = None) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, headers=headers, media_type="application/json")
+
+
+def _error(status: int, error: PlatformError, headers: dict | None = None) -> Response:
+    return _json(status, {"error": error.what, "fix": error.fix}, headers)
+
+
+def _status_of(error: InvalidRequest) -> int:
+    return 404 if isinstance(error, UnknownName) else 422
+
+
+def _request_fields(body: bytes) -> dict:
+    """The request object, or an InvalidRequest saying what is wrong with its shape (answered as 400)."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"the request body is not JSON: {exc}",
+                             'send {"entity": ..., "ids": [...], "features": [...]}') from None
+    if not isinstance(payload, dict):
+        raise InvalidRequest(f"the request body must be a JSON object, got {type(payload).__name__}",
+                             'send {"entity": ..., "ids": [...], "features": [...]}')
+    missing, unknown = REQUEST_FIELDS - payload.keys(), payload.keys() - REQUEST_FIELDS
+    if missing or unknown:
+        problem = f"missing {sorted(missing)}" if missing else f"unknown {sorted(unknown)}"
+        raise InvalidRequest(f"request fields: {problem}", "send exactly entity, ids and features")
+    return payload
+
+
+class TimedRequests:
+    """ASGI wrapper recording every HTTP request's latency by route and status."""
+
+    def __init__(self, app, latency: Histogram):
+        self.app = app
+        self.latency = latency
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_recording_status(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_recording_status)
+        finally:
+            route = scope["path"] if scope["path"] in ROUTES else "other"
+            self.latency.observe(time.perf_counter() - started, route, str(status))
+
+
+class FeatureService:
+    """The service's state (Redis client, plan cache, metrics) and its route handlers."""
+
+    def __init__(self, registry: Registry, redis_url: str, prefix: str, api_token: str | None = None,
+                 max_ids: int = 1000, redis_timeout_seconds: float = 1.0):
+        self.registry = registry
+        self.redis_url = redis_url
+        self.redis_timeout_seconds = redis_timeout_seconds
+        self.plans = ReadPlans(registry, prefix)
+        self.max_ids = max_ids
+        self.api_token = api_token.encode() if api_token else None
+        self.redis: aioredis.Redis | None = None
+        self.latency = Histogram("fp_serving_request_seconds", "HTTP request latency of the feature service.",
+                                 ("route", "status"))
+        self.redis_errors = Counter("fp_serving_redis_errors_total",
+                                    "Requests that failed because Redis did not answer.")
+        self.openapi = orjson.dumps(openapi_document(registry, max_ids))
+
+    @classmethod
+    def from_settings(cls, settings: Settings, registry: Registry, redis_url: str) -> FeatureService:
+        """The service configured by the platform settings (FP_SERVING_* and FP_REDIS_PREFIX)."""
+        return cls(registry, redis_url, settings.redis_prefix, settings.serving_api_token, settings.serving_max_ids,
+                   settings.serving_redis_timeout_seconds)
+
+    @asynccontextmanager
+    async def lifespan(self, _app):
+        """One asyncio Redis client (a connection pool) for the life of the server."""
+        self.redis = aioredis.Redis.from_url(self.redis_url, socket_timeout=self.redis_timeout_seconds,
+                                             socket_connect_timeout=self.redis_timeout_seconds,
+                                             socket_keepalive=True)
+        try:
+            yield
+        finally:
+            await self.redis.aclose()
+
+    def _authorized(self, request: Request) -> bool:
+        if self.api_token is None:
+            return True
+        header = request.headers.get("authorization", "")
+        return header.startswith("Bearer ") and hmac.compare_digest(header[7:].encode(), self.api_token)
+
+    async def _read(self, keys: list[str], fields: tuple[str, ...]) -> list:
+        pipe = self.redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.hmget(key, fields)
+        return await pipe.execute()
+
+    async def features(self, request: Request) -> Response:
+        """POST /features: GetFeatures for one entity, many ids, many feature refs."""
+        if not self._authorized(request):
+            return _error(401, PlatformError("missing or wrong API token",
+                                             "send the header `Authorization: Bearer <FP_SERVING_API_TOKEN>`"),
+                          {"www-authenticate": "Bearer"})
+        try:
+            payload = _request_fields(await request.body())
+        except InvalidRequest as exc:
+            return _error(400, exc)
+        try:
+            plan = self.plans.plan(payload["entity"], payload["features"])
+            ids = check_ids(plan, payload["ids"], self.max_ids)
+        except InvalidRequest as exc:
+            return _error(_status_of(exc), exc)
+        try:
+            raw = await self._read(entity_keys(plan, ids), plan.fields)
+        except redis.RedisError as exc:
+            self.redis_errors.inc()
+            return _error(503, store_unavailable(exc), {"retry-after": "1"})
+        rows = decode_rows(plan, ids, raw, now_micros())
+        return Response(response_body(plan, rows), media_type="application/json")
+
+    async def healthz(self, _request: Request) -> Response:
+        """GET /healthz: ready when Redis answers."""
+        try:
+            await self.redis.ping()
+        except redis.RedisError as exc:
+            self.redis_errors.inc()
+            return _error(503, store_unavailable(exc), {"retry-after": "1"})
+        return _json(200, {"status": "ok"})
+
+    async def metrics(self, _request: Request) -> Response:
+        """GET /metrics: Prometheus text exposition."""
+        return Response(exposition([self.latency, self.redis_errors]), media_type=CONTENT_TYPE)
+
+    async def openapi_json(self, _request: Request) -> Response:
+        """GET /openapi.json: the service's OpenAPI document, with the feature catalog."""
+        return Response(self.openapi, media_type="application/json")
+
+
+async def _http_error(_request: Request, exc: HTTPException) -> Response:
+    """Starlette's own 404 (unknown path), 405 (wrong method) and 413 (body too large), as JSON errors."""
+    fixes = {404: f"use one of {', '.join(ROUTES)}", 405: "POST /features; GET the other routes",
+             413: f"send at most {MAX_BODY_BYTES} bytes"}
+    return _error(exc.status_code, PlatformError(exc.detail, fixes.get(exc.status_code)), exc.headers)
+
+
+def create_app(service: FeatureService):
+    """The ASGI app of `service`: routes, JSON errors, and the latency histogram around everything."""
+    app = Starlette(
+        routes=[
+            Route("/features", service.features, methods=["POST"], max_body_size=MAX_BODY_BYTES),
+            Route("/healthz", service.healthz, methods=["GET"]),
+            Route("/metrics", service.metrics, methods=["GET"]),
+            Route("/openapi.json", service.openapi_json, methods=["GET"]),
+        ],
+        exception_handlers={HTTPException: _http_error},
+        lifespan=service.lifespan,
+    )
+    return TimedRequests(app, service.latency)
+
+
+def uvicorn_server(service: FeatureService, port: int, host: str = "127.0.0.1"):
+    """A uvicorn server for `service` (uvloop + httptools, no access log); `.run()` blocks until stopped."""
+    import uvicorn
+
+    config = uvicorn.Config(create_app(service), host=host, port=port, loop="uvloop", http="httptools",
+                            lifespan="on", access_log=False, log_level="warning")
+    return uvicorn.Server(config)
