@@ -1,0 +1,173 @@
+"""featctl commands of serving and training: serve, training-set, rebuild (attached to the `featctl` group)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import click
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from assets.registry import load_registry
+from assets.specs import FeatureGroup
+from infra.errors import PlatformError
+from infra.redis_server import redis_url_for
+from infra.settings import load_settings
+from orchestration.cli import _progress, cli, console
+from serving.training_set import ENGINES, TIME_COLUMN
+
+
+def _check_port_free(port: int) -> None:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            raise PlatformError(f"port {port} on 127.0.0.1 is in use", "pass --port or set FP_SERVING_PORT") from None
+
+
+@cli.command()
+@click.option("--port", type=int, default=None, help="Port on 127.0.0.1 (default: FP_SERVING_PORT, 8600).")
+def serve(port: int | None) -> None:
+    """Start the feature service (POST /features, /healthz, /metrics, /openapi.json) on 127.0.0.1."""
+    from serving.service import FeatureService, uvicorn_server
+
+    settings, registry = load_settings(), load_registry()
+    port = port or settings.serving_port
+    _check_port_free(port)
+    with redis_url_for(settings) as url:
+        service = FeatureService.from_settings(settings, registry, url)
+        auth = "API token required" if settings.serving_api_token else "no API token (set FP_SERVING_API_TOKEN)"
+        console.print(f"feature service on http://127.0.0.1:{port}  ({auth}; Redis prefix "
+                      f"{settings.redis_prefix!r}; Ctrl-C stops it)", highlight=False)
+        uvicorn_server(service, port).run()
+
+
+class StepProgress:
+    """One line per training-set step with its elapsed time; Spark steps also show their running stage's tasks."""
+
+    def __init__(self, progress: Progress, spark):
+        self.progress = progress
+        self.spark = spark
+        self.task = None
+        self._stop = threading.Event()
+        self._poller = threading.Thread(target=self._poll_spark, daemon=True)
+
+    def __call__(self, step: str) -> None:
+        self._finish_step()
+        self.task = self.progress.add_task(step, total=None, tasks="")
+
+    def _finish_step(self) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, total=1, completed=1, tasks="")
+
+    def _poll_spark(self) -> None:
+        tracker = self.spark.sparkContext.statusTracker()
+        while not self._stop.wait(0.5):
+            stages = [s for s in map(tracker.getStageInfo, tracker.getActiveStageIds()) if s is not None]
+            if stages and self.task is not None:
+                done, total = sum(s.numCompletedTasks for s in stages), sum(s.numTasks for s in stages)
+                self.progress.update(self.task, tasks=f"Spark: {done}/{total} tasks of stage "
+                                                      f"{', '.join(str(s.stageId) for s in stages)}")
+
+    def __enter__(self) -> StepProgress:
+        self._poller.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._stop.set()
+        self._poller.join()
+        self._finish_step()
+
+
+@cli.command("training-set")
+@click.option("--observations", type=click.Path(exists=True, path_type=Path), required=True,
+              help="Parquet file or directory: entity key columns, the time column, label, any other columns.")
+@click.option("--features", required=True, help="Comma-separated refs: group, group.feature, group@vN.feature.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Parquet output path.")
+@click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
+              help="pandas for inputs that fit in memory, Spark for more; auto picks by row count.")
+@click.option("--time-column", default=TIME_COLUMN, show_default=True, help="Observation time column.")
+def training_set(observations: Path, features: str, out: Path, engine: str, time_column: str) -> None:
+    """Write a point-in-time-correct training set: each observation with the features as of its time."""
+    from infra.spark import spark_session
+    from serving.training_set import write_training_set
+
+    settings, registry = load_settings(), load_registry()
+    refs = [ref.strip() for ref in features.split(",") if ref.strip()]
+    with console.status("starting Spark"):
+        spark = spark_session(settings)
+    columns = (TextColumn("{task.description}"), SpinnerColumn(finished_text="[green]done"),
+               TimeElapsedColumn(), TextColumn("{task.fields[tasks]}"))
+    with Progress(*columns, console=console) as progress, StepProgress(progress, spark) as steps:
+        summary = write_training_set(spark, registry, observations, refs, out, engine, time_column, on_step=steps)
+    table = Table(title=f"training set {out}: {summary.rows:,} rows ({summary.engine}, {summary.seconds:.1f} s)")
+    table.add_column("feature values as of")
+    table.add_column("rows with values", justify="right")
+    for column, filled in summary.filled.items():
+        table.add_row(column, f"{filled:,} ({filled / max(summary.rows, 1):.0%})")
+    console.print(table)
+
+
+def dagster_replay(defs, instance):
+    """A `replay(ds, groups)` for serving.rebuild that runs the daily Dagster job for those groups' assets."""
+    from orchestration.runs import run_partition
+
+    def replay(ds: str, groups: Sequence[FeatureGroup]) -> None:
+        sources = {f"raw/{source}" for group in groups for source in group.sources}
+        steps = {f"{kind}/{group.name}" for group in groups for kind in ("features", "online")}
+        run_partition(defs, ds, instance, sorted(sources | steps))
+
+    return replay
+
+
+def _days(start: datetime | None, end: datetime | None) -> list[str] | None:
+    if start is None and end is None:
+        return None
+    if start is None or end is None or end < start:
+        raise PlatformError("--start and --end go together, start <= end", "pass both, e.g. --start 2026-01-03 "
+                            "--end 2026-01-09, or neither to rebuild the partitions the tables hold now")
+    first: date = start.date()
+    return [(first + timedelta(days=k)).isoformat() for k in range((end.date() - first).days + 1)]
+
+
+@cli.command()
+@click.option("--start", type=click.DateTime(["%Y-%m-%d"]), default=None, help="First day to replay.")
+@click.option("--end", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Last day to replay.")
+@click.option("--yes", is_flag=True, help="Do not ask before dropping the derived state.")
+def rebuild(start: datetime | None, end: datetime | None, yes: bool) -> None:
+    """Drop feature tables and online values, then replay the event log through the Dagster batch runs.
+
+    Without --start/--end the partitions the feature tables hold now are rebuilt, so the result equals them.
+    """
+    import redis
+
+    from infra.spark import spark_session
+    from orchestration.factory import build_definitions
+    from orchestration.runs import dagster_instance
+    from serving.rebuild import plan_rebuild, rebuild as rebuild_platform
+
+    settings, registry = load_settings(), load_registry()
+    days = _days(start, end)
+    if not yes:
+        click.confirm(f"Drop {len(registry.groups)} feature tables and the {settings.redis_prefix}:<entity>:* keys "
+                      "in Redis, then replay the event log?", abort=True)
+    with redis_url_for(settings) as url:
+        spark = spark_session(settings)
+        plan = plan_rebuild(spark, registry, days)
+        defs = build_definitions(registry, settings.model_copy(update={"redis_url": url}))
+        client = redis.Redis.from_url(url)
+        with _progress() as progress:
+            task = progress.add_task("replaying the event log (daily_features)", total=len(plan.days))
+            summary = rebuild_platform(spark, registry, client, settings.redis_prefix, plan,
+                                       dagster_replay(defs, dagster_instance(settings)),
+                                       on_day=lambda _ds: progress.advance(task))
+        client.close()
+    console.print(f"dropped {len(summary.dropped_tables)} tables and {summary.deleted_keys:,} Redis keys; replayed "
+                  + ", ".join(f"{name} ({len(d)} days)" for name, d in summary.replayed.items()), highlight=False)
+    if summary.kept_streamed_tables:
+        console.print(f"kept streamed history {', '.join(summary.kept_streamed_tables)}: replay the stream jobs "
+                      "to rebuild it", highlight=False)
