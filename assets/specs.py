@@ -26,6 +26,9 @@ SPARK_TYPES: dict[str, str] = {
     "date": "date",
 }
 
+NUMERIC_DTYPES = ("int32", "int64", "float64")
+ALLOWED_VALUE_TYPES: dict[str, type] = {"int32": int, "int64": int, "string": str, "bool": bool}
+
 NAME = r"^[a-z][a-z0-9_]*$"
 OWNER = r"^([^@\s]+@[^@\s]+\.[^@\s]+|team:[a-z0-9_-]+)$"
 DURATION = re.compile(r"^(\d+)([smhdw])$")
@@ -101,11 +104,39 @@ class Source(Strict):
 
 
 class Feature(Strict):
-    """One feature: a column of the group's query output, one field of the online hash."""
+    """One feature: a column of the group's query output, one field of the online hash.
+
+    `nullable`, `min`, `max` and `allowed_values` are expectations the quality gate checks on every
+    partition before it reaches the online store; they are not part of the schema (no version bump).
+    """
 
     name: str = Field(pattern=NAME)
     dtype: Dtype
     description: str
+    nullable: bool = True
+    min: float | None = None
+    max: float | None = None
+    allowed_values: tuple[str | int | bool, ...] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _expectations_fit_the_dtype(self) -> Feature:
+        if (self.min is not None or self.max is not None) and self.dtype not in NUMERIC_DTYPES:
+            raise ValueError(f"min: ranges apply to numeric dtypes ({', '.join(NUMERIC_DTYPES)}), not {self.dtype}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min: {self.min} is greater than max {self.max}")
+        if self.allowed_values is not None:
+            python_type = ALLOWED_VALUE_TYPES.get(self.dtype)
+            if python_type is None or any(type(v) is not python_type for v in self.allowed_values):
+                raise ValueError(f"allowed_values: must be {self.dtype} values (sets apply to string, integer "
+                                 f"and bool features)")
+        return self
+
+
+class RowCountBounds(Strict):
+    """How a partition's row count may move against the previous partition's: a ratio window."""
+
+    min_ratio: float = Field(default=0.0, ge=0)
+    max_ratio: float | None = Field(default=None, gt=0)
 
 
 class SourceInput(Strict):
@@ -145,6 +176,7 @@ class FeatureGroup(Strict):
     description: str
     version: int = Field(ge=1)
     ttl: timedelta | None = None
+    freshness: timedelta | None = None  # how stale the online values may get before the group alerts
     tags: dict[str, str] = {}
     sources: dict[str, SourceInput] = Field(min_length=1)
     udfs: tuple[Udf, ...] = ()
@@ -152,8 +184,9 @@ class FeatureGroup(Strict):
     folder: Path = Field(exclude=True)
     batch_sql: str = Field(exclude=True)
     stream: StreamQueries | None = Field(default=None, exclude=True)
+    row_count_vs_previous: RowCountBounds | None = None  # expectation of the quality gate
 
-    @field_validator("ttl", mode="before")
+    @field_validator("ttl", "freshness", mode="before")
     @classmethod
     def _duration(cls, value):
         return None if value in (None, "none") else parse_duration(value)

@@ -22,6 +22,7 @@ from eventlog.hive import PARTITION_COLUMN
 from infra.settings import Settings
 from infra.spark import prepare_spark_environment, spark_config
 from orchestration.resources import OnlineStoreResource
+from orchestration.streaming_defs import stream_asset, stream_sensor
 
 DAILY_JOB = "daily_features"
 
@@ -144,14 +145,19 @@ def build_definitions(registry: Registry, settings: Settings) -> dg.Definitions:
     prepare_spark_environment(settings)
     partitions = dg.DailyPartitionsDefinition(start_date=settings.partitions_start.isoformat(), timezone="UTC")
     assets = [raw_asset(source, partitions) for source in registry.sources.values()]
+    sensors = []
     for group in registry.groups.values():
         assets += feature_assets(registry, group, partitions)
-    daily = dg.define_asset_job(DAILY_JOB, selection=dg.AssetSelection.all(),
+        if group.stream is not None:
+            assets.append(stream_asset(registry, settings, group))
+            sensors.append(stream_sensor(registry, settings, group))
+    daily = dg.define_asset_job(DAILY_JOB, selection=dg.AssetSelection.all() - dg.AssetSelection.key_prefixes("stream"),
                                 description="Every source check, feature table and online publish for one day.")
     return dg.Definitions(
         assets=assets,
         jobs=[daily],
         schedules=[dg.build_schedule_from_partitioned_job(daily, hour_of_day=2, minute_of_hour=0)],
+        sensors=sensors,
         resources={
             "spark": PySparkResource(spark_config=spark_config(settings)),
             "online_store": OnlineStoreResource(url=settings.redis_url, local_dir=str(settings.data_dir / "redis"),

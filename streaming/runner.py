@@ -41,6 +41,7 @@ class JobProcess:
     redis_url: str
     started_at: float
     restored_from: str | None
+    stopped: bool = False  # stopped on purpose (featctl stream stop), as opposed to crashed
 
 
 def _state_path(settings: Settings, group: FeatureGroup) -> Path:
@@ -67,13 +68,16 @@ def rest_call(rest: str, path: str, body: dict | None = None, timeout: float = 5
         return json.loads(response.read() or b"{}")
 
 
+def last_job(settings: Settings, group: FeatureGroup) -> JobProcess | None:
+    """The group's most recently launched job, alive or not; None if it was never started."""
+    path = _state_path(settings, group)
+    return JobProcess(**json.loads(path.read_text())) if path.exists() else None
+
+
 def running_job(settings: Settings, group: FeatureGroup) -> JobProcess | None:
     """The group's job process if it is alive, else None."""
-    path = _state_path(settings, group)
-    if not path.exists():
-        return None
-    process = JobProcess(**json.loads(path.read_text()))
-    return process if _alive(process.pid) else None
+    process = last_job(settings, group)
+    return process if process is not None and _alive(process.pid) else None
 
 
 def latest_restore_point(settings: Settings, group: FeatureGroup) -> str | None:
@@ -148,6 +152,8 @@ def stop(settings: Settings, group: FeatureGroup, timeout_s: float = 120) -> str
                 raise PlatformError(f"savepoint failed: {result['operation']['failure-cause'].get('stack-trace', '')[:300]}")
             location = result["operation"]["location"]
             _wait_exit(process.pid, timeout_s=30)
+            state = _state_path(settings, group)
+            state.write_text(json.dumps({**json.loads(state.read_text()), "stopped": True}))
             return location.removeprefix("file:")
         time.sleep(0.3)
     raise PlatformError(f"no savepoint within {timeout_s} s", "featctl stream kill stops it without one")

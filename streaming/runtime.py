@@ -63,6 +63,7 @@ def table_environment(name: str, args: JobArgs, checkpoint_dir: Path, checkpoint
         "python.fn-execution.bundle.time": str(flush_ms),
         "python.fn-execution.bundle.size": "5000",
         "python.fn-execution.arrow.batch.size": "5000",
+        "metrics.fetcher.update-interval": "1000",  # REST metrics (records, watermarks) at most 1 s old
         "restart-strategy.type": "fixed-delay",
         "restart-strategy.fixed-delay.attempts": "3",
         "restart-strategy.fixed-delay.delay": "2s",

@@ -14,6 +14,7 @@ from infra.settings import Settings
 from serving.codec import micros_to_datetime
 from serving.online_store import OnlineStore, WritePlan, connect
 from streaming.codegen import job_dir
+from streaming.connectors import stream_directory
 from streaming.runner import flink_job, rest_call, running_job
 
 
@@ -31,13 +32,7 @@ class StreamStatus:
     last_checkpoint: datetime | None
     checkpoint_path: str | None
     dead_letters: int
-
-    @property
-    def lag_seconds(self) -> float | None:
-        """How far the newest written value trails the wall clock (None before the first write)."""
-        if self.max_event_time is None:
-            return None
-        return max(0.0, time.time() - self.max_event_time.timestamp())
+    lag_seconds: float | None           # age of the oldest input not yet reflected in Redis (0: caught up)
 
 
 def _millis(value) -> datetime | None:
@@ -52,26 +47,46 @@ def count_dead_letters(settings: Settings, group: FeatureGroup) -> int:
     return sum(sum(1 for _ in f.open()) for f in directory.rglob("*") if f.is_file() and not f.name.startswith("."))
 
 
+def _vertex_metric(rest: str, jid: str, vertex: str, metric: str) -> float:
+    values = rest_call(rest, f"/jobs/{jid}/vertices/{vertex}/subtasks/metrics?get={metric}")
+    return sum(v["sum"] for v in values)
+
+
 def _flink_details(rest: str) -> dict:
+    """State, records read, watermark and last completed checkpoint of the job, from Flink's REST API."""
     job = flink_job(rest)
     if job is None:
         return {"state": "UNREACHABLE"}
     details = {"state": job["state"]}
     try:
-        info = rest_call(rest, f"/jobs/{job['jid']}")
-        sources = [v for v in info["vertices"] if "Source" in v["name"]]
-        details["records_in"] = sum(v["metrics"].get("write-records", 0) for v in sources)
-        marks = [w["value"] for v in info["vertices"] if "Watermark" in v["name"] or "GroupAggregate" in v["name"]
-                 for w in rest_call(rest, f"/jobs/{job['jid']}/vertices/{v['id']}/watermarks")]
-        numeric = [int(m) for m in marks if str(m).lstrip("-").isdigit()]
-        details["watermark"] = _millis(max(numeric)) if numeric else None
-        completed = rest_call(rest, f"/jobs/{job['jid']}/checkpoints").get("latest", {}).get("completed")
+        jid = job["jid"]
+        vertices = rest_call(rest, f"/jobs/{jid}")["vertices"]
+        lines = [v for v in vertices if "__lines" in v["name"]]  # every raw record, valid or not
+        details["records_in"] = int(sum(_vertex_metric(rest, jid, v["id"], "numRecordsIn") for v in lines))
+        marks = [int(w["value"]) for v in vertices if not v["name"].startswith("Source")
+                 for w in rest_call(rest, f"/jobs/{jid}/vertices/{v['id']}/watermarks")]
+        details["watermark"] = _millis(max(marks)) if marks else None
+        completed = rest_call(rest, f"/jobs/{jid}/checkpoints").get("latest", {}).get("completed")
         if completed:
             details["last_checkpoint"] = _millis(completed["latest_ack_timestamp"])
             details["checkpoint_path"] = completed.get("external_path")
-    except (urllib.error.URLError, OSError, KeyError):
+    except (urllib.error.URLError, OSError, KeyError, ValueError):
         pass
     return details
+
+
+def input_lag_seconds(settings: Settings, source, last_write: datetime | None) -> float | None:
+    """How long the oldest stream file newer than the injector's last write has waited; 0 when caught up.
+
+    Local profile only (files carry their arrival time); a Kafka deployment reads consumer lag instead.
+    """
+    if settings.kafka_bootstrap_servers:
+        return None
+    directory = stream_directory(settings, source)
+    written = last_write.timestamp() if last_write else 0.0
+    waiting = [f.stat().st_mtime for f in directory.glob("*") if not f.name.startswith(".")] if directory.exists() else []
+    waiting = [m for m in waiting if m > written]
+    return max(0.0, time.time() - min(waiting)) if waiting else 0.0
 
 
 def stream_status(registry: Registry, settings: Settings, group: FeatureGroup, redis_url: str) -> StreamStatus:
@@ -83,9 +98,11 @@ def stream_status(registry: Registry, settings: Settings, group: FeatureGroup, r
         progress = store.progress(WritePlan.for_group(group, registry.entity_of(group), settings.redis_prefix))
     finally:
         store.client.close()
+    last_write = _millis(progress.get("last_write_ms"))
     return StreamStatus(
         group=group.name, state=flink["state"], records_in=flink.get("records_in"),
-        rows_written=progress.get("rows_written", 0), last_write=_millis(progress.get("last_write_ms")),
+        rows_written=progress.get("rows_written", 0), last_write=last_write,
+        lag_seconds=input_lag_seconds(settings, registry.sources[group.stream.source_table], last_write),
         max_event_time=micros_to_datetime(progress["max_event_time"]) if progress.get("max_event_time") else None,
         watermark=flink.get("watermark"), last_checkpoint=flink.get("last_checkpoint"),
         checkpoint_path=flink.get("checkpoint_path"), dead_letters=count_dead_letters(settings, group))

@@ -24,6 +24,11 @@ def test_every_group_has_its_raw_features_online_path(graph, registry):
     expected = {f"raw/{s}" for s in registry.sources}
     for group in registry.groups.values():
         expected |= {f"features/{group.name}", f"online/{group.name}"}
+        if group.stream:
+            expected.add(f"stream/{group.name}")
+            stream = graph.get(dg.AssetKey(["stream", group.name]))
+            assert stream.kinds == {"flink", "redis"}
+            assert stream.parent_keys == {dg.AssetKey(["raw", group.stream.source_table])}
         features = graph.get(dg.AssetKey(["features", group.name]))
         assert {k.to_user_string() for k in features.parent_keys} == {f"raw/{s}" for s in group.sources}
         online = graph.get(dg.AssetKey(["online", group.name]))
@@ -65,7 +70,9 @@ def test_code_version_changes_with_the_folder(registry, settings, tmp_path):
 def test_the_daily_job_and_schedule_cover_every_asset(registry, settings):
     defs = build_definitions(registry, settings)
     job = defs.resolve_job_def(DAILY_JOB)
-    assert len(job.asset_layer.executable_asset_keys) == len(registry.sources) + 2 * len(registry.groups)
+    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == (
+        {f"raw/{s}" for s in registry.sources} | {f"{kind}/{g}" for g in registry.groups for kind in ("features", "online")})
+    assert [s.name for s in defs.sensors] == [f"{g.name}_stream_health" for g in registry.groups.values() if g.stream]
     schedule = defs.resolve_schedule_def(f"{DAILY_JOB}_schedule")
     assert schedule.cron_schedule == "0 2 * * *"
 

@@ -1,0 +1,112 @@
+"""Dagster pairing of each group's streaming job: a `stream/<group>` asset and a health sensor.
+
+Materializing `stream/<group>` makes sure the group's Flink job runs: it starts or resumes it as its own
+process (never inside Dagster). The sensor reads Flink's REST API and the injector's progress markers on
+every tick, records an observation on the asset (state, lag, rows/s, watermark, checkpoint), raises an
+alert when the job is down or staler than the group's freshness target, and requests a run of the asset
+to restart a job that crashed (one stopped on purpose stays stopped).
+"""
+
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+
+from assets.registry import Registry
+from assets.specs import FeatureGroup
+from infra.redis_server import ensure_local_redis
+from infra.settings import Settings
+from orchestration.resources import OnlineStoreResource
+from streaming import runner
+from streaming.status import StreamStatus, stream_status
+
+SENSOR_INTERVAL_S = 30
+
+
+def _redis_url(online_store: OnlineStoreResource) -> str:
+    return online_store.url or ensure_local_redis(Path(online_store.local_dir))
+
+
+def stream_asset(registry: Registry, settings: Settings, group: FeatureGroup) -> dg.AssetsDefinition:
+    """`stream/<group>`: the group's running Flink job; materializing it (re)starts the job."""
+
+    @dg.asset(
+        key=["stream", group.name],
+        deps=[dg.AssetKey(["raw", group.stream.source_table])],
+        group_name=group.name,
+        kinds={"flink", "redis"},
+        owners=[group.owner],
+        tags={"entity": group.entity, **group.tags},
+        description=f"The Flink job keeping {group.name} v{group.version} fresh in Redis between batch runs.",
+        metadata={"transform.sql": dg.MetadataValue.md(f"```sql\n{group.stream.transform_sql.strip()}\n```"),
+                  "freshness_target": str(group.freshness or "none")},
+    )
+    def stream(context: dg.AssetExecutionContext, online_store: OnlineStoreResource) -> dg.MaterializeResult:
+        process = runner.running_job(settings, group)
+        if process is None:
+            process = runner.start(registry, settings, group, _redis_url(online_store))
+            context.log.info(f"started {group.name} stream, pid {process.pid}, resumed from {process.restored_from}")
+        return dg.MaterializeResult(metadata={"pid": process.pid, "flink_rest": f"http://{process.rest}",
+                                              "restored_from": process.restored_from or "nothing (first start)"})
+
+    return stream
+
+
+def _problems(group: FeatureGroup, status: StreamStatus, crashed: bool) -> list[str]:
+    if status.state == "STOPPED":
+        return [f"{group.name} stream is down: " + ("the job process died" if crashed else "stopped on purpose")]
+    if status.state != "RUNNING":
+        return [f"{group.name} stream is {status.state}"]
+    if group.freshness and status.lag_seconds is not None and status.lag_seconds > group.freshness.total_seconds():
+        return [f"{group.name} stream is lagging: input has waited {status.lag_seconds:.0f} s for Redis, "
+                f"freshness target {group.freshness.total_seconds():.0f} s"]
+    return []
+
+
+def record_alert(settings: Settings, kind: str, subject: str, message: str, details: dict) -> dict:
+    """Append an alert to `<data_dir>/alerts/streams.jsonl` (read by operators and tests) and return it."""
+    alert = {"at": datetime.now(timezone.utc).isoformat(), "kind": kind, "subject": subject, "message": message,
+             **details}
+    path = settings.data_dir / "alerts" / "streams.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        handle.write(json.dumps(alert, default=str) + "\n")
+    return alert
+
+
+def stream_sensor(registry: Registry, settings: Settings, group: FeatureGroup) -> dg.SensorDefinition:
+    """The health sensor paired with `stream/<group>`."""
+    asset_key = dg.AssetKey(["stream", group.name])
+
+    @dg.sensor(name=f"{group.name}_stream_health", minimum_interval_seconds=SENSOR_INTERVAL_S,
+               asset_selection=[asset_key], default_status=dg.DefaultSensorStatus.RUNNING,
+               description=f"Watches the {group.name} Flink job: observations, alerts, restart after a crash.")
+    def health(context: dg.SensorEvaluationContext, online_store: OnlineStoreResource) -> dg.SensorResult:
+        last = runner.last_job(settings, group)
+        if last is None:
+            return dg.SensorResult(skip_reason=f"{group.name} stream never started: materialize {asset_key.to_user_string()}")
+        status = stream_status(registry, settings, group, _redis_url(online_store))
+        previous = json.loads(context.cursor) if context.cursor else {}
+        now = time.time()
+        elapsed = now - previous.get("at", now)
+        rate = (status.rows_written - previous.get("rows", 0)) / elapsed if elapsed > 0 else None
+        crashed = status.state == "STOPPED" and not last.stopped
+        problems = _problems(group, status, crashed)
+        metadata = {
+            "state": status.state, "rows_written": status.rows_written, "dead_letters": status.dead_letters,
+            "lag_seconds": dg.MetadataValue.float(status.lag_seconds if status.lag_seconds is not None else -1.0),
+            "rows_per_second": dg.MetadataValue.float(rate if rate is not None else 0.0),
+            "watermark": str(status.watermark or "-"), "last_checkpoint": str(status.last_checkpoint or "-"),
+            "max_event_time": str(status.max_event_time or "-"), "healthy": not problems,
+        }
+        for problem in problems:
+            context.log.warning(problem)
+            record_alert(settings, "stream", group.name, problem, {"state": status.state, "lag": status.lag_seconds})
+        context.update_cursor(json.dumps({"at": now, "rows": status.rows_written}))
+        restart = [dg.RunRequest(run_key=f"restart-{group.name}-{int(now)}", asset_selection=[asset_key])] if crashed else []
+        return dg.SensorResult(asset_events=[dg.AssetObservation(asset_key=asset_key, metadata=metadata)],
+                               run_requests=restart)
+
+    return health
