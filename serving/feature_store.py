@@ -57,14 +57,14 @@ class FeatureStore:
             log.write(line)  # one write of one line in append mode: concurrent writers do not interleave
 
     def observations(self) -> pd.DataFrame:
-        """Every logged observation, oldest file first, with event times as UTC timestamps."""
+        """Every logged observation, oldest first (in logging order at equal times), times as UTC timestamps."""
         files: list[Path] = sorted(self.log_dir.glob("*.jsonl"))
         records = [orjson.loads(line) for path in files for line in path.read_bytes().splitlines() if line]
         if not records:
             raise PlatformError(f"no observations logged under {self.log_dir}", "call append_observation first")
         frame = pd.DataFrame.from_records(records)
         frame[TIME_COLUMN] = pd.to_datetime(frame[TIME_COLUMN], utc=True, format="ISO8601").astype("datetime64[us, UTC]")
-        return frame
+        return frame.sort_values(TIME_COLUMN, kind="stable", ignore_index=True)
 
     def _spark_session(self):
         if self._spark is None:

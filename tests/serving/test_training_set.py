@@ -147,3 +147,32 @@ def test_streamed_rows_join_between_batch_partitions_and_batch_wins_ties(spark, 
     distributed = training_set_spark(spark, registry, spark.createDataFrame(observations), ["pit_streamtest"])
     assert local["pit_streamtest__tag"].to_pylist() == ["batch", "streamed"]
     assert distributed.toArrow().to_pylist() == local.to_pylist()
+
+
+def test_feature_store_logs_observations_and_generates_the_training_set(spark, settings, tmp_path):
+    """The seed's API: append_observation(user, post, ts) as things happen, then generate_training_set()."""
+    from eventlog.hive import table_ddl
+    from serving.feature_store import FeatureStore
+
+    registry = _clicks_registry(tmp_path)
+    group = registry.groups["clicks"].model_copy(update={"name": "pit_store"})
+    registry = Registry(root=tmp_path, entities=registry.entities, sources={}, groups={group.name: group})
+    spark.sql("CREATE DATABASE IF NOT EXISTS features")
+    spark.sql(f"DROP TABLE IF EXISTS {group.table}")
+    spark.sql(table_ddl(group.table, [("user_id", "int64"), ("clicks", "int64"), ("tag", "string"),
+                                      ("feature_ts", "timestamp")]))
+    spark.sql(f"INSERT INTO {group.table} PARTITION (ds='2026-01-01') VALUES (1, 10, 'a', TIMESTAMP '{T1:%F %T}'), "
+              f"(1, 20, 'b', TIMESTAMP '{T2:%F %T}')")
+    store = FeatureStore(["pit_store.clicks"], entity="user", log="next_upvote", registry=registry, spark=spark,
+                         settings=settings.model_copy(update={"data_dir": tmp_path}))
+    store.append_observation(1, 501, T1 - timedelta(hours=1))
+    store.append_observation(1, 502, (T1 + timedelta(hours=1)).replace(tzinfo=None), post_id=7)  # naive = UTC
+    store.append_observation(1, 503, T2 + timedelta(days=2))
+    store.append_observation(2, 504, T2)
+    assert sorted(p.name for p in (tmp_path / "observations" / "next_upvote").iterdir()) == \
+        ["2026-01-01.jsonl", "2026-01-02.jsonl", "2026-01-03.jsonl", "2026-01-05.jsonl"]
+    training = store.generate_training_set()
+    assert training["label"].tolist() == [501, 502, 504, 503]  # oldest first
+    assert training["pit_store__clicks"].tolist() == [pd.NA, 10, pd.NA, pd.NA]  # before T1; T1's; none; past TTL
+    assert training["post_id"].iloc[1] == 7
+    assert store.generate_training_set(engine="spark").equals(training)
