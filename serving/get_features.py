@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property, lru_cache, partial
 
+import redis
+
 from assets.registry import Registry
 from serving import layout
 from serving.codec import _DECODERS, micros_to_datetime
@@ -45,6 +47,16 @@ class ReadPlan:
     def decoders(self) -> tuple:
         """Per ref: the function turning its stored bytes back into a typed value."""
         return tuple(_DECODERS[dtype] for dtype in self.dtypes)
+
+    @cached_property
+    def hmget_head(self) -> bytes:
+        """The start of each HMGET command in RESP: the array length and the command name."""
+        return b"*%d\r\n$5\r\nHMGET\r\n" % (len(self.fields) + 2)
+
+    @cached_property
+    def hmget_fields(self) -> bytes:
+        """The plan's fields in RESP, encoded once: what every HMGET of this plan ends with."""
+        return b"".join(b"$%d\r\n%s\r\n" % (len(f), f) for f in map(str.encode, self.fields))
 
     @cached_property
     def ref_group(self) -> tuple[int, ...]:
@@ -127,7 +139,7 @@ def check_ids(plan: ReadPlan, ids, max_ids: int) -> list:
     return checked
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class FeatureRow:
     """Feature values of one entity id, with the event time each value holds as of and whether it is stale."""
 
@@ -142,32 +154,71 @@ def entity_keys(plan: ReadPlan, ids: Sequence) -> list[str]:
     return [layout.entity_key(plan.prefix, plan.entity, i) for i in ids]
 
 
+def hmget_commands(plan: ReadPlan, keys: Sequence[str]) -> bytes:
+    """One HMGET per key in Redis's wire protocol (RESP), built from the plan's pre-encoded field list."""
+    head, fields = plan.hmget_head, plan.hmget_fields
+    return b"".join([head + b"$%d\r\n%s\r\n" % (len(k), k) + fields for k in map(str.encode, keys)])
+
+
+def read_raw(store: OnlineStore, plan: ReadPlan, keys: Sequence[str]) -> list[list[bytes | None]]:
+    """The plan's fields of each key in one round trip: the commands go out as one buffer, replies come back in order.
+
+    On a Redis Cluster the store's own pipelined read (which routes keys to their nodes) is used instead.
+    """
+    if not isinstance(store.client, redis.Redis):
+        return store.read(keys, plan.fields)
+    pool = store.client.connection_pool
+    connection = pool.get_connection()
+    try:
+        connection.send_packed_command([hmget_commands(plan, keys)])
+        return [connection.read_response() for _ in keys]
+    except BaseException:
+        connection.disconnect()  # unread replies must not reach the next caller of this connection
+        raise
+    finally:
+        pool.release(connection)
+
+
 def now_micros() -> int:
     """The current time as epoch microseconds, what staleness is measured against."""
     return time.time_ns() // 1000
 
 
+def _decoded_column(decode, raw: tuple) -> list:
+    return list(map(decode, raw)) if None not in raw else [None if r is None else decode(r) for r in raw]
+
+
+def _event_time_column(raw: tuple, ttl: int | None, now: int) -> tuple[list, list]:
+    """Event times and stale flags of one group's event-time field; each distinct value is decoded once."""
+    micros = {r: int(r) for r in set(raw) if r is not None}
+    instants = {r: micros_to_datetime(m) for r, m in micros.items()}
+    stale = {r: ttl is not None and now - m > ttl for r, m in micros.items()}
+    return [instants.get(r) for r in raw], [stale.get(r, False) for r in raw]
+
+
 def decode_rows(plan: ReadPlan, ids: Sequence, raw_rows: Sequence[Sequence[bytes | None]],
                 now: int) -> list[FeatureRow]:
-    """Typed rows from the raw HMGET replies; `now` (epoch microseconds) decides staleness."""
-    refs, decoders, ttls, ref_group = plan.refs, plan.decoders, plan.ttl_micros, plan.ref_group
-    width = len(refs)
-    one_group = len(ttls) == 1
-    rows = []
-    for entity_id, raw in zip(ids, raw_rows):
-        values = dict(zip(refs, [None if r is None else decode(r) for decode, r in zip(decoders, raw)]))
-        micros = [None if r is None else int(r) for r in raw[width:]]
-        times = [None if m is None else micros_to_datetime(m) for m in micros]
-        stale = [m is not None and ttl is not None and now - m > ttl for m, ttl in zip(micros, ttls)]
-        if one_group:
-            rows.append(FeatureRow(entity_id, values, dict.fromkeys(refs, times[0]), dict.fromkeys(refs, stale[0])))
-        else:
-            rows.append(FeatureRow(entity_id, values, dict(zip(refs, [times[g] for g in ref_group])),
-                                   dict(zip(refs, [stale[g] for g in ref_group]))))
-    return rows
+    """Typed rows from the raw HMGET replies; `now` (epoch microseconds) decides staleness.
+
+    Decoding goes a field (column) at a time, so each dtype's decoder runs over a whole column.
+    """
+    if not raw_rows:
+        return []
+    refs, width = plan.refs, len(plan.refs)
+    columns = list(zip(*raw_rows))
+    values = zip(*[_decoded_column(decode, raw) for decode, raw in zip(plan.decoders, columns)])
+    groups = [_event_time_column(raw, ttl, now) for raw, ttl in zip(columns[width:], plan.ttl_micros)]
+    if len(groups) == 1:
+        times, stale = groups[0]
+        return [FeatureRow(entity_id, dict(zip(refs, row)), dict.fromkeys(refs, times[i]), dict.fromkeys(refs, stale[i]))
+                for i, (entity_id, row) in enumerate(zip(ids, values))]
+    per_ref = [groups[g] for g in plan.ref_group]
+    return [FeatureRow(entity_id, dict(zip(refs, row)), dict(zip(refs, [times[i] for times, _ in per_ref])),
+                       dict(zip(refs, [stale[i] for _, stale in per_ref])))
+            for i, (entity_id, row) in enumerate(zip(ids, values))]
 
 
 def get_features(store: OnlineStore, plan: ReadPlan, ids: Sequence, now: int | None = None) -> list[FeatureRow]:
     """The planned features for each id, in order, in one round trip; an unknown id gets nulls, not an error."""
-    raw = store.read(entity_keys(plan, ids), plan.fields)
+    raw = read_raw(store, plan, entity_keys(plan, ids))
     return decode_rows(plan, ids, raw, now_micros() if now is None else now)

@@ -1,0 +1,314 @@
+"""Benchmark of GetFeatures: latency and throughput of the three read paths over the same Redis keys.
+
+Why: the in-process client and the HTTP service add a read plan, id checks, typed decoding, staleness and
+(for HTTP) JSON and a network hop on top of the Redis read itself. This script shows what that costs
+against the floor, for one entity id and for 100 ids, each with 10 features (int64, float64, string,
+bool, timestamp) of one group, against a private local redis-server holding N entities:
+
+  (a) raw redis-py: one pipelined HMGET per id of the same 11 fields (10 features + event time), no decode;
+  (b) the in-process client: serving.client.InProcessClient.get_features (plan cache, id check, decode);
+  (c) the HTTP service: serving.client.HttpClient over one keep-alive connection to the feature service
+      (uvicorn + httptools + uvloop, Starlette, orjson) running in its own process, as `featctl serve` runs.
+
+Variants run in alternating rounds, so a noisy neighbour slows all of them alike. One client thread sends
+requests back to back; latency is per request (ids drawn at random, draws not timed), requests/s is
+requests / seconds spent in them. Where the time goes: the in-process client's parts timed separately,
+and the service's own handling time from its /metrics histogram. Progress goes to stderr, the tables to
+stdout.
+
+    .venv/bin/python benchmarks/serving.py [--entities N] [--requests N] [--rounds N] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from multiprocessing import get_context
+from pathlib import Path
+
+# This file is named like the package it measures, and Python puts a script's folder first on sys.path:
+# `import serving` from any script in benchmarks/ (this one, publish.py, training_set.py) would find this
+# file instead of the package. Take the folder off the path, and when a sibling script has imported this
+# file as `serving`, hand it the package instead.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+if __name__ == "serving":
+    del sys.modules[__name__]
+    importlib.import_module("serving")
+
+import numpy as np  # noqa: E402  (after the sys.path fix above)
+import pyarrow as pa  # noqa: E402
+import redis  # noqa: E402
+
+from assets.registry import Registry  # noqa: E402
+from assets.specs import Entity, Feature, FeatureGroup
+from infra.redis_server import free_loopback_port, local_redis
+from serving import layout
+from serving.client import HttpClient, InProcessClient
+from serving.get_features import check_ids, decode_rows, entity_keys, now_micros, read_raw
+from serving.online_store import OnlineStore, WritePlan
+
+SEED = 20260105
+PREFIX = "bench"
+ENTITY = Entity(name="user", key="user_id", dtype="int64", description="Synthetic benchmark entity.")
+FEATURES = (
+    ("clicks_7d", "int64"), ("views_30d", "int64"), ("rank", "int64"),
+    ("ctr_7d", "float64"), ("score", "float64"), ("spend_30d", "float64"),
+    ("country", "string"), ("segment", "string"),
+    ("is_active", "bool"), ("last_seen_at", "timestamp"),
+)
+GROUP = "bench_serving"
+REFS = [f"{GROUP}.{name}" for name, _ in FEATURES]
+SCENARIOS = (1, 100)  # ids per request
+TARGETS = {("b/a", 1): 1.5, ("b/a", 100): 1.3}
+HTTP_P99_TARGET_MS = 1.0
+
+
+def log(message: str) -> None:
+    """Progress line on stderr (stdout carries only the result tables)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def bench_registry() -> Registry:
+    """One entity and one 10-feature group with a 30-day TTL."""
+    group = FeatureGroup(name=GROUP, entity=ENTITY.name, owner="team:bench", version=1, ttl="30d",
+                         description="Synthetic features for benchmarks/serving.py.", sources={"bench": {}},
+                         features=tuple(Feature(name=n, dtype=d, description=n) for n, d in FEATURES),
+                         folder=Path(tempfile.gettempdir()), batch_sql="SELECT 1")
+    return Registry(root=group.folder, entities={ENTITY.name: ENTITY}, sources={}, groups={GROUP: group})
+
+
+def load_entities(url: str, registry: Registry, entities: int) -> None:
+    """Write `entities` users with 10 features each through the guarded writer."""
+    rng = np.random.default_rng(SEED)
+    now = datetime.now(timezone.utc)
+    seen = (now - timedelta(days=3)).timestamp() * 1e6 - rng.integers(0, 30 * 86_400 * 10**6, entities)
+    group = registry.groups[GROUP]
+    plan = WritePlan.for_group(group, ENTITY, PREFIX)
+    table = pa.table({
+        ENTITY.key: np.arange(entities, dtype=np.int64),
+        "clicks_7d": rng.integers(0, 500, entities), "views_30d": rng.integers(0, 100_000, entities),
+        "rank": rng.integers(1, 10_000_000, entities), "ctr_7d": rng.random(entities),
+        "score": rng.normal(0, 10, entities), "spend_30d": np.round(rng.exponential(50, entities), 2),
+        "country": rng.choice(["us", "gb", "de", "fr", "in", "br", "jp"], entities),
+        "segment": [f"segment_{i:03d}" for i in rng.integers(0, 200, entities)],
+        "is_active": rng.random(entities) < 0.3,
+        "last_seen_at": pa.array(seen.astype(np.int64)).cast(pa.timestamp("us", tz="UTC")),
+        "feature_ts": pa.array(np.full(entities, int((now - timedelta(days=1)).timestamp() * 1e6))).cast(
+            pa.timestamp("us", tz="UTC")),
+    })
+    client = redis.Redis.from_url(url)
+    OnlineStore(client, chunk_rows=500).write(plan, table)
+    client.close()
+
+
+def run_service(url: str, port: int) -> None:
+    """The feature service for the benchmark registry, in this (spawned) process until it is terminated."""
+    from serving.service import FeatureService, uvicorn_server
+
+    uvicorn_server(FeatureService(bench_registry(), url, PREFIX), port).run()
+
+
+def wait_for_service(client: HttpClient, seconds: float = 30) -> None:
+    """Block until the service answers a GetFeatures request."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            client.get_features(ENTITY.name, [0], REFS[:1])
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+@dataclass
+class Samples:
+    """Latencies (seconds) of one variant in one scenario, accumulated over rounds."""
+
+    latencies: list
+
+    def add(self, values: list) -> None:
+        self.latencies.extend(values)
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    @property
+    def requests_per_second(self) -> float:
+        return len(self.latencies) / sum(self.latencies)
+
+
+def timed(call, id_lists: list) -> list:
+    """Latency of `call(ids)` for each id list, back to back."""
+    out = []
+    clock = time.perf_counter
+    for ids in id_lists:
+        started = clock()
+        call(ids)
+        out.append(clock() - started)
+    return out
+
+
+def measure(variants: dict, entities: int, requests: int, rounds: int, warmup: int, service_url: str
+            ) -> tuple[dict, dict]:
+    """Samples per (variant, ids per request), rounds alternating between variants; and per ids per request
+    the service's own mean handling time (from its metrics, warm-up excluded)."""
+    rng = np.random.default_rng(SEED + 1)
+    samples = {(name, n): Samples([]) for name in variants for n in SCENARIOS}
+    served = {}
+    for n in SCENARIOS:
+        for name, call in variants.items():
+            timed(call, [rng.integers(0, entities, n).tolist() for _ in range(warmup)])
+        before = service_totals(service_url)
+        for round_index in range(rounds):
+            for name, call in variants.items():
+                samples[name, n].add(timed(call, [rng.integers(0, entities, n).tolist() for _ in range(requests)]))
+            log(f"  {n} id(s): round {round_index + 1}/{rounds} done")
+        after = service_totals(service_url)
+        served[n] = (after[0] - before[0]) / (after[1] - before[1])
+    return samples, served
+
+
+def in_process_parts(client: InProcessClient, entities: int, requests: int) -> dict[int, dict[str, float]]:
+    """Median microseconds of each part of an in-process call: plan + id check, Redis read, decode."""
+    rng = np.random.default_rng(SEED + 2)
+    parts = {}
+    for n in SCENARIOS:
+        plan_us, read_us, decode_us = [], [], []
+        for _ in range(requests):
+            ids = rng.integers(0, entities, n).tolist()
+            t0 = time.perf_counter()
+            plan = client.plans.plan(ENTITY.name, REFS)
+            checked = check_ids(plan, ids, client.max_ids)
+            t1 = time.perf_counter()
+            raw = read_raw(client.store, plan, entity_keys(plan, checked))
+            t2 = time.perf_counter()
+            decode_rows(plan, checked, raw, now_micros())
+            t3 = time.perf_counter()
+            plan_us.append((t1 - t0) * 1e6)
+            read_us.append((t2 - t1) * 1e6)
+            decode_us.append((t3 - t2) * 1e6)
+        parts[n] = {"plan + id check": statistics.median(plan_us), "Redis read (one buffer of HMGETs)":
+                    statistics.median(read_us), "decode + staleness": statistics.median(decode_us)}
+    return parts
+
+
+def service_totals(url: str) -> tuple[float, float]:
+    """(seconds, requests) the service has spent on 200 /features requests so far, from its /metrics."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    connection.request("GET", "/metrics")
+    text = connection.getresponse().read().decode()
+    connection.close()
+    values = {"sum": 0.0, "count": 0.0}
+    for line in text.splitlines():
+        for kind in values:
+            if line.startswith(f'fp_serving_request_seconds_{kind}{{route="/features",status="200"}}'):
+                values[kind] = float(line.rsplit(" ", 1)[1])
+    return values["sum"], values["count"]
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def render(samples: dict, parts: dict, served: dict, entities: int, rounds: int, requests: int,
+           redis_version: str) -> str:
+    """The result table (with ratios and targets) and the where-the-time-goes table."""
+    header = ("ids x features", "path", "p50 us", "p99 us", "req/s", "p50 x a", "p99 x a", "target", "result")
+    rows = [header]
+    names = {"a": "(a) raw redis-py pipelined HMGET", "b": "(b) in-process client", "c": "(c) HTTP service"}
+    for n in SCENARIOS:
+        base = samples["a", n]
+        for key, label in names.items():
+            s = samples[key, n]
+            p50, p99 = s.percentile(0.5), s.percentile(0.99)
+            ratio50, ratio99 = p50 / base.percentile(0.5), p99 / base.percentile(0.99)
+            target, verdict = "", ""
+            if key == "b":
+                target, verdict = f"p99 <= {TARGETS['b/a', n]:g}x a", _verdict(ratio99 <= TARGETS["b/a", n])
+            if key == "c" and n == 1:
+                target, verdict = f"p99 <= {HTTP_P99_TARGET_MS:g} ms", _verdict(p99 * 1000 <= HTTP_P99_TARGET_MS)
+            rows.append((f"{n} x {len(FEATURES)}", label, f"{p50 * 1e6:,.0f}", f"{p99 * 1e6:,.0f}",
+                         f"{s.requests_per_second:,.0f}", "" if key == "a" else f"{ratio50:.2f}",
+                         "" if key == "a" else f"{ratio99:.2f}", target, verdict))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    breakdown = ["", "Where the in-process time goes (median us per call, measured part by part):"]
+    for n, timings in parts.items():
+        breakdown.append(f"  {n:>3} id(s): " + ", ".join(f"{name} {us:,.0f}" for name, us in timings.items()))
+    breakdown.append("HTTP service's own handling time per request (mean, from its /metrics histogram): "
+                     + ", ".join(f"{n} id(s) {seconds * 1e6:,.0f} us" for n, seconds in served.items())
+                     + "; the rest of (c) is the client (HTTP, JSON, typed values) and the loopback hop.")
+    title = (f"GetFeatures benchmark: {entities:,} entities x {len(FEATURES)} features in one group, redis-server "
+             f"{redis_version} on loopback, {rounds} alternating rounds x {requests:,} requests per path and size")
+    return "\n".join([title, "", *lines, *breakdown])
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options; `--quick` is a smoke run."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--entities", type=int, default=100_000, help="entities in Redis (default 100,000)")
+    parser.add_argument("--requests", type=int, default=2_000, help="requests per round, path and size")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 10k entities, 2 rounds of 300 requests")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.entities, args.requests, args.rounds = 10_000, 300, 2
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Load Redis, start the service in its own process, measure (a), (b), (c), print the tables."""
+    args = parse_args(argv)
+    registry = bench_registry()
+    with local_redis() as url:
+        raw = redis.Redis.from_url(url)
+        redis_version = raw.info("server")["redis_version"]
+        log(f"writing {args.entities:,} entities x {len(FEATURES)} features")
+        load_entities(url, registry, args.entities)
+        fields = [layout.feature_field(GROUP, 1, name) for name, _ in FEATURES] + [layout.event_time_field(GROUP, 1)]
+
+        def raw_hmget(ids):
+            pipe = raw.pipeline(transaction=False)
+            for i in ids:
+                pipe.hmget(layout.entity_key(PREFIX, ENTITY.name, i), fields)
+            return pipe.execute()
+
+        in_process = InProcessClient.connect(registry, url, PREFIX)
+        port = free_loopback_port()
+        server = get_context("spawn").Process(target=run_service, args=(url, port), daemon=True)
+        server.start()
+        over_http = HttpClient(f"http://127.0.0.1:{port}")
+        try:
+            wait_for_service(over_http)
+            assert over_http.get_features(ENTITY.name, [1, 2], REFS) == in_process.get_features(
+                ENTITY.name, [1, 2], REFS), "HTTP and in-process answers differ"
+            log(f"service up on port {port} (pid {server.pid}); measuring")
+            variants = {"a": raw_hmget, "b": lambda ids: in_process.get_features(ENTITY.name, ids, REFS),
+                        "c": lambda ids: over_http.get_features(ENTITY.name, ids, REFS)}
+            samples, served = measure(variants, args.entities, args.requests, args.rounds, 200,
+                                      f"http://127.0.0.1:{port}")
+            parts = in_process_parts(in_process, args.entities, args.requests)
+        finally:
+            over_http.close()
+            server.terminate()
+            server.join()
+        in_process.close()
+        raw.close()
+    print(render(samples, parts, served, args.entities, args.rounds, args.requests, redis_version))
+
+
+if __name__ == "__main__":
+    main()
