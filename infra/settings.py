@@ -39,6 +39,7 @@ class Settings(BaseModel):
     serving_max_ids: int = 1000  # ids one GetFeatures request may ask for; more is a 422
     serving_redis_timeout_seconds: float = 1.0  # a Redis that does not answer in time makes a 503
     partitions_start: date = date(2026, 1, 1)
+    alert_webhook_url: str | None = None  # set: schema-change alerts are also POSTed there as JSON
     flink_rest: str | None = None  # host:port of a Flink cluster's REST endpoint; unset = local mini-cluster
     kafka_bootstrap_servers: str | None = None  # set: streams read Kafka topics; unset: local directories
     stream_checkpoint_seconds: int = 5

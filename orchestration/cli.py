@@ -238,7 +238,7 @@ def ui(port: int) -> None:
 
 
 # Command groups of other areas attach themselves to `cli` when imported (one module per area).
-COMMAND_MODULES: tuple[str, ...] = ("orchestration.cli_streaming", "orchestration.cli_serving")
+COMMAND_MODULES: tuple[str, ...] = ("orchestration.cli_streaming", "orchestration.cli_serving", "orchestration.cli_quality")
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from batch.publish import publish_partition
 from eventlog.hive import PARTITION_COLUMN
 from infra.settings import Settings
 from infra.spark import prepare_spark_environment, spark_config
+from orchestration.checks import quality_checks
 from orchestration.resources import OnlineStoreResource
 from orchestration.streaming_defs import stream_asset, stream_sensor
 
@@ -155,6 +156,7 @@ def build_definitions(registry: Registry, settings: Settings) -> dg.Definitions:
                                 description="Every source check, feature table and online publish for one day.")
     return dg.Definitions(
         assets=assets,
+        asset_checks=quality_checks(registry, settings, partitions),
         jobs=[daily],
         schedules=[dg.build_schedule_from_partitioned_job(daily, hour_of_day=2, minute_of_hour=0)],
         sensors=sensors,

@@ -1,0 +1,44 @@
+"""featctl commands of the quality gate: `featctl check` (run by CI on every PR)."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from assets.registry import load_registry
+from infra.errors import PlatformError
+from infra.settings import load_settings
+from orchestration.cli import cli, console
+from quality.pr_check import analysis_spark, check_registry
+
+LOCK_FILE = "registry.lock"
+
+
+@cli.command()
+@click.option("--update-lock", is_flag=True,
+              help="Record the current output schemas in assets/registry.lock (an intended change).")
+def check(update_lock: bool) -> None:
+    """Validate every feature folder: YAML, batch.sql on Spark, stream SQL on Flink, schemas against the lock."""
+    settings = load_settings()
+    registry = load_registry(settings.registry_dir)
+    lock_path = settings.registry_dir / LOCK_FILE
+    with console.status("analysing batch.sql with Spark and stream SQL with Flink"), analysis_spark(settings) as spark:
+        result = check_registry(spark, registry, lock_path, settings.partitions_start.isoformat(), update_lock)
+    table = Table(title=f"featctl check: {len(registry.groups)} groups, {len(registry.sources)} sources")
+    for column in ("group", "entity", "features", "stream", "lock"):
+        table.add_column(column)
+    changed = {change.group.ref for change in result.lock.changed}
+    for group in registry.groups.values():
+        lock = ("changed" if group.ref in changed else "new" if group.ref in result.lock.new else "ok")
+        if result.lock_updated and lock != "ok":
+            lock = "recorded"
+        table.add_row(group.ref, group.entity, str(len(group.features)), "yes" if group.stream else "-", lock)
+    console.print(table)
+    for problem in result.problems:
+        console.print(f"[red]error:[/] {problem}", highlight=False, soft_wrap=True)
+    if result.problems:
+        raise PlatformError(f"featctl check found {len(result.problems)} problem(s)", "fix the errors listed above")
+    if result.lock.new and not result.lock_updated:
+        console.print(f"new group versions not in {LOCK_FILE} yet: {', '.join(result.lock.new)} "
+                      "(record them with `featctl check --update-lock`)")
+    console.print(f"[green]ok[/]: every folder is valid{'; lock updated' if result.lock_updated else ''}")

@@ -1,0 +1,150 @@
+"""PR-time validation of a group's stream/source.sql and stream/transform.sql with Flink's own planner.
+
+Flink SQL is not Spark SQL (WATERMARK, TIMESTAMP(3), window TVFs), so it is parsed and validated by
+Flink itself: a TableEnvironment registers source.sql (its `{{ connector }}` filled with a datagen
+placeholder; nothing runs) and plans transform.sql with the group's UDFs. Checked:
+  source.sql     parses; each physical column is a column of the source contract with the same type;
+  transform.sql  parses and validates against that table; outputs exactly the entity key, the declared
+                 features and `feature_ts`, with their declared types.
+A Flink JVM costs about 3 s and 200 MB, so all groups are validated in one short-lived subprocess
+(`python -m quality.stream_sql <registry dir>`, one JSON problem per line on stdout), which keeps the
+JVM out of the caller's process (featctl, or a test session that already runs Spark).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from assets.registry import Registry, RegistryError, _relative, load_registry
+from assets.specs import FeatureGroup
+from infra.errors import PlatformError
+from infra.java import ensure_java_home
+from infra.settings import PROJECT_ROOT
+from serving.online_store import EVENT_TIME_COLUMN
+
+FLINK_TYPE_ROOTS = {"BIGINT": "int64", "INTEGER": "int32", "DOUBLE": "float64", "VARCHAR": "string",
+                    "CHAR": "string", "BOOLEAN": "bool", "TIMESTAMP_WITHOUT_TIME_ZONE": "timestamp",
+                    "TIMESTAMP_WITH_LOCAL_TIME_ZONE": "timestamp", "DATE": "date"}
+PLACEHOLDER_CONNECTOR = "'connector' = 'datagen'"
+PROBLEM_MARK = "stream-sql-problem "  # Flink may log to stdout too; problems are the lines with this mark
+POSITION = re.compile(r"line (\d+), column (\d+)")
+TIMEOUT_SECONDS = 300
+
+
+def _flink_message(exc: Exception) -> str:
+    java = getattr(exc, "java_exception", None)
+    return (java.getMessage() if java is not None else str(exc)).strip().splitlines()[0]
+
+
+def _where(message: str) -> str:
+    match = POSITION.search(message)
+    return f"line {match.group(1)}, column {match.group(2)}" if match else "(query)"
+
+
+def _columns(table) -> list[tuple[str, str, bool]]:
+    """(name, platform dtype or Flink type, physical?) of a Flink Table's resolved schema.
+
+    Types are read from the Java schema: PyFlink's Python DataType wrapper has no stable type name.
+    """
+    out = []
+    for column in table._j_table.getResolvedSchema().getColumns():
+        root = str(column.getDataType().getLogicalType().getTypeRoot().toString())
+        out.append((column.getName(), FLINK_TYPE_ROOTS.get(root, root), bool(column.isPhysical())))
+    return out
+
+
+def _problem(path: Path, field: str, message: str, fix: str) -> dict:
+    return {"what": f"{_relative(path)}: {field}: {message}", "fix": fix}
+
+
+def group_problems(t_env, registry: Registry, group: FeatureGroup) -> list[dict]:
+    """Problems of one group's stream SQL, validated in `t_env` (a Flink TableEnvironment)."""
+    source = registry.sources[group.stream.source_table]
+    source_path, transform_path = group.stream_dir / "source.sql", group.stream_dir / "transform.sql"
+    ddl = re.sub(r"\{\{\s*connector\s*\}\}", PLACEHOLDER_CONNECTOR, group.stream.source_sql).strip().rstrip(";")
+    try:
+        t_env.execute_sql(ddl)
+    except Exception as exc:
+        message = _flink_message(exc)
+        return [_problem(source_path, _where(message), f"Flink cannot create the table: {message}", "fix the DDL")]
+    try:
+        problems = []
+        contract = {c.name: c.dtype for c in source.columns}
+        for name, dtype, physical in _columns(t_env.from_path(group.stream.source_table)):
+            if physical and contract.get(name) != dtype:
+                problems.append(_problem(
+                    source_path, name, f"column is {dtype}, the contract {source.file.name} has "
+                    f"{contract[name] if name in contract else 'no such column'}",
+                    "declare the contract's columns with their types (computed columns are free)"))
+        problems += _transform_problems(t_env, registry, group, transform_path)
+        return problems
+    finally:
+        t_env.execute_sql(f"DROP TABLE IF EXISTS `{group.stream.source_table}`")
+
+
+def _transform_problems(t_env, registry: Registry, group: FeatureGroup, path: Path) -> list[dict]:
+    for udf in group.udfs:
+        from streaming.runtime import group_udf
+
+        t_env.create_temporary_system_function(udf.name, group_udf(str(group.udf_path), udf.name, udf.returns))
+    try:
+        table = t_env.sql_query(group.stream.transform_sql.strip().rstrip(";"))
+    except Exception as exc:
+        message = _flink_message(exc)
+        return [_problem(path, _where(message), f"Flink rejects the query: {message}", "fix the SQL")]
+    finally:
+        for udf in group.udfs:
+            t_env.drop_temporary_system_function(udf.name)
+    entity = registry.entity_of(group)
+    expected = {entity.key: entity.dtype, **{f.name: f.dtype for f in group.features}, EVENT_TIME_COLUMN: "timestamp"}
+    actual = {name: dtype for name, dtype, _ in _columns(table)}
+    problems = [_problem(path, name, f"the query outputs no column {name!r} (it outputs {', '.join(actual)})",
+                         "add it to the SELECT") for name in expected if name not in actual]
+    problems += [_problem(path, name, f"output column {name!r} is {actual[name]}, feature.yaml declares "
+                          f"{expected[name]}", "CAST it or change the dtype")
+                 for name in expected if name in actual and actual[name] != expected[name]]
+    problems += [_problem(path, "(output)", f"column {name!r} is not declared in feature.yaml",
+                          "declare it as a feature or drop it from the SELECT") for name in actual if name not in expected]
+    return problems
+
+
+def validate_stream_queries(registry: Registry) -> list[RegistryError]:
+    """Validate every group's stream SQL in one Flink subprocess; one error per problem (none: all valid)."""
+    if not any(group.stream for group in registry.groups.values()):
+        return []
+    ensure_java_home()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
+    try:
+        done = subprocess.run([sys.executable, "-m", "quality.stream_sql", str(registry.root)], cwd=PROJECT_ROOT,
+                              env=env, capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        raise PlatformError(f"validating stream SQL with Flink took over {TIMEOUT_SECONDS} s",
+                            "check that Java 17 works (infra/java_home.sh) and retry") from None
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise PlatformError(f"the Flink validator of stream SQL failed: {tail}",
+                            "check that apache-flink is installed (make setup) and Java 17 is found")
+    return [RegistryError(p["what"], p["fix"]) for p in
+            (json.loads(line.removeprefix(PROBLEM_MARK)) for line in done.stdout.splitlines()
+             if line.startswith(PROBLEM_MARK))]
+
+
+def main(root: str) -> None:
+    """Subprocess entry: print each problem of the registry's stream SQL as one JSON line."""
+    from pyflink.table import EnvironmentSettings, TableEnvironment
+
+    registry = load_registry(Path(root))
+    t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+    for group in registry.groups.values():
+        if group.stream is not None:
+            for problem in group_problems(t_env, registry, group):
+                print(PROBLEM_MARK + json.dumps(problem), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,149 @@
+"""The quality gate end to end: real Spark, Great Expectations, Dagster runs and Redis.
+
+A clean partition passes and publishes. An upstream that renames a column, writes a string where the
+contract has an integer, or leaves entity keys null is stopped at `raw/<source>`; a feature query that
+produces a negative count is stopped at `features/<group>`. Either way `online/<group>` does not run
+for that partition, Redis stays byte-identical, and each schema change raises exactly one alert.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pyarrow as pa
+import pytest
+import redis
+
+from assets.registry import load_registry
+from orchestration.factory import build_definitions
+from quality.alerts import ALERT_FILE
+from tests.quality.conftest import QA_GROUP, run_daily, upstream_rewrite
+from tests.reference import user_upvotes
+
+pytestmark = pytest.mark.usefixtures("qa_event_log")
+
+CLEAN, BAD = "2026-01-09", "2026-01-10"
+ASSETS = ["raw/upvote_events", f"features/{QA_GROUP}", f"online/{QA_GROUP}"]
+RAW_CHECK, FEATURE_CHECK = "raw/upvote_events:contract", f"features/{QA_GROUP}:expectations"
+
+
+def _renamed(table: pa.Table) -> pa.Table:
+    return table.rename_columns(["userid" if n == "user_id" else n for n in table.column_names])
+
+
+def _post_id_as_string(table: pa.Table) -> pa.Table:
+    index = table.schema.get_field_index("post_id")
+    return table.set_column(index, "post_id", table.column(index).cast(pa.string()))
+
+
+def _null_user_ids(table: pa.Table) -> pa.Table:
+    ids = table.column("user_id").to_pylist()
+    ids[::100] = [None] * len(ids[::100])
+    return table.set_column(table.schema.get_field_index("user_id"), "user_id", pa.array(ids, pa.int64()))
+
+
+INJECTIONS = {
+    "renamed column": (_renamed, ["removed user_id (bigint)", "added userid (bigint)"],
+                       "expect_table_columns_to_match_set"),
+    "int to string": (_post_id_as_string, ["retyped post_id: bigint -> string"],
+                      "expect_column_values_to_be_of_type"),
+    "nulls in the entity key": (_null_user_ids, ["nullability changed user_id: declared non-null, found 30 nulls"],
+                                "expect_column_values_to_not_be_null"),
+}
+
+
+@pytest.fixture(scope="module")
+def defs(qa_registry, settings):
+    return build_definitions(qa_registry, settings)
+
+
+@pytest.fixture(scope="module")
+def store(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    client.flushall()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def clean_run(defs, store):
+    """The clean partition CLEAN through the gate: what Redis holds before any bad partition arrives."""
+    return run_daily(defs, CLEAN, ASSETS)
+
+
+def _snapshot(client) -> dict:
+    return {key: client.hgetall(key) for key in sorted(client.keys("*"))}
+
+
+def _alerts(settings) -> list[dict]:
+    path = settings.data_dir / ALERT_FILE
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _metadata(evaluation) -> dict:
+    return {key: value.value for key, value in evaluation.metadata.items()}
+
+
+def test_a_clean_partition_passes_and_publishes(clean_run, store, sample, settings):
+    assert clean_run.success
+    assert set(clean_run.checks) == {RAW_CHECK, FEATURE_CHECK}
+    assert all(evaluation.passed for evaluation in clean_run.checks.values())
+    assert clean_run.materialized == set(ASSETS)
+    users = user_upvotes(sample, CLEAN)
+    published = [k for k in store.keys(f"{settings.redis_prefix}:user:*") if store.hexists(k, f"{QA_GROUP}:v1:upvotes_7d")]
+    assert len(published) == len(users) > 10
+    features = _metadata(clean_run.checks[FEATURE_CHECK])
+    assert features["dagster/row_count"] == len(users)
+    assert features["failed"] == 0 and features["expectations"] >= 10
+    assert features["schema_changes"] == "none"
+
+
+@pytest.mark.parametrize("injection", sorted(INJECTIONS))
+def test_a_bad_raw_partition_is_blocked_and_alerted_once(injection, clean_run, defs, spark, qa_registry, sample,
+                                                         store, settings):
+    change, expected_changes, failed_expectation = INJECTIONS[injection]
+    before, alerts_before = _snapshot(store), _alerts(settings)
+    with upstream_rewrite(spark, qa_registry, sample, "upvote_events", BAD, change):
+        outcomes = [run_daily(defs, BAD, ASSETS) for _ in range(2)]  # the same bad partition, run twice
+
+    for outcome in outcomes:
+        assert not outcome.success
+        assert outcome.materialized == {"raw/upvote_events"}, "features and online must not run"
+        contract = outcome.checks[RAW_CHECK]
+        assert not contract.passed
+        metadata = _metadata(contract)
+        assert failed_expectation in {f["expectation"] for f in metadata["failed_expectations"]}
+        assert "\n".join(f"- {line}" for line in expected_changes) == metadata["schema_changes"]
+        assert metadata["sample_rows"].count("\n") >= 3, "a header, a separator and offending rows"
+    assert _snapshot(store) == before
+
+    new_alerts = _alerts(settings)[len(alerts_before):]
+    assert len(new_alerts) == 1
+    alert = new_alerts[0]
+    assert (alert["kind"], alert["name"], alert["partition"]) == ("source", "upvote_events", BAD)
+    assert alert["changes"] == expected_changes
+    assert alert["blocked_assets"] == [f"features/{QA_GROUP}", f"online/{QA_GROUP}"]
+
+
+def test_a_negative_count_blocks_the_publish_without_an_alert(clean_run, qa_registry, settings, store, tmp_path):
+    root = shutil.copytree(qa_registry.root, tmp_path / "assets")
+    sql = root / "features" / QA_GROUP / "batch.sql"
+    sql.write_text(sql.read_text().replace("THEN 1 ELSE 0 END) AS upvotes_1d", "THEN 1 ELSE -1 END) AS upvotes_1d"))
+    buggy = build_definitions(load_registry(root), settings)
+    before, alerts_before = _snapshot(store), _alerts(settings)
+
+    outcome = run_daily(buggy, BAD, ASSETS)
+
+    assert not outcome.success
+    assert outcome.checks[RAW_CHECK].passed
+    assert not outcome.checks[FEATURE_CHECK].passed
+    assert f"online/{QA_GROUP}" not in outcome.materialized
+    failures = _metadata(outcome.checks[FEATURE_CHECK])["failed_expectations"]
+    negative = next(f for f in failures if f["column"] == "upvotes_1d")
+    assert negative["expectation"] == "expect_column_values_to_be_between"
+    assert negative["declared"]["min_value"] == 0
+    assert negative["unexpected_count"] > 0 and all(v < 0 for v in negative["observed"])
+    assert all(row["upvotes_1d"] < 0 for row in negative["sample_rows"]) and len(negative["sample_rows"]) == 10
+    assert _snapshot(store) == before
+    assert _alerts(settings) == alerts_before
