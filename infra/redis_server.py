@@ -56,7 +56,8 @@ def _start(directory: Path, persist: bool) -> tuple[subprocess.Popen, int]:
                 "--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning",
                 "--logfile", str(directory / "redis.log"), "--appendonly", "no"]
         args += ["--save", "300 1", "--dbfilename", "dump.rdb"] if persist else ["--save", ""]
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)  # it logs to redis.log; holding our pipes would block callers
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and proc.poll() is None:
             if _answers_as(port, proc.pid, directory):
