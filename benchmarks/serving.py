@@ -22,7 +22,10 @@ stdout.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
+import importlib.util
+import os
 import statistics
 import sys
 import tempfile
@@ -41,29 +44,58 @@ if __name__ == "serving":
     del sys.modules[__name__]
     importlib.import_module("serving")
 
-import numpy as np  # noqa: E402  (after the sys.path fix above)
-import pyarrow as pa  # noqa: E402
-import redis  # noqa: E402
+import numpy as np  # noqa: E402
+import redis  # noqa: E402  (after the sys.path fix above)
 
 from assets.registry import Registry  # noqa: E402
-from assets.specs import Entity, Feature, FeatureGroup
 from infra.redis_server import free_loopback_port, local_redis
 from serving import layout
 from serving.client import HttpClient, InProcessClient
 from serving.get_features import check_ids, decode_rows, entity_keys, now_micros, read_raw
 from serving.online_store import OnlineStore, WritePlan
 
+
+@dataclass(frozen=True)
+class Workload:
+    """What is read: benchmarks/publish.py's deterministic 10-feature data set (int64, float64, string,
+    bool, timestamp) in its one-group registry, given a 30-day TTL so staleness is computed."""
+
+    data_set: object  # the benchmarks/publish.py module
+    registry: Registry
+
+    @property
+    def group(self) -> str:
+        return next(iter(self.registry.groups))
+
+    @property
+    def entity(self) -> str:
+        return self.data_set.ENTITY.name
+
+    @property
+    def features(self) -> tuple:
+        return self.data_set.FEATURES
+
+    @property
+    def refs(self) -> list[str]:
+        return [f"{self.group}.{name}" for name, _ in self.features]
+
+
+@functools.cache
+def workload() -> Workload:
+    """The workload, loaded once per process (the service's process loads its own)."""
+    spec = importlib.util.spec_from_file_location("publish_benchmark", Path(__file__).with_name("publish.py"))
+    data_set = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = data_set
+    spec.loader.exec_module(data_set)
+    registry, group = data_set.bench_registry(Path(tempfile.gettempdir()))
+    group = group.model_copy(update={"ttl": TTL})
+    return Workload(data_set, Registry(root=registry.root, entities=registry.entities, sources={},
+                                       groups={group.name: group}))
+
+
 SEED = 20260105
 PREFIX = "bench"
-ENTITY = Entity(name="user", key="user_id", dtype="int64", description="Synthetic benchmark entity.")
-FEATURES = (
-    ("clicks_7d", "int64"), ("views_30d", "int64"), ("rank", "int64"),
-    ("ctr_7d", "float64"), ("score", "float64"), ("spend_30d", "float64"),
-    ("country", "string"), ("segment", "string"),
-    ("is_active", "bool"), ("last_seen_at", "timestamp"),
-)
-GROUP = "bench_serving"
-REFS = [f"{GROUP}.{name}" for name, _ in FEATURES]
+TTL = timedelta(days=30)
 SCENARIOS = (1, 100)  # ids per request
 TARGETS = {("b/a", 1): 1.5, ("b/a", 100): 1.3}
 HTTP_P99_TARGET_MS = 1.0
@@ -74,36 +106,14 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def bench_registry() -> Registry:
-    """One entity and one 10-feature group with a 30-day TTL."""
-    group = FeatureGroup(name=GROUP, entity=ENTITY.name, owner="team:bench", version=1, ttl="30d",
-                         description="Synthetic features for benchmarks/serving.py.", sources={"bench": {}},
-                         features=tuple(Feature(name=n, dtype=d, description=n) for n, d in FEATURES),
-                         folder=Path(tempfile.gettempdir()), batch_sql="SELECT 1")
-    return Registry(root=group.folder, entities={ENTITY.name: ENTITY}, sources={}, groups={GROUP: group})
-
-
-def load_entities(url: str, registry: Registry, entities: int) -> None:
-    """Write `entities` users with 10 features each through the guarded writer."""
-    rng = np.random.default_rng(SEED)
-    now = datetime.now(timezone.utc)
-    seen = (now - timedelta(days=3)).timestamp() * 1e6 - rng.integers(0, 30 * 86_400 * 10**6, entities)
-    group = registry.groups[GROUP]
-    plan = WritePlan.for_group(group, ENTITY, PREFIX)
-    table = pa.table({
-        ENTITY.key: np.arange(entities, dtype=np.int64),
-        "clicks_7d": rng.integers(0, 500, entities), "views_30d": rng.integers(0, 100_000, entities),
-        "rank": rng.integers(1, 10_000_000, entities), "ctr_7d": rng.random(entities),
-        "score": rng.normal(0, 10, entities), "spend_30d": np.round(rng.exponential(50, entities), 2),
-        "country": rng.choice(["us", "gb", "de", "fr", "in", "br", "jp"], entities),
-        "segment": [f"segment_{i:03d}" for i in rng.integers(0, 200, entities)],
-        "is_active": rng.random(entities) < 0.3,
-        "last_seen_at": pa.array(seen.astype(np.int64)).cast(pa.timestamp("us", tz="UTC")),
-        "feature_ts": pa.array(np.full(entities, int((now - timedelta(days=1)).timestamp() * 1e6))).cast(
-            pa.timestamp("us", tz="UTC")),
-    })
+def load_entities(url: str, entities: int) -> None:
+    """Write `entities` users of the synthetic data set, as of yesterday, through the guarded writer."""
+    work = workload()
+    plan = WritePlan.for_group(work.registry.groups[work.group], work.data_set.ENTITY, PREFIX)
     client = redis.Redis.from_url(url)
-    OnlineStore(client, chunk_rows=500).write(plan, table)
+    store = OnlineStore(client, chunk_rows=500)
+    for batch in work.data_set.synthetic_batches(entities, 50_000, datetime.now(timezone.utc) - timedelta(days=1)):
+        store.write(plan, batch)
     client.close()
 
 
@@ -111,7 +121,7 @@ def run_service(url: str, port: int) -> None:
     """The feature service for the benchmark registry, in this (spawned) process until it is terminated."""
     from serving.service import FeatureService, uvicorn_server
 
-    uvicorn_server(FeatureService(bench_registry(), url, PREFIX), port).run()
+    uvicorn_server(FeatureService(workload().registry, url, PREFIX), port).run()
 
 
 def wait_for_service(client: HttpClient, seconds: float = 30) -> None:
@@ -119,7 +129,7 @@ def wait_for_service(client: HttpClient, seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds
     while True:
         try:
-            client.get_features(ENTITY.name, [0], REFS[:1])
+            client.get_features(workload().entity, [0], workload().refs[:1])
             return
         except Exception:
             if time.monotonic() > deadline:
@@ -185,7 +195,7 @@ def in_process_parts(client: InProcessClient, entities: int, requests: int) -> d
         for _ in range(requests):
             ids = rng.integers(0, entities, n).tolist()
             t0 = time.perf_counter()
-            plan = client.plans.plan(ENTITY.name, REFS)
+            plan = client.plans.plan(workload().entity, workload().refs)
             checked = check_ids(plan, ids, client.max_ids)
             t1 = time.perf_counter()
             raw = read_raw(client.store, plan, entity_keys(plan, checked))
@@ -239,7 +249,7 @@ def render(samples: dict, parts: dict, served: dict, entities: int, rounds: int,
                 target, verdict = f"p99 <= {TARGETS['b/a', n]:g}x a", _verdict(ratio99 <= TARGETS["b/a", n])
             if key == "c" and n == 1:
                 target, verdict = f"p99 <= {HTTP_P99_TARGET_MS:g} ms", _verdict(p99 * 1000 <= HTTP_P99_TARGET_MS)
-            rows.append((f"{n} x {len(FEATURES)}", label, f"{p50 * 1e6:,.0f}", f"{p99 * 1e6:,.0f}",
+            rows.append((f"{n} x {len(workload().features)}", label, f"{p50 * 1e6:,.0f}", f"{p99 * 1e6:,.0f}",
                          f"{s.requests_per_second:,.0f}", "" if key == "a" else f"{ratio50:.2f}",
                          "" if key == "a" else f"{ratio99:.2f}", target, verdict))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
@@ -251,8 +261,9 @@ def render(samples: dict, parts: dict, served: dict, entities: int, rounds: int,
     breakdown.append("HTTP service's own handling time per request (mean, from its /metrics histogram): "
                      + ", ".join(f"{n} id(s) {seconds * 1e6:,.0f} us" for n, seconds in served.items())
                      + "; the rest of (c) is the client (HTTP, JSON, typed values) and the loopback hop.")
-    title = (f"GetFeatures benchmark: {entities:,} entities x {len(FEATURES)} features in one group, redis-server "
-             f"{redis_version} on loopback, {rounds} alternating rounds x {requests:,} requests per path and size")
+    title = (f"GetFeatures benchmark: {entities:,} entities x {len(workload().features)} features in one group, redis-server "
+             f"{redis_version} on loopback, {rounds} alternating rounds x {requests:,} requests per path and size; "
+             f"1-minute load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     return "\n".join([title, "", *lines, *breakdown])
 
 
@@ -272,32 +283,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     """Load Redis, start the service in its own process, measure (a), (b), (c), print the tables."""
     args = parse_args(argv)
-    registry = bench_registry()
     with local_redis() as url:
         raw = redis.Redis.from_url(url)
         redis_version = raw.info("server")["redis_version"]
-        log(f"writing {args.entities:,} entities x {len(FEATURES)} features")
-        load_entities(url, registry, args.entities)
-        fields = [layout.feature_field(GROUP, 1, name) for name, _ in FEATURES] + [layout.event_time_field(GROUP, 1)]
+        work = workload()
+        log(f"writing {args.entities:,} entities x {len(work.features)} features")
+        load_entities(url, args.entities)
+        fields = [layout.feature_field(work.group, 1, name) for name, _ in work.features]
+        fields.append(layout.event_time_field(work.group, 1))
 
         def raw_hmget(ids):
             pipe = raw.pipeline(transaction=False)
             for i in ids:
-                pipe.hmget(layout.entity_key(PREFIX, ENTITY.name, i), fields)
+                pipe.hmget(layout.entity_key(PREFIX, work.entity, i), fields)
             return pipe.execute()
 
-        in_process = InProcessClient.connect(registry, url, PREFIX)
+        in_process = InProcessClient.connect(work.registry, url, PREFIX)
         port = free_loopback_port()
         server = get_context("spawn").Process(target=run_service, args=(url, port), daemon=True)
         server.start()
         over_http = HttpClient(f"http://127.0.0.1:{port}")
         try:
             wait_for_service(over_http)
-            assert over_http.get_features(ENTITY.name, [1, 2], REFS) == in_process.get_features(
-                ENTITY.name, [1, 2], REFS), "HTTP and in-process answers differ"
+            assert over_http.get_features(work.entity, [1, 2], work.refs) == in_process.get_features(
+                work.entity, [1, 2], work.refs), "HTTP and in-process answers differ"
             log(f"service up on port {port} (pid {server.pid}); measuring")
-            variants = {"a": raw_hmget, "b": lambda ids: in_process.get_features(ENTITY.name, ids, REFS),
-                        "c": lambda ids: over_http.get_features(ENTITY.name, ids, REFS)}
+            variants = {"a": raw_hmget, "b": lambda ids: in_process.get_features(work.entity, ids, work.refs),
+                        "c": lambda ids: over_http.get_features(work.entity, ids, work.refs)}
             samples, served = measure(variants, args.entities, args.requests, args.rounds, 200,
                                       f"http://127.0.0.1:{port}")
             parts = in_process_parts(in_process, args.entities, args.requests)

@@ -25,6 +25,8 @@ stderr, the table to stdout.
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 import tempfile
 import time
@@ -75,11 +77,36 @@ def baseline_merge_asof(observations: pd.DataFrame, history: pd.DataFrame, ttl: 
                          tolerance=ttl)
 
 
+def warm_up(spark, registry, sample: RedditSample, days: list[date], tmp: Path) -> None:
+    """One untimed run of each engine on 1,000 observations."""
+    path = tmp / "warm_up.parquet"
+    pq.write_table(pa.Table.from_pandas(observations_from_upvotes(sample, days, 1_000), preserve_index=False), path,
+                   coerce_timestamps="us")
+    for engine in ("pandas", "spark"):
+        write_training_set(spark, registry, path, [GROUP], tmp / f"warm_up_{engine}.parquet", engine)
+
+
 def timed(function, *args):
     """(result, seconds) of one call."""
     started = time.perf_counter()
     result = function(*args)
     return result, time.perf_counter() - started
+
+
+class StepTimer:
+    """An `on_step` callback that remembers when each step of write_training_set started."""
+
+    def __init__(self):
+        self.starts: list[tuple[str, float]] = []
+
+    def __call__(self, step: str) -> None:
+        self.starts.append((step, time.perf_counter()))
+
+    def durations(self, ended: float) -> str:
+        """`step s, step s, ...` for the steps seen, the last one ending at `ended`."""
+        ends = [t for _, t in self.starts[1:]] + [ended]
+        return ", ".join(f"{re.sub(r' [^ ]*/[^ ]*', '', step.split(' (')[0])} {end - start:.2f} s"
+                         for (step, start), end in zip(self.starts, ends))
 
 
 def check_agreement(label: str, expected: pd.Series, table: pa.Table) -> None:
@@ -90,7 +117,8 @@ def check_agreement(label: str, expected: pd.Series, table: pa.Table) -> None:
         raise RuntimeError(f"{label} disagrees with the merge_asof baseline")
 
 
-def render(results: list[tuple], history_rows: int, events: int, partitions: list[str]) -> str:
+def render(results: list[tuple], history_rows: int, events: int, partitions: list[str], breakdown: list[str],
+           load: float) -> str:
     """The result table and what each row is."""
     header = ("observations", "path", "seconds", "rows/s", "x baseline", "target", "result")
     rows = [header]
@@ -107,7 +135,10 @@ def render(results: list[tuple], history_rows: int, events: int, partitions: lis
     notes = ["x baseline = seconds of (a) / seconds of the path (above 1: faster than plain merge_asof).",
              "(a), (b): history and observations already in memory (pandas / Arrow); (c), (d): Parquet file in,",
              "  Parquet out, the history read from the Hive table by Spark each time, as featctl training-set does.",
-             "Every path gives the same user_upvotes values for every observation (checked)."]
+             "Every path gives the same user_upvotes values for every observation (checked); each engine ran once",
+             "on 1,000 observations before the timed runs (Spark's first query plans and JIT are not counted).",
+             f"1-minute load average at the end: {load:.1f} on {os.cpu_count()} cores (other processes share them).",
+             "Where the time of (c) and (d) goes (write_training_set's steps):", *breakdown]
     return "\n".join([title, "", *lines, "", *notes])
 
 
@@ -115,8 +146,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options; `--quick` is a smoke run on the demo-size site."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--days", type=int, default=7, help="days of event log (default 7: about 5.3M events)")
-    parser.add_argument("--partitions", type=int, default=2, help="daily feature partitions, ending the day "
-                                                                   "before the last (default 2)")
+    parser.add_argument("--partitions", type=int, default=3, help="daily feature partitions, ending the day "
+                                                                   "before the last (default 3: about 1M rows)")
     parser.add_argument("--size", choices=("bench", "demo"), default="bench", help="sample site size")
     parser.add_argument("--quick", action="store_true", help="smoke run: demo size, 4 days, 10k and 50k observations")
     args = parser.parse_args(argv)
@@ -150,7 +181,8 @@ def main(argv: list[str] | None = None) -> None:
         observed_days = [date.fromisoformat(ds) + timedelta(days=1) for ds in partitions]
         ttl = pd.Timedelta(group.ttl)
         joins = plan_joins(registry, [GROUP])
-        results = []
+        results, breakdown = [], []
+        warm_up(spark, registry, sample, observed_days, tmp)
         for n in args.sizes:
             observations = observations_from_upvotes(sample, observed_days, n)
             path = tmp / f"observations_{n}.parquet"
@@ -168,7 +200,10 @@ def main(argv: list[str] | None = None) -> None:
             for engine in ("pandas", "spark"):
                 log(f"{n:,} observations: featctl training-set --engine {engine}")
                 out = tmp / f"train_{engine}_{n}.parquet"
-                summary = write_training_set(spark, registry, path, [GROUP], out, engine)
+                steps = StepTimer()
+                summary = write_training_set(spark, registry, path, [GROUP], out, engine, on_step=steps)
+                breakdown.append(f"  {n:,} observations, --engine {engine}: "
+                                 f"{steps.durations(steps.starts[0][1] + summary.seconds)}")
                 check_agreement(engine, expected, pq.read_table(out))
                 outcomes[engine] = summary.seconds
             results += [
@@ -178,8 +213,9 @@ def main(argv: list[str] | None = None) -> None:
                 (n, "(c) training-set --engine pandas", outcomes["pandas"], baseline_seconds, None),
                 (n, "(d) training-set --engine spark", outcomes["spark"], baseline_seconds, None),
             ]
+        load = os.getloadavg()[0]
         spark.stop()
-    print(render(results, history.num_rows, events, partitions))
+    print(render(results, history.num_rows, events, partitions, breakdown, load))
     log(f"total wall time {time.perf_counter() - started:.0f} s")
 
 
