@@ -10,7 +10,7 @@ from infra.redis_server import local_redis
 from tests.test_cli import _featctl
 
 
-@pytest.mark.slow  # five featctl processes, each with its own Spark JVM (~2-3 min)
+@pytest.mark.slow  # seven featctl processes, one after another, each with its own Spark JVM (minutes)
 def test_training_set_and_rebuild_commands(tmp_path):
     with local_redis() as url:
         env = {"FP_REDIS_URL": url, "FP_PARTITIONS_START": "2026-01-01"}
