@@ -45,7 +45,8 @@ if __name__ == "serving":
     importlib.import_module("serving")
 
 import numpy as np  # noqa: E402
-import redis  # noqa: E402  (after the sys.path fix above)
+import orjson  # noqa: E402  (after the sys.path fix above)
+import redis  # noqa: E402
 
 from assets.registry import Registry  # noqa: E402
 from infra.redis_server import free_loopback_port, local_redis
@@ -53,6 +54,7 @@ from serving import layout
 from serving.client import HttpClient, InProcessClient
 from serving.get_features import check_ids, decode_rows, entity_keys, now_micros, read_raw
 from serving.online_store import OnlineStore, WritePlan
+from serving.wire import rows_from_body
 
 
 @dataclass(frozen=True)
@@ -186,27 +188,37 @@ def measure(variants: dict, entities: int, requests: int, rounds: int, warmup: i
     return samples, served
 
 
-def in_process_parts(client: InProcessClient, entities: int, requests: int) -> dict[int, dict[str, float]]:
-    """Median microseconds of each part of an in-process call: plan + id check, Redis read, decode."""
+def _median_parts(stages: list[tuple[str, object]], id_lists: list) -> dict[str, float]:
+    """Median microseconds of each stage; a stage is `(name, function(state) -> state)`, run in order per call."""
+    spent: dict[str, list[float]] = {name: [] for name, _ in stages}
+    for ids in id_lists:
+        state = ids
+        for name, stage in stages:
+            started = time.perf_counter()
+            state = stage(state)
+            spent[name].append((time.perf_counter() - started) * 1e6)
+    return {name: statistics.median(values) for name, values in spent.items()}
+
+
+def parts_of_calls(in_process: InProcessClient, over_http: HttpClient, entities: int, requests: int) -> dict:
+    """Per ids per request, where the time of a (b) and a (c) call goes, part by part (median microseconds)."""
+    work = workload()
+    plan = in_process.plans.plan(work.entity, work.refs)
+    in_process_stages = [
+        ("plan + id check", lambda ids: check_ids(in_process.plans.plan(work.entity, work.refs), ids, 1000)),
+        ("Redis read (one buffer of HMGETs)", lambda ids: (ids, read_raw(in_process.store, plan, entity_keys(plan, ids)))),
+        ("decode + staleness", lambda state: decode_rows(plan, state[0], state[1], now_micros())),
+    ]
+    http_stages = [
+        ("request to JSON", lambda ids: orjson.dumps({"entity": work.entity, "ids": ids, "features": work.refs})),
+        ("HTTP exchange (http.client, loopback, service)", over_http._post),
+        ("JSON to typed rows", lambda reply: rows_from_body(reply[1])),
+    ]
     rng = np.random.default_rng(SEED + 2)
     parts = {}
     for n in SCENARIOS:
-        plan_us, read_us, decode_us = [], [], []
-        for _ in range(requests):
-            ids = rng.integers(0, entities, n).tolist()
-            t0 = time.perf_counter()
-            plan = client.plans.plan(workload().entity, workload().refs)
-            checked = check_ids(plan, ids, client.max_ids)
-            t1 = time.perf_counter()
-            raw = read_raw(client.store, plan, entity_keys(plan, checked))
-            t2 = time.perf_counter()
-            decode_rows(plan, checked, raw, now_micros())
-            t3 = time.perf_counter()
-            plan_us.append((t1 - t0) * 1e6)
-            read_us.append((t2 - t1) * 1e6)
-            decode_us.append((t3 - t2) * 1e6)
-        parts[n] = {"plan + id check": statistics.median(plan_us), "Redis read (one buffer of HMGETs)":
-                    statistics.median(read_us), "decode + staleness": statistics.median(decode_us)}
+        id_lists = [rng.integers(0, entities, n).tolist() for _ in range(requests)]
+        parts[n] = {"(b)": _median_parts(in_process_stages, id_lists), "(c)": _median_parts(http_stages, id_lists)}
     return parts
 
 
@@ -255,9 +267,10 @@ def render(samples: dict, parts: dict, served: dict, entities: int, rounds: int,
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
     lines.insert(1, "-" * len(lines[0]))
-    breakdown = ["", "Where the in-process time goes (median us per call, measured part by part):"]
-    for n, timings in parts.items():
-        breakdown.append(f"  {n:>3} id(s): " + ", ".join(f"{name} {us:,.0f}" for name, us in timings.items()))
+    breakdown = ["", "Where the time goes (median us per call, measured part by part):"]
+    for n, paths in parts.items():
+        for path, timings in paths.items():
+            breakdown.append(f"  {n:>3} id(s) {path}: " + ", ".join(f"{name} {us:,.0f}" for name, us in timings.items()))
     breakdown.append("HTTP service's own handling time per request (mean, from its /metrics histogram): "
                      + ", ".join(f"{n} id(s) {seconds * 1e6:,.0f} us" for n, seconds in served.items())
                      + "; the rest of (c) is the client (HTTP, JSON, typed values) and the loopback hop.")
@@ -312,7 +325,7 @@ def main(argv: list[str] | None = None) -> None:
                         "c": lambda ids: over_http.get_features(work.entity, ids, work.refs)}
             samples, served = measure(variants, args.entities, args.requests, args.rounds, 200,
                                       f"http://127.0.0.1:{port}")
-            parts = in_process_parts(in_process, args.entities, args.requests)
+            parts = parts_of_calls(in_process, over_http, args.entities, args.requests)
         finally:
             over_http.close()
             server.terminate()

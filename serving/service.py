@@ -17,6 +17,7 @@ request reconnects, so the service recovers on its own when Redis is back.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 from contextlib import asynccontextmanager
@@ -127,8 +128,8 @@ class FeatureService:
     @asynccontextmanager
     async def lifespan(self, _app):
         """One asyncio Redis client (a connection pool) for the life of the server."""
-        self.redis = aioredis.Redis.from_url(self.redis_url, socket_timeout=self.redis_timeout_seconds,
-                                             socket_connect_timeout=self.redis_timeout_seconds,
+        # No socket timeout: redis-py would arm one per reply (100 ids, 100 timers). Each request has one deadline.
+        self.redis = aioredis.Redis.from_url(self.redis_url, socket_connect_timeout=self.redis_timeout_seconds,
                                              socket_keepalive=True)
         try:
             yield
@@ -141,18 +142,28 @@ class FeatureService:
         header = request.headers.get("authorization", "")
         return header.startswith("Bearer ") and hmac.compare_digest(header[7:].encode(), self.api_token)
 
+    @asynccontextmanager
+    async def _deadline(self):
+        """Redis must answer within the configured timeout; if it does not, that is a Redis timeout error."""
+        try:
+            async with asyncio.timeout(self.redis_timeout_seconds):
+                yield
+        except TimeoutError:
+            raise redis.TimeoutError(f"Redis did not answer within {self.redis_timeout_seconds:g} s") from None
+
     async def _read(self, plan: ReadPlan, keys: list[str]) -> list:
         """The asyncio twin of serving.get_features.read_raw: one buffer of HMGETs out, the replies in order."""
         pool = self.redis.connection_pool
-        connection = await pool.get_connection()
-        try:
-            await connection.send_packed_command([hmget_commands(plan, keys)])
-            return [await connection.read_response() for _ in keys]
-        except BaseException:
-            await connection.disconnect()  # unread replies must not reach the next request on this connection
-            raise
-        finally:
-            await pool.release(connection)
+        async with self._deadline():
+            connection = await pool.get_connection()
+            try:
+                await connection.send_packed_command([hmget_commands(plan, keys)])
+                return [await connection.read_response() for _ in keys]
+            except BaseException:
+                await connection.disconnect()  # unread replies must not reach the next request on this connection
+                raise
+            finally:
+                await pool.release(connection)
 
     async def features(self, request: Request) -> Response:
         """POST /features: GetFeatures for one entity, many ids, many feature refs."""
@@ -180,7 +191,8 @@ class FeatureService:
     async def healthz(self, _request: Request) -> Response:
         """GET /healthz: ready when Redis answers."""
         try:
-            await self.redis.ping()
+            async with self._deadline():
+                await self.redis.ping()
         except redis.RedisError as exc:
             self.redis_errors.inc()
             return _error(503, store_unavailable(exc), {"retry-after": "1"})

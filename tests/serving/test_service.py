@@ -291,3 +291,18 @@ def test_featctl_serve_starts_on_loopback_and_stops(online, tmp_path):
         output = process.communicate(timeout=30)[0]
     assert f"feature service on http://127.0.0.1:{port}" in output
     assert "Traceback" not in output
+
+
+def test_a_redis_that_never_answers_is_a_503_after_the_timeout(registry):
+    import socket
+
+    with socket.socket() as silent:  # accepts connections (kernel backlog) and never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        with ServerThread(FeatureService(registry, url, PREFIX, redis_timeout_seconds=0.3)) as server:
+            started = time.monotonic()
+            status, _, payload = _post(server.url, {"entity": "user", "ids": [1], "features": ["user_upvotes"]})
+            assert status == 503 and time.monotonic() - started < 5
+            assert "Redis did not answer within 0.3 s" in orjson.loads(payload)["error"]
+            assert _post(server.url, b"", method="GET", path="/healthz")[0] == 503
