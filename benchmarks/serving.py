@@ -10,13 +10,13 @@ bool, timestamp) of one group, against a private local redis-server holding N en
   (c) the HTTP service: serving.client.HttpClient over one keep-alive connection to the feature service
       (uvicorn + httptools + uvloop, Starlette, orjson) running in its own process, as `featctl serve` runs.
 
-Variants run in alternating rounds, so a noisy neighbour slows all of them alike. One client thread sends
-requests back to back; latency is per request (ids drawn at random, draws not timed), requests/s is
+The variants take turns every 50 requests (on the same ids), so a noisy neighbour slows all of them
+alike. One client thread sends requests back to back; latency is per request (ids drawn at random, draws not timed), requests/s is
 requests / seconds spent in them. Where the time goes: the in-process client's parts timed separately,
 and the service's own handling time from its /metrics histogram. Progress goes to stderr, the tables to
 stdout.
 
-    .venv/bin/python benchmarks/serving.py [--entities N] [--requests N] [--rounds N] [--quick]
+    .venv/bin/python benchmarks/serving.py [--entities N] [--requests N] [--quick]
 """
 
 from __future__ import annotations
@@ -99,6 +99,7 @@ SEED = 20260105
 PREFIX = "bench"
 TTL = timedelta(days=30)
 SCENARIOS = (1, 100)  # ids per request
+BLOCK = 50  # requests a path sends before the next path takes its turn
 TARGETS = {("b/a", 1): 1.5, ("b/a", 100): 1.3}
 HTTP_P99_TARGET_MS = 1.0
 
@@ -141,12 +142,9 @@ def wait_for_service(client: HttpClient, seconds: float = 30) -> None:
 
 @dataclass
 class Samples:
-    """Latencies (seconds) of one variant in one scenario, accumulated over rounds."""
+    """Latencies (seconds) of one variant in one scenario."""
 
     latencies: list
-
-    def add(self, values: list) -> None:
-        self.latencies.extend(values)
 
     def percentile(self, q: float) -> float:
         ordered = sorted(self.latencies)
@@ -157,32 +155,29 @@ class Samples:
         return len(self.latencies) / sum(self.latencies)
 
 
-def timed(call, id_lists: list) -> list:
-    """Latency of `call(ids)` for each id list, back to back."""
-    out = []
-    clock = time.perf_counter
-    for ids in id_lists:
-        started = clock()
-        call(ids)
-        out.append(clock() - started)
-    return out
-
-
-def measure(variants: dict, entities: int, requests: int, rounds: int, warmup: int, service_url: str
-            ) -> tuple[dict, dict]:
-    """Samples per (variant, ids per request), rounds alternating between variants; and per ids per request
-    the service's own mean handling time (from its metrics, warm-up excluded)."""
+def measure(variants: dict, entities: int, requests: int, warmup: int, service_url: str) -> tuple[dict, dict]:
+    """Samples per (variant, ids per request), the variants taking turns every BLOCK requests (on the same
+    ids), so a noisy neighbour slows them alike; and per ids per request the service's own mean handling
+    time (from its metrics, warm-up excluded)."""
     rng = np.random.default_rng(SEED + 1)
     samples = {(name, n): Samples([]) for name in variants for n in SCENARIOS}
     served = {}
+    clock = time.perf_counter
     for n in SCENARIOS:
-        for name, call in variants.items():
-            timed(call, [rng.integers(0, entities, n).tolist() for _ in range(warmup)])
+        for call in variants.values():
+            for _ in range(warmup):
+                call(rng.integers(0, entities, n).tolist())
         before = service_totals(service_url)
-        for round_index in range(rounds):
+        for block in range(requests // BLOCK):
+            id_lists = [rng.integers(0, entities, n).tolist() for _ in range(BLOCK)]
             for name, call in variants.items():
-                samples[name, n].add(timed(call, [rng.integers(0, entities, n).tolist() for _ in range(requests)]))
-            log(f"  {n} id(s): round {round_index + 1}/{rounds} done")
+                latencies = samples[name, n].latencies
+                for ids in id_lists:
+                    started = clock()
+                    call(ids)
+                    latencies.append(clock() - started)
+            if (block + 1) % (requests // BLOCK // 4) == 0:
+                log(f"  {n} id(s): {(block + 1) * BLOCK:,}/{requests:,} requests per path")
         after = service_totals(service_url)
         served[n] = (after[0] - before[0]) / (after[1] - before[1])
     return samples, served
@@ -244,7 +239,7 @@ def _verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-def render(samples: dict, parts: dict, served: dict, entities: int, rounds: int, requests: int,
+def render(samples: dict, parts: dict, served: dict, entities: int, requests: int,
            redis_version: str) -> str:
     """The result table (with ratios and targets) and the where-the-time-goes table."""
     header = ("ids x features", "path", "p50 us", "p99 us", "req/s", "p50 x a", "p99 x a", "target", "result")
@@ -275,7 +270,7 @@ def render(samples: dict, parts: dict, served: dict, entities: int, rounds: int,
                      + ", ".join(f"{n} id(s) {seconds * 1e6:,.0f} us" for n, seconds in served.items())
                      + "; the rest of (c) is the client (HTTP, JSON, typed values) and the loopback hop.")
     title = (f"GetFeatures benchmark: {entities:,} entities x {len(workload().features)} features in one group, redis-server "
-             f"{redis_version} on loopback, {rounds} alternating rounds x {requests:,} requests per path and size; "
+             f"{redis_version} on loopback, {requests:,} requests per path and size, paths taking turns every {BLOCK}; "
              f"1-minute load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     return "\n".join([title, "", *lines, *breakdown])
 
@@ -284,12 +279,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options; `--quick` is a smoke run."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--entities", type=int, default=100_000, help="entities in Redis (default 100,000)")
-    parser.add_argument("--requests", type=int, default=2_000, help="requests per round, path and size")
-    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 10k entities, 2 rounds of 300 requests")
+    parser.add_argument("--requests", type=int, default=10_000, help="requests per path and size (default 10,000)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 10k entities, 600 requests")
     args = parser.parse_args(argv)
     if args.quick:
-        args.entities, args.requests, args.rounds = 10_000, 300, 2
+        args.entities, args.requests = 10_000, 600
     return args
 
 
@@ -323,16 +317,15 @@ def main(argv: list[str] | None = None) -> None:
             log(f"service up on port {port} (pid {server.pid}); measuring")
             variants = {"a": raw_hmget, "b": lambda ids: in_process.get_features(work.entity, ids, work.refs),
                         "c": lambda ids: over_http.get_features(work.entity, ids, work.refs)}
-            samples, served = measure(variants, args.entities, args.requests, args.rounds, 200,
-                                      f"http://127.0.0.1:{port}")
-            parts = parts_of_calls(in_process, over_http, args.entities, args.requests)
+            samples, served = measure(variants, args.entities, args.requests, 200, f"http://127.0.0.1:{port}")
+            parts = parts_of_calls(in_process, over_http, args.entities, min(args.requests, 2_000))
         finally:
             over_http.close()
             server.terminate()
             server.join()
         in_process.close()
         raw.close()
-    print(render(samples, parts, served, args.entities, args.rounds, args.requests, redis_version))
+    print(render(samples, parts, served, args.entities, args.requests, redis_version))
 
 
 if __name__ == "__main__":

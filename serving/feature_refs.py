@@ -27,6 +27,12 @@ class UnknownName(InvalidRequest):
     """A request naming an entity, group, version or feature the registry does not have."""
 
 
+def shown(value, limit: int = 80) -> str:
+    """`repr(value)`, cut to `limit` characters: error messages echo what was sent, not all of it."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 @dataclass(frozen=True)
 class ResolvedRef:
     """One feature a ref expands to: its output name, its group version and its declared feature."""
@@ -56,7 +62,7 @@ def resolve_refs(registry: Registry, refs: Sequence[str]) -> list[ResolvedRef]:
     for ref in refs:
         match = REF.match(ref) if isinstance(ref, str) else None
         if match is None:
-            raise InvalidRequest(f"{ref!r} is not a feature ref",
+            raise InvalidRequest(f"{shown(ref)} is not a feature ref",
                                  "write group, group.feature, group@vN or group@vN.feature (lowercase names)")
         group = _group_version(registry, match["group"], match["version"], ref)
         stem = f"{group.name}@v{group.version}" if match["version"] else group.name

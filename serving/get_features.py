@@ -2,8 +2,9 @@
 
 A feature ref is `group.feature` or a whole `group`, optionally pinned to a version (`group@vN.feature`,
 see serving/feature_refs.py); all refs of one call share the entity. The plan lists every hash field to
-fetch (the features, then each group version's event-time field), how to decode each and each group's TTL,
-so the per-call work is one pipelined HMGET per id and a decode. `ReadPlans` keeps plans by feature list,
+fetch (the features, then each group version's event-time field), how to decode each, each group's TTL
+and the HMGET commands already encoded in Redis's protocol, so the per-call work is one buffer of HMGETs
+(one per id) sent in one round trip, and a column-wise decode. `ReadPlans` keeps plans by feature list,
 so a service answering the same model's request again does no registry work at all.
 
 A value is stale when it is older than its group's TTL, measured from the value's event time (not from
@@ -24,7 +25,7 @@ import redis
 from assets.registry import Registry
 from serving import layout
 from serving.codec import _DECODERS, micros_to_datetime
-from serving.feature_refs import InvalidRequest, UnknownName, resolve_refs
+from serving.feature_refs import InvalidRequest, UnknownName, resolve_refs, shown
 from serving.online_store import OnlineStore
 
 INT64_RANGE = (-(2**63), 2**63 - 1)
@@ -96,16 +97,16 @@ class ReadPlans:
     def plan(self, entity: str, features: Sequence[str]) -> ReadPlan:
         """The plan for `features` of `entity`, from the cache when this list was asked for before."""
         if not isinstance(features, (list, tuple)) or not all(isinstance(f, str) for f in features):
-            raise InvalidRequest(f"features must be a list of feature refs, got {features!r}",
+            raise InvalidRequest(f"features must be a list of feature refs, got {shown(features)}",
                                  'send e.g. ["user_upvotes.upvotes_7d", "user_upvotes"]')
         if not isinstance(entity, str):
-            raise InvalidRequest(f"entity must be a name, got {entity!r}", 'send e.g. "user"')
+            raise InvalidRequest(f"entity must be a name, got {shown(entity)}", 'send e.g. "user"')
         return self._cached(entity, tuple(features))
 
 
 def _bad_id(entity: str, key_dtype: str, index: int, value) -> InvalidRequest:
     kind = "integers (or strings of digits) in the int64 range" if key_dtype == "int64" else "non-empty strings"
-    return InvalidRequest(f"ids[{index}] = {value!r} is not a {entity} id", f"{entity} ids are {kind}")
+    return InvalidRequest(f"ids[{index}] = {shown(value)} is not a {entity} id", f"{entity} ids are {kind}")
 
 
 def _as_int64(value):
