@@ -153,8 +153,8 @@ def rebuild(start: datetime | None, end: datetime | None, yes: bool) -> None:
     settings, registry = load_settings(), load_registry()
     days = _days(start, end)
     if not yes:
-        click.confirm(f"Drop {len(registry.groups)} feature tables and the {settings.redis_prefix}:<entity>:* keys "
-                      "in Redis, then replay the event log?", abort=True)
+        click.confirm(f"Drop the offline tables of {len(registry.groups)} feature groups and the "
+                      f"{settings.redis_prefix}:<entity>:* keys in Redis, then replay the event log?", abort=True)
     with redis_url_for(settings) as url:
         spark = spark_session(settings)
         plan = plan_rebuild(spark, registry, days)
@@ -167,7 +167,8 @@ def rebuild(start: datetime | None, end: datetime | None, yes: bool) -> None:
                                        on_day=lambda _ds: progress.advance(task))
         client.close()
     console.print(f"dropped {len(summary.dropped_tables)} tables and {summary.deleted_keys:,} Redis keys; replayed "
-                  + ", ".join(f"{name} ({len(d)} days)" for name, d in summary.replayed.items()), highlight=False)
+                  + ", ".join(f"{name} ({len(d)} day{'' if len(d) == 1 else 's'})" for name, d in summary.replayed.items()),
+                  highlight=False)
     if summary.kept_streamed_tables:
         console.print(f"kept streamed history {', '.join(summary.kept_streamed_tables)}: replay the stream jobs "
                       "to rebuild it", highlight=False)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -236,6 +237,17 @@ class TrainingSetSummary:
     filled: dict[str, int]
 
 
+@contextmanager
+def _session_conf(spark, key: str, value: str):
+    """Set a Spark SQL option for the duration of the block, then put the previous value back."""
+    previous = spark.conf.get(key)
+    spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        spark.conf.set(key, previous)
+
+
 def _observation_rows(path: Path) -> int:
     try:
         return pq.ParquetDataset(path).read(columns=[]).num_rows
@@ -270,7 +282,8 @@ def write_training_set(spark, registry: Registry, observations: Path, refs: Sequ
         frame = training_set_spark(spark, registry, spark.read.parquet(str(observations)), refs, time_column,
                                    on_step, where)
         on_step(f"joining and writing {out} (Spark)")
-        frame.write.mode("overwrite").parquet(str(out))
+        with _session_conf(spark, "spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS"):
+            frame.write.mode("overwrite").parquet(str(out))  # UTC microseconds, as the pandas engine writes them
         from pyspark.sql import functions as F
 
         written = spark.read.parquet(str(out))

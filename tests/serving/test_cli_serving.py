@@ -30,6 +30,10 @@ def test_training_set_and_rebuild_commands(tmp_path):
         assert made.returncode == 0, made.stdout + made.stderr
         assert "joining 40 observations (pandas)" in made.stdout and "training set" in made.stdout
         train = pd.read_parquet(out)
+        spark_out = tmp_path / "train_spark.parquet"
+        assert _featctl("training-set", "--observations", str(observations), "--features", "user_upvotes",
+                        "--out", str(spark_out), "--engine", "spark", data_dir=tmp_path, **env).returncode == 0
+        assert pd.read_parquet(spark_out).equals(train)
         assert len(train) == 40 and train["user_upvotes__feature_ts"].notna().any()
         assert (train["user_upvotes__feature_ts"].dropna() <= train.loc[train["user_upvotes__feature_ts"].notna(),
                                                                          "event_time"]).all()
