@@ -99,22 +99,23 @@ def flink_job(rest: str) -> dict | None:
     return max(live, key=lambda j: j["start-time"]) if live else None
 
 
-def start(registry: Registry, settings: Settings, group: FeatureGroup, redis_url: str) -> JobProcess:
-    """Build run.py and launch it, resuming from the newest savepoint/checkpoint; wait until RUNNING."""
-    if running_job(settings, group):
-        raise PlatformError(f"the {group.name} stream is already running", f"featctl stream stop {group.name}")
-    script = build_job(registry, settings, group)
+def _launch(settings: Settings, group: FeatureGroup, script: Path, redis_url: str,
+            restore: str | None) -> JobProcess | None:
+    """Start run.py on a free REST port and wait until every task runs.
+
+    Returns None when the mini-cluster lost its port to another process between our check and its
+    bind (the caller retries on a new port); raises for any other failure.
+    """
     directory = script.parent
-    if not settings.kafka_bootstrap_servers:  # the watched directory must exist before the source lists it
-        stream_directory(settings, registry.sources[group.stream.source_table]).mkdir(parents=True, exist_ok=True)
-    restore = latest_restore_point(settings, group)
     port = free_loopback_port()
     args = [sys.executable, str(script), "--redis-url", redis_url, "--rest-port", str(port)]
     if restore:
         args += ["--restore", restore]
     pythonpath = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, "JAVA_HOME": ensure_java_home(), "PYTHONPATH": pythonpath}
-    with open(directory / "job.log", "ab") as log:
+    log_path = directory / "job.log"
+    log_start = log_path.stat().st_size if log_path.exists() else 0
+    with open(log_path, "ab") as log:
         proc = subprocess.Popen(args, cwd=directory, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=env, start_new_session=True)
     rest = settings.flink_rest or f"127.0.0.1:{port}"
@@ -124,14 +125,33 @@ def start(registry: Registry, settings: Settings, group: FeatureGroup, redis_url
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            tail = (directory / "job.log").read_text()[-1500:]
-            raise PlatformError(f"the {group.name} job exited with status {proc.returncode}: ...{tail}",
-                                f"see {directory / 'job.log'}")
+            with open(log_path, "rb") as log:
+                log.seek(log_start)
+                output = log.read().decode(errors="replace")
+            if "BindException" in output and not settings.flink_rest:
+                return None
+            raise PlatformError(f"the {group.name} job exited with status {proc.returncode}: ...{output[-1500:]}",
+                                f"see {log_path}")
         job = flink_job(rest)
         if job and job["state"] == "RUNNING" and job["tasks"]["running"] == job["tasks"]["total"]:
             return process
         time.sleep(0.5)
-    raise PlatformError(f"the {group.name} job did not reach RUNNING in {START_TIMEOUT_S} s", f"see {directory / 'job.log'}")
+    raise PlatformError(f"the {group.name} job did not reach RUNNING in {START_TIMEOUT_S} s", f"see {log_path}")
+
+
+def start(registry: Registry, settings: Settings, group: FeatureGroup, redis_url: str) -> JobProcess:
+    """Build run.py and launch it, resuming from the newest savepoint/checkpoint; wait until RUNNING."""
+    if running_job(settings, group):
+        raise PlatformError(f"the {group.name} stream is already running", f"featctl stream stop {group.name}")
+    script = build_job(registry, settings, group)
+    if not settings.kafka_bootstrap_servers:  # the watched directory must exist before the source lists it
+        stream_directory(settings, registry.sources[group.stream.source_table]).mkdir(parents=True, exist_ok=True)
+    restore = latest_restore_point(settings, group)
+    for _attempt in range(3):
+        process = _launch(settings, group, script, redis_url, restore)
+        if process is not None:
+            return process
+    raise PlatformError(f"the {group.name} job could not bind a REST port three times", "retry featctl stream run")
 
 
 def stop(settings: Settings, group: FeatureGroup, timeout_s: float = 120) -> str:
