@@ -24,6 +24,9 @@ ui: setup
 
 bench: setup
 	$(BIN)/python benchmarks/publish.py
+	$(BIN)/python benchmarks/stream.py
+	$(BIN)/python benchmarks/serving.py
+	$(BIN)/python benchmarks/training_set.py
 
 clean:
 	rm -rf .data

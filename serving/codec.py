@@ -53,7 +53,7 @@ def datetime_to_micros(value: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-_DECODERS = {
+DECODERS = {  # dtype -> bytes-to-value, shared by every reader
     "int32": int,
     "int64": int,
     "float64": float,
@@ -66,4 +66,4 @@ _DECODERS = {
 
 def decode_value(dtype: str, raw: bytes | None):
     """The typed value of a stored field, or None when the field is absent."""
-    return None if raw is None else _DECODERS[dtype](raw)
+    return None if raw is None else DECODERS[dtype](raw)

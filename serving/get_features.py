@@ -24,7 +24,7 @@ import redis
 
 from assets.registry import Registry
 from serving import layout
-from serving.codec import _DECODERS, micros_to_datetime
+from serving.codec import DECODERS, micros_to_datetime
 from serving.feature_refs import InvalidRequest, UnknownName, resolve_refs, shown
 from serving.online_store import OnlineStore
 
@@ -47,7 +47,7 @@ class ReadPlan:
     @cached_property
     def decoders(self) -> tuple:
         """Per ref: the function turning its stored bytes back into a typed value."""
-        return tuple(_DECODERS[dtype] for dtype in self.dtypes)
+        return tuple(DECODERS[dtype] for dtype in self.dtypes)
 
     @cached_property
     def hmget_head(self) -> bytes:
