@@ -8,6 +8,7 @@ picks up where its last checkpoint left off.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -93,8 +94,8 @@ def flink_job(rest: str) -> dict | None:
     """The one job of a local mini-cluster (or the platform's job on a cluster), from /jobs/overview."""
     try:
         jobs = rest_call(rest, "/jobs/overview")["jobs"]
-    except (urllib.error.URLError, OSError, KeyError):
-        return None
+    except (urllib.error.URLError, OSError, KeyError, ValueError, http.client.HTTPException):
+        return None  # not up yet, or something else (another process) answers on that port
     live = [j for j in jobs if j["state"] not in ("FINISHED", "CANCELED", "FAILED")] or jobs
     return max(live, key=lambda j: j["start-time"]) if live else None
 

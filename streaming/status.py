@@ -3,6 +3,7 @@ API (state, records, watermark, checkpoints) and the injector's progress markers
 
 from __future__ import annotations
 
+import http.client
 import time
 import urllib.error
 from dataclasses import dataclass
@@ -70,7 +71,7 @@ def _flink_details(rest: str) -> dict:
         if completed:
             details["last_checkpoint"] = _millis(completed["latest_ack_timestamp"])
             details["checkpoint_path"] = completed.get("external_path")
-    except (urllib.error.URLError, OSError, KeyError, ValueError):
+    except (urllib.error.URLError, OSError, KeyError, ValueError, http.client.HTTPException):
         pass
     return details
 
