@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 
 import great_expectations.expectations as gxe
 
@@ -45,7 +45,7 @@ def source_value_expectations(source: Source, declared: list[ColumnSchema], usab
     """A raw partition's data: required columns not null, every event time within the partition's day."""
     expectations = not_null_expectations(declared, usable)
     if source.event_time in usable:
-        day = datetime.combine(date.fromisoformat(ds), datetime.min.time())
+        day = datetime.combine(date.fromisoformat(ds), time.min, tzinfo=timezone.utc)
         expectations.append(gxe.ExpectColumnValuesToBeBetween(
             column=source.event_time, min_value=day, max_value=day + timedelta(days=1), strict_max=True))
     return expectations

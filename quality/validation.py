@@ -1,11 +1,11 @@
 """Run a partition's suites with Great Expectations (ephemeral context) and report the outcome as plain data.
 
-Engine choice, measured at 1M rows x 6 columns on 2 cores (benchmarks/quality.py has the current figures):
-the schema expectations always run on the Spark DataFrame (its schema answers them, no data is read);
-the value expectations run on pandas up to PANDAS_MAX_ROWS rows (Arrow transfer about 0.6-1.4 s plus
-0.25 s of GE, against about 3.5 s for GE's Spark engine, whose not-null checks cost a Spark job each)
-and on Spark above it, so a large partition is never collected into the driver. Exact types never come
-from pandas, where an integer column with nulls turns float.
+Engine choice, measured at 1M rows on 2 cores (benchmarks/quality.py prints the current figures): the
+schema expectations always run on the Spark DataFrame (its schema answers them, no data is read); the
+value expectations run on pandas up to PANDAS_MAX_ROWS rows (Arrow transfer plus GE's pandas engine:
+a few seconds per million rows, against 8-20 s for GE's Spark engine, which spends a Spark job of
+0.5-1 s per expectation and about 6 s on a uniqueness check) and on Spark above it, so a large
+partition is never collected into the driver. Types are judged on Spark's schema, never on pandas'.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 
 import great_expectations as gx
+import pandas as pd
+import pyarrow as pa
 from great_expectations.data_context.types.base import (
     DataContextConfig,
     InMemoryStoreBackendDefaults,
@@ -29,6 +31,8 @@ PANDAS_MAX_ROWS = 2_000_000
 SAMPLE_ROWS = 10
 RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_ROWS, "include_unexpected_rows": True}
 NOT_NULL = "expect_column_values_to_not_be_null"
+ARROW_TO_PANDAS = {pa.string(): pd.StringDtype("pyarrow"), pa.large_string(): pd.StringDtype("pyarrow"),
+                   pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int32Dtype(), pa.bool_(): pd.BooleanDtype()}
 
 
 def _records(rows) -> tuple[dict, ...]:
@@ -71,12 +75,23 @@ class Validator:
         }
 
     def run(self, engine: str, data, expectations: list, name: str) -> list:
-        """Validate `data` (a Spark or pandas DataFrame) against `expectations`; GE's per-expectation results."""
+        """Validate `data` (a Spark or pandas DataFrame) against `expectations`; GE's per-expectation results.
+
+        Through a ValidationDefinition, which builds the batch once (GE fingerprints a pandas batch each
+        time it builds one, which costs about a second per million rows with a string column).
+        """
         if not expectations:
             return []
         suite = self.context.suites.add(gx.ExpectationSuite(name=name, expectations=expectations))
-        batch = self.batches[engine].get_batch(batch_parameters={"dataframe": data})
-        return list(batch.validate(suite, result_format=RESULT_FORMAT).results)
+        definition = self.context.validation_definitions.add(
+            gx.ValidationDefinition(name=name, data=self.batches[engine], suite=suite))
+        return list(definition.run(batch_parameters={"dataframe": data}, result_format=RESULT_FORMAT).results)
+
+
+def to_pandas(frame):
+    """A Spark DataFrame in pandas through Arrow, keeping exact types: nullable integers stay integers,
+    strings stay in Arrow memory (no Python objects), timestamps are UTC."""
+    return frame.toArrow().to_pandas(types_mapper=ARROW_TO_PANDAS.get)
 
 
 def validate_partition(read: PartitionRead, table: str, ds: str, declared: list[ColumnSchema],
@@ -97,7 +112,7 @@ def validate_partition(read: PartitionRead, table: str, ds: str, declared: list[
     rows = read.frame.count()
     engine = "pandas" if rows <= PANDAS_MAX_ROWS else "spark"
     values_suite = value_expectations(usable)
-    data = read.frame.toPandas() if engine == "pandas" and values_suite else read.frame
+    data = to_pandas(read.frame) if engine == "pandas" and values_suite else read.frame
     results += validator.run(engine, data, values_suite, "values")
     failures = tuple(_failure(r) for r in results if not r.success)
     null_counts = {f.column: f.unexpected_count or 0 for f in failures if f.expectation == NOT_NULL}

@@ -62,10 +62,11 @@ def qa_event_log(spark, qa_registry, sample) -> dict[str, int]:
 
 @contextmanager
 def upstream_rewrite(spark, registry: Registry, sample, source_name: str, ds: str,
-                     change: Callable[[pa.Table], pa.Table]) -> Iterator[None]:
+                     change: Callable[[pa.Table], pa.Table | list[pa.Table]]) -> Iterator[None]:
     """An upstream producer rewrites partition `ds` of a raw table with `change`d files; restored afterwards.
 
-    The files replace the partition's own (new names, as a producer writes them); the metastore still
+    `change` turns the day's events into the table (or tables, one file each) the producer writes. The
+    files replace the partition's own under new names, as a producer writes them; the metastore still
     describes the contract's schema, as it does when a producer changes what it writes.
     """
     source = registry.sources[source_name]
@@ -76,7 +77,9 @@ def upstream_rewrite(spark, registry: Registry, sample, source_name: str, ds: st
     table = table.set_column(event_time, source.event_time, table.column(event_time).cast(pa.timestamp("us", "UTC")))
     for old in directory.iterdir():
         old.unlink()
-    pq.write_table(change(table), directory / f"part-upstream-{uuid.uuid4().hex}.parquet")
+    changed = change(table)
+    for part in changed if isinstance(changed, list) else [changed]:
+        pq.write_table(part, directory / f"part-upstream-{uuid.uuid4().hex}.parquet")
     spark.sql(f"REFRESH TABLE {source.table}")
     try:
         yield

@@ -12,11 +12,13 @@ import json
 import shutil
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 import redis
 
 from assets.registry import load_registry
 from orchestration.factory import build_definitions
+from quality.gate import check_source_partition
 from quality.alerts import ALERT_FILE
 from tests.quality.conftest import QA_GROUP, run_daily, upstream_rewrite
 from tests.reference import user_upvotes
@@ -43,6 +45,20 @@ def _null_user_ids(table: pa.Table) -> pa.Table:
     return table.set_column(table.schema.get_field_index("user_id"), "user_id", pa.array(ids, pa.int64()))
 
 
+def _split_files_one_with_string_post_ids(table: pa.Table) -> list[pa.Table]:
+    return [table.slice(0, 1000), _post_id_as_string(table.slice(1000))]
+
+
+def _added_client_column(table: pa.Table) -> pa.Table:
+    return table.append_column("client", pa.array(["ios"] * table.num_rows))
+
+
+def _events_a_day_late(table: pa.Table) -> pa.Table:
+    index = table.schema.get_field_index("event_time")
+    late = pc.add(table.column(index), pa.scalar(86_400_000_000, pa.duration("us")))
+    return table.set_column(index, "event_time", late)
+
+
 INJECTIONS = {
     "renamed column": (_renamed, ["removed user_id (bigint)", "added userid (bigint)"],
                        "expect_table_columns_to_match_set"),
@@ -53,6 +69,16 @@ INJECTIONS = {
 }
 
 
+# Reported by the contract check alone: (change, problem, schema changes, failed expectations).
+PARTITION_CASES = {
+    "files that disagree": (_split_files_one_with_string_post_ids,
+                            "the files of qa_raw.upvote_events ds=2026-01-10 disagree on column types",
+                            ["retyped post_id: bigint -> bigint|string"], set()),
+    "an added column": (_added_client_column, None, ["added client (string)"], {"expect_table_columns_to_match_set"}),
+    "events of another day": (_events_a_day_late, None, [], {"expect_column_values_to_be_between"}),
+}
+
+
 @pytest.fixture(scope="module")
 def defs(qa_registry, settings):
     return build_definitions(qa_registry, settings)
@@ -60,10 +86,8 @@ def defs(qa_registry, settings):
 
 @pytest.fixture(scope="module")
 def store(redis_url):
-    client = redis.Redis.from_url(redis_url)
-    client.flushall()
-    yield client
-    client.close()
+    with redis.Redis.from_url(redis_url) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")
@@ -147,3 +171,15 @@ def test_a_negative_count_blocks_the_publish_without_an_alert(clean_run, qa_regi
     assert all(row["upvotes_1d"] < 0 for row in negative["sample_rows"]) and len(negative["sample_rows"]) == 10
     assert _snapshot(store) == before
     assert _alerts(settings) == alerts_before
+
+
+@pytest.mark.parametrize("case", sorted(PARTITION_CASES))
+def test_the_contract_check_reads_what_the_files_say(case, spark, qa_registry, sample):
+    change, problem, changes, failed = PARTITION_CASES[case]
+    source = qa_registry.sources["upvote_events"]
+    with upstream_rewrite(spark, qa_registry, sample, "upvote_events", BAD, change):
+        report = check_source_partition(spark, source, BAD)
+    assert not report.passed
+    assert report.problem == problem
+    assert report.schema_diff.lines() == changes
+    assert {f.expectation for f in report.failures} == failed

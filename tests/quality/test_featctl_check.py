@@ -1,0 +1,109 @@
+"""`featctl check`, as CI runs it: folders load, batch.sql analyses on Spark, stream SQL validates on Flink,
+and a group version's output schema cannot change without a version bump or `--update-lock`.
+
+Runs the real CLI entry point in this process (its Spark is the session's), on copies of the registry.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import yaml
+
+from orchestration.cli import main
+from tests.quality.conftest import copy_registry
+
+pytestmark = pytest.mark.usefixtures("spark")  # the CLI's Spark is the session's, started by the fixture
+
+
+@pytest.fixture
+def featctl(monkeypatch, capsys):
+    """Run `featctl <args>` on a registry folder; returns (exit code, output lines)."""
+    def run(*args: str, registry_dir=None) -> tuple[int, list[str]]:
+        if registry_dir is not None:
+            monkeypatch.setenv("FP_REGISTRY_DIR", str(registry_dir))
+        monkeypatch.setattr(sys, "argv", ["featctl", *args])
+        capsys.readouterr()
+        try:
+            main()
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code
+        return code, capsys.readouterr().out.splitlines()
+
+    return run
+
+
+def _problems(lines: list[str]) -> list[str]:
+    """The error lines naming a problem (without the closing count)."""
+    return [line for line in lines if line.startswith("error:") and "featctl check found" not in line]
+
+
+def test_the_projects_registry_passes(featctl):
+    code, lines = featctl("check")
+    assert code == 0, "\n".join(lines)
+    assert lines[-1] == "ok: every folder is valid"
+
+
+def test_a_changed_output_schema_needs_a_version_bump_or_an_updated_lock(featctl, tmp_path):
+    root = copy_registry(tmp_path / "assets", ("user_upvotes",))
+    folder = root / "features" / "user_upvotes"
+    spec = folder / "feature.yaml"
+    spec.write_text(spec.read_text().replace("    dtype: int64\n    description: Upvotes given on the partition day.",
+                                             "    dtype: int32\n    description: Upvotes given on the partition day."))
+    sql = folder / "batch.sql"
+    sql.write_text(sql.read_text().replace("SUM(CASE WHEN ds = '{{ ds }}' THEN 1 ELSE 0 END) AS upvotes_1d",
+                                           "CAST(SUM(CASE WHEN ds = '{{ ds }}' THEN 1 ELSE 0 END) AS INT) AS upvotes_1d"))
+
+    code, lines = featctl("check", registry_dir=root)
+    assert code == 1
+    (error,) = _problems(lines)
+    assert error.startswith(f"error: {spec}: version: the output schema of user_upvotes@1 changed without a version "
+                            "bump: retyped upvotes_1d: int64 -> int32 (fix: bump `version:` to 2")
+    assert "featctl check --update-lock" in error
+    assert lines[-1].startswith("error: featctl check found 1 problem(s)")
+
+    spec.write_text(spec.read_text().replace("version: 1", "version: 2"))
+    code, lines = featctl("check", registry_dir=root)
+    assert code == 0, "\n".join(lines)
+    assert any("user_upvotes@2" in line and "--update-lock" in line for line in lines)
+
+    spec.write_text(spec.read_text().replace("version: 2", "version: 1"))
+    code, lines = featctl("check", "--update-lock", registry_dir=root)
+    assert code == 0, "\n".join(lines)
+    locked = yaml.safe_load((root / "registry.lock").read_text())
+    assert locked["user_upvotes@1"]["features"]["upvotes_1d"] == "int32"
+    assert "post_popularity@1" in locked, "versions not in the registry stay locked"
+    assert featctl("check", registry_dir=root)[0] == 0
+
+
+@pytest.mark.parametrize("file, old, new, where", [
+    ("feature.yaml", "dtype: int64", "dtype: integer", "feature.yaml: features[0].dtype: Input should be"),
+    ("feature.yaml", "description: Time of the user's latest upvote in the window.",
+     "description: Time of the user's latest upvote in the window.\n    min: 0",
+     "feature.yaml: features[3]: min: ranges apply to numeric dtypes"),
+    ("feature.yaml", "  min_ratio: 0.5", "  min_ratio: -1", "feature.yaml: row_count_vs_previous.min_ratio:"),
+    ("batch.sql", "COUNT(DISTINCT post_id)", "COUNT(DISTINCT item_id)", "batch.sql: (query): Spark cannot analyse it:"),
+    ("batch.sql", "AS distinct_items_7d", "AS distinct_posts_7d",
+     "batch.sql: features[1].distinct_items_7d: the query has no output column 'distinct_items_7d'"),
+])
+def test_a_malformed_folder_fails_with_file_and_field(featctl, tmp_path, file, old, new, where):
+    root = copy_registry(tmp_path / "assets", ("user_upvotes",))
+    path = root / "features" / "user_upvotes" / file
+    assert old in path.read_text()
+    path.write_text(path.read_text().replace(old, new, 1))
+    code, lines = featctl("check", registry_dir=root)
+    assert code == 1
+    assert any(line.startswith(f"error: {root}/features/user_upvotes/{where}") for line in _problems(lines)), lines
+
+
+def test_stream_sql_is_validated_by_flink_naming_file_and_line(featctl, tmp_path):
+    root = copy_registry(tmp_path / "assets", ("user_activity",))
+    transform = root / "features" / "user_activity" / "stream" / "transform.sql"
+    transform.write_text(transform.read_text().replace("COUNT(DISTINCT post_id)", "COUNT(DISTINCT postid)"))
+    code, lines = featctl("check", registry_dir=root)
+    assert code == 1
+    (error,) = _problems(lines)
+    assert error.startswith(f"error: {transform}: line 6, column 18: Flink rejects the query: SQL validation failed.")
+    assert "Column 'postid' not found" in error
