@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from quality.schema_diff import SchemaDiff
@@ -39,10 +39,6 @@ class PartitionReport:
     @property
     def passed(self) -> bool:
         return not self.failures and self.problem is None
-
-    def as_dict(self) -> dict:
-        """Plain JSON-ready form."""
-        return asdict(self)
 
 
 def json_value(value):
