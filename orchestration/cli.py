@@ -237,16 +237,24 @@ def ui(port: int) -> None:
             pass
 
 
-# Command groups of other areas attach themselves to `cli` when imported (one module per area).
-COMMAND_MODULES: tuple[str, ...] = ("orchestration.cli_streaming", "orchestration.cli_serving", "orchestration.cli_quality")
+def load_command_modules() -> None:
+    """Import every `orchestration/cli_<area>.py`: each area's commands attach themselves to `cli`.
+
+    A new area is a new module, with no list to keep in step.
+    """
+    import importlib
+    import pkgutil
+
+    import orchestration
+
+    for module in pkgutil.iter_modules(orchestration.__path__):
+        if module.name.startswith("cli_"):
+            importlib.import_module(f"orchestration.{module.name}")
 
 
 def main() -> None:
     """Entry point: run the CLI, turning PlatformErrors into one line with the fix."""
-    import importlib
-
-    for module in COMMAND_MODULES:
-        importlib.import_module(module)
+    load_command_modules()
     try:
         cli(standalone_mode=False)
     except PlatformError as exc:
