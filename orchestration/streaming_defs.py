@@ -2,13 +2,16 @@
 
 Materializing `stream/<group>` makes sure the group's Flink job runs: it starts or resumes it as its own
 process (never inside Dagster). The sensor reads Flink's REST API and the injector's progress markers on
-every tick, records an observation on the asset (state, lag, rows/s, watermark, checkpoint), raises an
-alert when the job is down or staler than the group's freshness target, and requests a run of the asset
+every tick, records an observation on the asset (state, lag, rows/s, watermark, checkpoint, problems), raises
+one alert per incident through the platform's alert sinks (log, `<data_dir>/alerts/streams.jsonl`, webhook)
+when the job is down or staler than the group's freshness target, and requests a run of the asset
 to restart a job that crashed (one stopped on purpose stays stopped).
 """
 
+import hashlib
 import json
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -19,10 +22,12 @@ from assets.specs import FeatureGroup
 from infra.redis_server import ensure_local_redis
 from infra.settings import Settings
 from orchestration.resources import OnlineStoreResource
+from quality.alerts import AlertSinks
 from streaming import runner
 from streaming.status import StreamStatus, stream_status
 
 SENSOR_INTERVAL_S = 30
+STREAM_ALERT_FILE = Path("alerts") / "streams.jsonl"
 
 
 def _redis_url(online_store: OnlineStoreResource) -> str:
@@ -54,31 +59,54 @@ def stream_asset(registry: Registry, settings: Settings, group: FeatureGroup) ->
     return stream
 
 
-def _problems(group: FeatureGroup, status: StreamStatus, crashed: bool) -> list[str]:
+@dataclass(frozen=True)
+class StreamAlert:
+    """A problem with a group's Flink job, raised once per problem kind and job start (not per sensor tick)."""
+
+    group: str
+    problem: str  # "down", "state" or "lagging"
+    job_started_at: float
+    text: str
+    state: str
+    lag_seconds: float | None
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the incident: the same problem of the same running job is one alert."""
+        return hashlib.sha256(f"stream:{self.group}:{self.problem}:{self.job_started_at}".encode()).hexdigest()[:16]
+
+    def message(self) -> str:
+        """One line for a log or a chat channel."""
+        return self.text
+
+    def payload(self) -> dict:
+        """The JSON document written to the alert file and POSTed to the webhook."""
+        return {"fingerprint": self.fingerprint, "kind": "stream", "name": self.group, "problem": self.problem,
+                "message": self.text, "state": self.state, "lag_seconds": self.lag_seconds,
+                "job_started_at": datetime.fromtimestamp(self.job_started_at, timezone.utc).isoformat(),
+                "detected_at": datetime.now(timezone.utc).isoformat()}
+
+
+def stream_alerts(group: FeatureGroup, job: runner.JobProcess, status: StreamStatus, crashed: bool) -> list[StreamAlert]:
+    """What is wrong with the group's job right now: down, not running, or lagging past the freshness target."""
+    def alert(problem: str, text: str) -> StreamAlert:
+        return StreamAlert(group.name, problem, job.started_at, text, status.state, status.lag_seconds)
+
     if status.state == "STOPPED":
-        return [f"{group.name} stream is down: " + ("the job process died" if crashed else "stopped on purpose")]
+        return [alert("down", f"{group.name} stream is down: "
+                              + ("the job process died" if crashed else "stopped on purpose"))]
     if status.state != "RUNNING":
-        return [f"{group.name} stream is {status.state}"]
+        return [alert("state", f"{group.name} stream is {status.state}")]
     if group.freshness and status.lag_seconds is not None and status.lag_seconds > group.freshness.total_seconds():
-        return [f"{group.name} stream is lagging: input has waited {status.lag_seconds:.0f} s for Redis, "
-                f"freshness target {group.freshness.total_seconds():.0f} s"]
+        return [alert("lagging", f"{group.name} stream is lagging: input has waited {status.lag_seconds:.0f} s for "
+                                 f"Redis, freshness target {group.freshness.total_seconds():.0f} s")]
     return []
-
-
-def record_alert(settings: Settings, kind: str, subject: str, message: str, details: dict) -> dict:
-    """Append an alert to `<data_dir>/alerts/streams.jsonl` (read by operators and tests) and return it."""
-    alert = {"at": datetime.now(timezone.utc).isoformat(), "kind": kind, "subject": subject, "message": message,
-             **details}
-    path = settings.data_dir / "alerts" / "streams.jsonl"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        handle.write(json.dumps(alert, default=str) + "\n")
-    return alert
 
 
 def stream_sensor(registry: Registry, settings: Settings, group: FeatureGroup) -> dg.SensorDefinition:
     """The health sensor paired with `stream/<group>`."""
     asset_key = dg.AssetKey(["stream", group.name])
+    sinks = AlertSinks.for_settings(settings, STREAM_ALERT_FILE)
 
     @dg.sensor(name=f"{group.name}_stream_health", minimum_interval_seconds=SENSOR_INTERVAL_S,
                asset_selection=[asset_key], default_status=dg.DefaultSensorStatus.RUNNING,
@@ -93,17 +121,17 @@ def stream_sensor(registry: Registry, settings: Settings, group: FeatureGroup) -
         elapsed = now - previous.get("at", now)
         rate = (status.rows_written - previous.get("rows", 0)) / elapsed if elapsed > 0 else None
         crashed = status.state == "STOPPED" and not last.stopped
-        problems = _problems(group, status, crashed)
+        alerts = stream_alerts(group, last, status, crashed)
         metadata = {
             "state": status.state, "rows_written": status.rows_written, "dead_letters": status.dead_letters,
             "lag_seconds": dg.MetadataValue.float(status.lag_seconds if status.lag_seconds is not None else -1.0),
             "rows_per_second": dg.MetadataValue.float(rate if rate is not None else 0.0),
             "watermark": str(status.watermark or "-"), "last_checkpoint": str(status.last_checkpoint or "-"),
-            "max_event_time": str(status.max_event_time or "-"), "healthy": not problems,
+            "max_event_time": str(status.max_event_time or "-"), "healthy": not alerts,
+            "problems": "; ".join(a.message() for a in alerts) or "none",
         }
-        for problem in problems:
-            context.log.warning(problem)
-            record_alert(settings, "stream", group.name, problem, {"state": status.state, "lag": status.lag_seconds})
+        for alert in alerts:
+            sinks.send(alert, context.log)
         context.update_cursor(json.dumps({"at": now, "rows": status.rows_written}))
         restart = [dg.RunRequest(run_key=f"restart-{group.name}-{int(now)}", asset_selection=[asset_key])] if crashed else []
         return dg.SensorResult(asset_events=[dg.AssetObservation(asset_key=asset_key, metadata=metadata)],

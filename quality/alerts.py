@@ -1,7 +1,9 @@
-"""Schema-change alerts: one per distinct change, to the log, a JSON-lines file and a webhook when one is set.
+"""Alerts: one per distinct problem, to the log, a JSON-lines file and a webhook when one is set.
 
-The JSON-lines file (`<data_dir>/alerts/schema_changes.jsonl`) is also the record of what was already
-sent: an alert whose fingerprint (source or group + the change itself, see SchemaDiff.fingerprint) is in
+Schema-change alerts come from the quality gate; stream-health alerts (orchestration/streaming_defs.py)
+go through the same sinks into their own file. A JSON-lines file (`<data_dir>/alerts/schema_changes.jsonl`,
+`<data_dir>/alerts/streams.jsonl`) is also the record of what was already sent: an alert whose
+fingerprint (for a schema change: source or group + the change itself, see SchemaDiff.fingerprint) is in
 the file is not sent again, so a bad partition re-run, or the same upstream change seen in the next
 day's partition, raises nothing new. The file is locked while it is read and appended, so concurrent
 checks cannot both send the same alert. A webhook that fails is logged, not retried: the file and the
@@ -19,12 +21,24 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Protocol
 
 from infra.settings import Settings
 from quality.schema_diff import SchemaDiff
 
 LOGGER = logging.getLogger("quality.alerts")
 ALERT_FILE = Path("alerts") / "schema_changes.jsonl"
+
+
+class Alert(Protocol):
+    """What the sinks need of an alert: an identity for deduplication, a line for people, a JSON document."""
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    def message(self) -> str: ...
+
+    def payload(self) -> dict: ...
 
 
 @dataclass(frozen=True)
@@ -58,18 +72,21 @@ class SchemaChangeAlert:
 
 @dataclass(frozen=True)
 class AlertSinks:
-    """Where schema-change alerts go: always the log and `file`, plus `webhook_url` when set."""
+    """Where alerts go: always the log and `file`, plus `webhook_url` when set."""
 
     file: Path
     webhook_url: str | None = None
     timeout_seconds: float = 5.0
 
     @classmethod
-    def for_settings(cls, settings: Settings) -> AlertSinks:
-        """The sinks configured by the active profile (FP_ALERT_WEBHOOK_URL adds the webhook)."""
-        return cls(file=settings.data_dir / ALERT_FILE, webhook_url=settings.alert_webhook_url)
+    def for_settings(cls, settings: Settings, file: Path = ALERT_FILE) -> AlertSinks:
+        """The sinks configured by the active profile for alerts kept in `file` under the data directory.
 
-    def send(self, alert: SchemaChangeAlert, log=LOGGER) -> bool:
+        FP_ALERT_WEBHOOK_URL adds the webhook.
+        """
+        return cls(file=settings.data_dir / file, webhook_url=settings.alert_webhook_url)
+
+    def send(self, alert: Alert, log=LOGGER) -> bool:
         """Deliver `alert` unless an alert with its fingerprint was already delivered; True when sent now."""
         payload = self._record_if_new(alert)
         if payload is None:
@@ -79,7 +96,7 @@ class AlertSinks:
             self._post(payload, log)
         return True
 
-    def _record_if_new(self, alert: SchemaChangeAlert) -> dict | None:
+    def _record_if_new(self, alert: Alert) -> dict | None:
         """Append the alert to the file and return its payload, or None if the file already holds it."""
         self.file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.file, "a+", encoding="utf-8") as handle:
@@ -98,5 +115,5 @@ class AlertSinks:
             with urllib.request.urlopen(request, timeout=self.timeout_seconds) as response:
                 response.read()
         except (urllib.error.URLError, OSError) as exc:
-            log.error(f"schema-change alert {payload['fingerprint']} not delivered to the webhook: {exc}; "
+            log.error(f"alert {payload['fingerprint']} not delivered to the webhook: {exc}; "
                       f"it is recorded in {self.file}")
