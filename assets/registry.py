@@ -175,6 +175,9 @@ def _load_group(folder: Path, entities: dict[str, Entity], sources: dict[str, So
         raise _fail(sql_path, "(file)", "missing", "add the HiveQL that computes one partition ({{ ds }})")
     sql = sql_path.read_text()
     check_template(sql_path, sql)
+    if "freshness" not in data:
+        raise _fail(path, "freshness", "missing: how old the group's online values may get before it counts as stale",
+                    "add e.g. `freshness: 26h` for a daily group, `2m` for one a stream keeps fresh")
     group = _validate(FeatureGroup, path, {"name": folder.name, **data}, folder=folder, batch_sql=sql)
     group = group.model_copy(update={"stream": _load_stream(folder, group.sources)})
     if group.entity not in entities:

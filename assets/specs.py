@@ -176,7 +176,9 @@ class FeatureGroup(Strict):
     description: str
     version: int = Field(ge=1)
     ttl: timedelta | None = None
-    freshness: timedelta | None = None  # how stale the online values may get before the group alerts
+    # How old the online values may get before the group counts as stale. Required in feature.yaml (the
+    # registry loader refuses a folder without it); groups built in code (benchmarks) may leave it out.
+    freshness: timedelta | None = None
     tags: dict[str, str] = {}
     sources: dict[str, SourceInput] = Field(min_length=1)
     udfs: tuple[Udf, ...] = ()

@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 from datetime import date
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from infra.errors import PlatformError
 
@@ -44,6 +45,17 @@ class Settings(BaseModel):
     kafka_bootstrap_servers: str | None = None  # set: streams read Kafka topics; unset: local directories
     stream_checkpoint_seconds: int = 5
     stream_flush_ms: int = 200
+    schedule_hour: int = Field(default=2, ge=0, le=23)  # the daily run starts at this hour of schedule_timezone
+    schedule_timezone: str = "UTC"  # IANA name; partitions stay UTC days whatever the schedule's clock
+
+    @field_validator("schedule_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone like UTC or Europe/Berlin") from None
+        return value
 
     @property
     def dagster_home(self) -> Path:
@@ -73,4 +85,4 @@ def load_settings(**overrides) -> Settings:
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
-        raise PlatformError(f"{path}: {field}: {err['msg']}", "correct the profile or the FP_* variable") from None
+        raise PlatformError(f"{path}: {field}: {err['msg'].removeprefix('Value error, ')}", "correct the profile or the FP_* variable") from None
