@@ -32,6 +32,12 @@ def _progress() -> Progress:
                     console=console, transient=False)
 
 
+def load_platform() -> tuple[Settings, Registry]:
+    """The settings and the registry they point at (`registry_dir`, FP_REGISTRY_DIR): what every command reads."""
+    settings = load_settings()
+    return settings, load_registry(settings.registry_dir)
+
+
 def _yesterday() -> date:
     return datetime.now(timezone.utc).date() - timedelta(days=1)
 
@@ -81,7 +87,29 @@ def show_features(settings: Settings, registry: Registry, url: str, entity: str,
     console.print(table)
 
 
-@click.group()
+class AreaGroup(click.Group):
+    """A command group whose commands from other areas (`orchestration/cli_<area>.py`) are imported on first need.
+
+    Commands defined here (`list`, `get`, ...) run without importing the other areas: the quality area
+    alone pulls in pandas and the Spark job modules, a third of `featctl list`'s time. Asking for another
+    command, or for help, imports every area first.
+    """
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """This group's command `cmd_name`, importing the other areas if it is not one of the core ones."""
+        command = super().get_command(ctx, cmd_name)
+        if command is None:
+            load_command_modules()
+            command = super().get_command(ctx, cmd_name)
+        return command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every command name, with the other areas' (for help and completion)."""
+        load_command_modules()
+        return super().list_commands(ctx)
+
+
+@click.group(cls=AreaGroup)
 def cli() -> None:
     """Feature platform: feature folders -> Spark -> Dagster -> Redis."""
 
@@ -94,7 +122,7 @@ def demo(days: int, size: str) -> None:
     from orchestration.factory import build_definitions
     from orchestration.runs import dagster_instance, run_partition
 
-    settings, registry = load_settings(), load_registry()
+    settings, registry = load_platform()
     last = _yesterday()
     partitions = [last - timedelta(days=k) for k in reversed(range(days))]
     started = time.monotonic()
@@ -143,7 +171,7 @@ def _first_post_id(registry: Registry, settings: Settings, day: date) -> int:
 @click.argument("features", nargs=-1, required=True)
 def get(entity: str, ids: str, features: tuple[str, ...]) -> None:
     """Read FEATURES (group.feature or group) of ENTITY for IDS (comma-separated) from the online store."""
-    settings, registry = load_settings(), load_registry()
+    settings, registry = load_platform()
     with redis_url_for(settings) as url:
         show_features(settings, registry, url, entity, ids.split(","), list(features))
 
@@ -160,7 +188,7 @@ def materialize(groups: tuple[str, ...], partition: str) -> None:
         date.fromisoformat(partition)
     except ValueError:
         raise PlatformError(f"partition {partition!r} is not a date", "use YYYY-MM-DD") from None
-    settings, registry = load_settings(), load_registry()
+    settings, registry = load_platform()
     selected = [registry.group(g) for g in groups] or list(registry.groups.values())
     assets = sorted({f"raw/{s}" for g in selected for s in g.sources}
                     | {f"{kind}/{g.name}" for g in selected for kind in ("features", "online")})
@@ -176,33 +204,49 @@ def materialize(groups: tuple[str, ...], partition: str) -> None:
     console.print(table)
 
 
-@cli.command("list")
-def list_catalog() -> None:
-    """The feature catalog: groups, features, dtypes, owners, descriptions and freshness."""
+def last_published(settings: Settings, groups: list[str]) -> dict[str, str]:
+    """`ds=<partition> at <time>` of each group's latest online publish, or `never`.
+
+    Without a Dagster instance nothing was ever published, so Dagster is not even imported (importing it
+    and opening its storage is most of `featctl list`'s time); otherwise one query covers every group.
+    """
+    if not (settings.dagster_home / "dagster.yaml").exists():  # dagster_instance() writes it first
+        return dict.fromkeys(groups, "never")
     import dagster as dg
 
     from orchestration.runs import dagster_instance
 
-    settings, registry = load_settings(), load_registry()
-    instance = dagster_instance(settings)
+    keys = {name: dg.AssetKey(["online", name]) for name in groups}
+    events = dagster_instance(settings).get_latest_materialization_events(keys.values())
+    published = {}
+    for name, key in keys.items():
+        event = events.get(key)
+        if event is None:
+            published[name] = "never"
+        else:
+            when = datetime.fromtimestamp(event.timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+            published[name] = f"ds={event.dagster_event.partition} at {when}"
+    return published
+
+
+@cli.command("list")
+def list_catalog() -> None:
+    """The feature catalog: groups, features, dtypes, owners, descriptions and freshness."""
+    settings, registry = load_platform()
+    published = last_published(settings, list(registry.groups))
     table = Table(title="feature catalog", show_lines=True)
     for column in ("group", "entity", "owner", "feature", "dtype", "description", "last published"):
         table.add_column(column)
     for group in registry.groups.values():
-        event = instance.get_latest_materialization_event(dg.AssetKey(["online", group.name]))
-        published = "never"
-        if event is not None:
-            when = datetime.fromtimestamp(event.timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-            published = f"ds={event.dagster_event.partition} at {when}"
         for index, feature in enumerate(group.features):
             first = index == 0
             table.add_row(f"{group.name} v{group.version}" if first else "", group.entity if first else "",
                           group.owner if first else "", feature.name, feature.dtype, feature.description,
-                          published if first else "")
+                          published[group.name] if first else "")
     console.print(table)
 
 
-@cli.group()
+@cli.group(cls=AreaGroup)
 def events() -> None:
     """The sample event log."""
 
@@ -213,7 +257,7 @@ def events() -> None:
 @click.option("--size", type=click.Choice(SIZES), default="demo", show_default=True)
 def events_generate(start: datetime, end: datetime | None, size: str) -> None:
     """Write the deterministic sample Reddit events for START..END into the raw Hive tables."""
-    settings, registry = load_settings(), load_registry()
+    settings, registry = load_platform()
     counts = generate_events(settings, registry, start.date(), end.date() if end else _yesterday(), size)
     console.print(", ".join(f"{name}: {n:,} events" for name, n in counts.items()))
 
@@ -254,7 +298,6 @@ def load_command_modules() -> None:
 
 def main() -> None:
     """Entry point: run the CLI, turning PlatformErrors into one line with the fix."""
-    load_command_modules()
     try:
         cli(standalone_mode=False)
     except PlatformError as exc:
