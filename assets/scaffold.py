@@ -39,18 +39,26 @@ def _known(names) -> str:
     return ", ".join(sorted(names)) or "none"
 
 
+def check_new_name(root: Path, name: str) -> None:
+    """Refuse a group name that is not snake_case or whose folder exists under `root`/features (any content).
+
+    Checked before the registry is loaded too, so a half-made folder is reported as taken, not as broken.
+    """
+    if not re.match(NAME, name):
+        raise PlatformError(f"group name {name!r} is not snake_case",
+                            "use lowercase letters, digits and _, starting with a letter, e.g. user_comments")
+    folder = root / "features" / name
+    if folder.exists():
+        raise PlatformError(f"{folder} already exists; featctl new never overwrites a folder",
+                            "pick another name, or edit that folder")
+
+
 def validate_request(registry: Registry, request: NewGroup) -> Source:
     """The source the new group reads, after checking every part of the request against the registry.
 
     Raises a PlatformError naming what is wrong and the known alternatives.
     """
-    if not re.match(NAME, request.name):
-        raise PlatformError(f"group name {request.name!r} is not snake_case",
-                            "use lowercase letters, digits and _, starting with a letter, e.g. user_comments")
-    folder = registry.root / "features" / request.name
-    if folder.exists():
-        raise PlatformError(f"{folder} already exists; featctl new never overwrites a folder",
-                            "pick another name, or edit that folder")
+    check_new_name(registry.root, request.name)
     if request.entity not in registry.entities:
         raise PlatformError(f"unknown entity {request.entity!r}", f"use one of: {_known(registry.entities)}")
     if request.source not in registry.sources:

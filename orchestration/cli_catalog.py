@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from assets.registry import load_registry
-from assets.scaffold import NewGroup, scaffold_group
+from assets.scaffold import NewGroup, check_new_name, scaffold_group
 from infra.settings import load_settings
 from orchestration.cli import cli, console
 
@@ -19,6 +19,7 @@ from orchestration.cli import cli, console
 def new(group: str, entity: str, source: str, owner: str | None, stream: bool) -> None:
     """Create assets/features/GROUP/ from a template: a working starter query to edit, then `featctl check`."""
     settings = load_settings()
+    check_new_name(settings.registry_dir, group)
     registry = load_registry(settings.registry_dir)
     folder = scaffold_group(registry, NewGroup(group, entity, source, owner, stream))
     created = load_registry(settings.registry_dir).groups[group]  # the new folder loads with the rest
