@@ -1,19 +1,19 @@
-"""Compute one daily partition of a feature group with its HiveQL on Spark, into `features.<group>_v<n>`.
+"""Compute daily partitions of a feature group with its HiveQL on Spark, into `features.<group>_v<n>`.
 
 The query's output is checked against feature.yaml before anything is written (missing, extra or
 mistyped columns are errors naming the SQL file and the feature), then the partition is replaced with
 INSERT OVERWRITE, so re-running a day is idempotent. Each row gets `feature_ts`, the end of the
 partition's day: batch values hold as of midnight after `ds`, which is what the online guard and
-point-in-time joins compare.
+point-in-time joins compare. A range of days (a backfill) runs in one Spark session, day after day,
+because batch.sql is written for one `{{ ds }}`.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Sequence
 from datetime import date, timedelta
-
-
 
 from assets.registry import Registry, RegistryError, _relative, render_batch_sql
 from assets.specs import SPARK_TYPES, FeatureGroup
@@ -94,3 +94,11 @@ def materialize_partition(spark, registry: Registry, group: FeatureGroup, ds: st
               f"SELECT {columns}, TIMESTAMP '{partition_end(ds)}' AS {EVENT_TIME_COLUMN} FROM {view}")
     spark.catalog.dropTempView(view)
     return spark.table(group.table).where(f"{PARTITION_COLUMN} = '{ds}'").count()
+
+
+def materialize_partitions(spark, registry: Registry, group: FeatureGroup, days: Sequence[str]) -> dict[str, int]:
+    """Compute and replace each partition in `days`, oldest first, in one session; row count per day.
+
+    Oldest first so a query that reads the group's own earlier partitions sees them already recomputed.
+    """
+    return {ds: materialize_partition(spark, registry, group, ds) for ds in sorted(days)}

@@ -1,8 +1,10 @@
-"""Publish one partition of a feature table to the online store, streamed from Spark's executors.
+"""Publish partitions of a feature table to the online store, streamed from Spark's executors.
 
 Each executor task writes its rows with the guarded batched writer as Arrow batches go by
 (`mapInArrow`), so nothing is collected into the driver and memory stays bounded whatever the table
-size; on a cluster the writes fan out across executors. Only per-batch counts come back.
+size; on a cluster the writes fan out across executors. Only per-batch counts come back. A range of
+days (a backfill) is one Spark job: the guard keeps each key's newest value whatever order rows land
+in, so a backfill never overwrites fresher values.
 """
 
 from __future__ import annotations
@@ -47,9 +49,19 @@ def _writer(plan: WritePlan, url: str, cluster: bool, chunk_rows: int):
 def publish_partition(spark, registry: Registry, group: FeatureGroup, ds: str, redis_url: str, prefix: str,
                       chunk_rows: int = 500, cluster: bool = False) -> PublishResult:
     """Write partition `ds` of the group's offline table to Redis through the event-time guard."""
+    return publish_range(spark, registry, group, ds, ds, redis_url, prefix, chunk_rows, cluster)
+
+
+def publish_range(spark, registry: Registry, group: FeatureGroup, first: str, last: str, redis_url: str,
+                  prefix: str, chunk_rows: int = 500, cluster: bool = False) -> PublishResult:
+    """Write partitions `first`..`last` (inclusive) of the group's offline table to Redis in one Spark job.
+
+    Every row goes through the event-time guard, so a value lands only where Redis holds an older one.
+    """
     plan = WritePlan.for_group(group, registry.entity_of(group), prefix)
     columns = [plan.key_column, *(name for name, _ in plan.features), EVENT_TIME_COLUMN]
-    frame = spark.table(group.table).where(f"{PARTITION_COLUMN} = '{ds}'").select(*columns)
+    frame = (spark.table(group.table).where(f"{PARTITION_COLUMN} BETWEEN '{first}' AND '{last}'")
+             .select(*columns))
     counts = frame.mapInArrow(_writer(plan, redis_url, cluster, chunk_rows), COUNTS_SCHEMA)
     total = counts.groupBy().sum("rows", "applied").collect()[0]
     return PublishResult(rows=int(total[0] or 0), applied=int(total[1] or 0))

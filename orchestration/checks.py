@@ -5,12 +5,20 @@ becomes a feature partition and a bad feature partition never reaches `online/<g
 its previous values. Each result carries the failed expectations (declared vs observed, up to 10
 offending rows each), the schema diff and a sample of the partition as written. A schema change also
 goes out as one alert (quality.alerts) naming the partition and the assets it blocked.
+
+A run may cover a range of days (a backfill with a single-run policy): the check then validates every
+day of the range and records one evaluation per partition, and one bad day fails the step, so the
+range's publish is blocked.
 """
 
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 
 import dagster as dg
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,  # not exported at the top level; needed to link a result
+)
 from dagster_pyspark import PySparkResource
 
 from assets.registry import Registry
@@ -58,11 +66,35 @@ def _partitioned_check(**kwargs):
     return decorate
 
 
-def _result(context, report: PartitionReport, sinks: AlertSinks, alert: SchemaChangeAlert) -> dg.AssetCheckResult:
-    if report.schema_diff:
-        sinks.send(alert, context.log)
-    return dg.AssetCheckResult(passed=report.passed, metadata=check_metadata(report),
-                               description=report.problem or report.schema_diff.summary())
+def _target(instance: dg.DagsterInstance, asset_key: dg.AssetKey, ds: str
+            ) -> AssetCheckEvaluationTargetMaterializationData | None:
+    """The materialization of partition `ds` a result is about, so the UI shows it against that one."""
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[ds]),
+                                              limit=1).records
+    if not records:
+        return None
+    return AssetCheckEvaluationTargetMaterializationData(storage_id=records[0].storage_id,
+                                                         run_id=records[0].run_id, timestamp=records[0].timestamp)
+
+
+def evaluate_partitions(context: dg.AssetCheckExecutionContext, asset_key: dg.AssetKey, name: str,
+                        check_day: Callable[[str], tuple[PartitionReport, SchemaChangeAlert]],
+                        sinks: AlertSinks) -> Iterator:
+    """One blocking evaluation per partition of the run (one day, or every day of a backfill's range).
+
+    Dagster's own AssetCheckResult records a single, unpartitioned result in a ranged run; yielding an
+    evaluation per day keeps each partition's status, and any failed one still fails the step.
+    """
+    for ds in context.partition_keys:
+        report, alert = check_day(ds)
+        if report.schema_diff:
+            sinks.send(alert, context.log)
+        yield dg.AssetCheckEvaluation(
+            asset_key=asset_key, check_name=name, passed=report.passed, metadata=check_metadata(report),
+            target_materialization_data=_target(context.instance, asset_key, ds),
+            severity=dg.AssetCheckSeverity.ERROR, description=report.problem or report.schema_diff.summary(),
+            blocking=True, partition=ds)
+    yield dg.Output(None)  # the check's own output: downstream steps wait on it
 
 
 def source_contract_check(registry: Registry, source: Source, partitions: dg.PartitionsDefinition,
@@ -71,17 +103,19 @@ def source_contract_check(registry: Registry, source: Source, partitions: dg.Par
     blocked = tuple(f"{kind}/{group.name}" for group in registry.groups.values() if source.name in group.sources
                     for kind in ("features", "online"))
 
-    @_partitioned_check(asset=dg.AssetKey(["raw", source.name]), name="contract", blocking=True,
-                        partitions_def=partitions,
+    key = dg.AssetKey(["raw", source.name])
+
+    @_partitioned_check(asset=key, name="contract", blocking=True, partitions_def=partitions,
                         description=f"The partition's files match {source.file.name}: columns, types, non-null "
                                     "columns, event times within the day.")
-    def contract(context: dg.AssetCheckExecutionContext, spark: PySparkResource) -> dg.AssetCheckResult:
+    def contract(context: dg.AssetCheckExecutionContext, spark: PySparkResource):
         from quality.gate import check_source_partition  # Great Expectations loads in the step, not with the defs
 
-        report = check_source_partition(spark.spark_session, source, context.partition_key)
-        alert = SchemaChangeAlert("source", source.name, source.table, context.partition_key, report.schema_diff,
-                                  blocked)
-        return _result(context, report, sinks, alert)
+        def check_day(ds: str):
+            report = check_source_partition(spark.spark_session, source, ds)
+            return report, SchemaChangeAlert("source", source.name, source.table, ds, report.schema_diff, blocked)
+
+        yield from evaluate_partitions(context, key, "contract", check_day, sinks)
 
     return contract
 
@@ -90,17 +124,20 @@ def feature_expectations_check(registry: Registry, group: FeatureGroup, partitio
                                sinks: AlertSinks) -> dg.AssetChecksDefinition:
     """`features/<group>` partition against feature.yaml; blocks the group's online publish."""
 
-    @_partitioned_check(asset=dg.AssetKey(["features", group.name]), name="expectations", blocking=True,
-                        partitions_def=partitions,
+    key = dg.AssetKey(["features", group.name])
+
+    @_partitioned_check(asset=key, name="expectations", blocking=True, partitions_def=partitions,
                         description="The partition matches feature.yaml: columns and types, a non-null unique "
                                     "entity key, declared ranges, allowed values and row-count bounds.")
-    def expectations(context: dg.AssetCheckExecutionContext, spark: PySparkResource) -> dg.AssetCheckResult:
+    def expectations(context: dg.AssetCheckExecutionContext, spark: PySparkResource):
         from quality.gate import check_feature_partition
 
-        report = check_feature_partition(spark.spark_session, registry, group, context.partition_key)
-        alert = SchemaChangeAlert("feature_group", group.name, group.table, context.partition_key,
-                                  report.schema_diff, (f"online/{group.name}",))
-        return _result(context, report, sinks, alert)
+        def check_day(ds: str):
+            report = check_feature_partition(spark.spark_session, registry, group, ds)
+            return report, SchemaChangeAlert("feature_group", group.name, group.table, ds, report.schema_diff,
+                                             (f"online/{group.name}",))
+
+        yield from evaluate_partitions(context, key, "expectations", check_day, sinks)
 
     return expectations
 

@@ -2,30 +2,36 @@
 
 Per source: `raw/<source>` (a daily partition of the event log, verified present). Per group:
 `features/<group>` (HiveQL on Spark into the offline table) and `online/<group>` (the guarded publish to
-Redis), all daily-partitioned, with lineage, owners, column schemas, the SQL and a code version from
-the folder's contents as metadata. One job and schedule cover every group's daily partition.
+Redis), all daily-partitioned, with lineage, owners, team and entity tags, column schemas, the SQL,
+links to the folder's files, the freshness target and a code version from the folder's contents as
+metadata. One job covers every group's daily partition; one schedule runs it for yesterday; a
+backfill of a date range is one run per range (single-run backfill policy), Spark doing every day of
+it in one session. Each online asset carries a freshness check, re-evaluated by a sensor.
 """
-
 
 import hashlib
 import warnings
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
 from dagster_pyspark import PySparkResource
 
-from assets.registry import Registry
+from assets.registry import Registry, render_batch_sql
 from assets.specs import FeatureGroup, Source
-from batch.feature_job import feature_table_columns, materialize_partition
-from batch.publish import publish_partition
+from batch.feature_job import feature_table_columns, materialize_partitions
+from batch.publish import publish_range
 from eventlog.hive import PARTITION_COLUMN
 from infra.settings import Settings
 from infra.spark import prepare_spark_environment, spark_config
 from orchestration.checks import quality_checks
+from orchestration.freshness import format_duration, freshness_check, freshness_sensor
 from orchestration.resources import OnlineStoreResource
 from orchestration.streaming_defs import stream_asset, stream_sensor
 
 DAILY_JOB = "daily_features"
+DAILY_SCHEDULE = f"{DAILY_JOB}_schedule"
+BACKFILL_POLICY = dg.BackfillPolicy.single_run()  # a backfill's range is one run: one Spark session for it
 
 
 def folder_version(paths: list[Path]) -> str:
@@ -45,6 +51,23 @@ def _code_references(*paths: Path) -> dict:
         return {"dagster/code_references": dg.CodeReferencesMetadataValue(code_references=refs)}
 
 
+def _asset(**kwargs):
+    """`dg.asset` with a backfill policy: a beta Dagster parameter we accept (its warning is silenced)."""
+    def decorate(fn):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", dg.BetaWarning)
+            return dg.asset(**kwargs)(fn)
+
+    return decorate
+
+
+def _rows_metadata(rows: dict[str, int]) -> dict:
+    """Row counts of a run: the partition's own for one day; per day (and the total) for a range."""
+    if len(rows) == 1:
+        return {"dagster/row_count": next(iter(rows.values()))}
+    return {"rows": sum(rows.values()), "rows_by_partition": dg.MetadataValue.json(rows)}
+
+
 def _schema(columns) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(name=name, type=dtype, description=description)
                                    for name, dtype, description in columns])
@@ -53,9 +76,10 @@ def _schema(columns) -> dg.TableSchema:
 def raw_asset(source: Source, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     """`raw/<source>`: one day of the event log, materialized once the partition has landed."""
 
-    @dg.asset(
+    @_asset(
         key=["raw", source.name],
         partitions_def=partitions,
+        backfill_policy=BACKFILL_POLICY,
         group_name="sources",
         kinds={"hive"},
         owners=[source.owner],
@@ -69,12 +93,15 @@ def raw_asset(source: Source, partitions: dg.PartitionsDefinition) -> dg.AssetsD
         },
     )
     def raw(context: dg.AssetExecutionContext, spark: PySparkResource) -> dg.MaterializeResult:
-        rows = (spark.spark_session.table(source.table)
-                .where(f"{PARTITION_COLUMN} = '{context.partition_key}'").count())
-        if rows == 0:
-            raise dg.Failure(f"{source.table} has no events for ds={context.partition_key}",
+        days = context.partition_keys
+        counts = dict(spark.spark_session.table(source.table)
+                      .where(f"{PARTITION_COLUMN} BETWEEN '{days[0]}' AND '{days[-1]}'")
+                      .groupBy(PARTITION_COLUMN).count().collect())
+        missing = [ds for ds in days if not counts.get(ds)]
+        if missing:
+            raise dg.Failure(f"{source.table} has no events for ds={', '.join(missing)}",
                              metadata={"fix": "load the event log first: featctl events generate"})
-        return dg.MaterializeResult(metadata={"dagster/row_count": rows})
+        return dg.MaterializeResult(metadata=_rows_metadata({ds: counts[ds] for ds in days}))
 
     return raw
 
@@ -95,11 +122,14 @@ def feature_assets(registry: Registry, group: FeatureGroup, partitions: dg.Parti
     descriptions = {entity.key: entity.description, **{f.name: f.description for f in group.features}}
     columns = [(name, dtype, descriptions.get(name, "event time the values hold as of"))
                for name, dtype in feature_table_columns(registry, group)]
-    tags = {"entity": group.entity, **group.tags}
-    common = dict(partitions_def=partitions, group_name=group.name, owners=[group.owner], tags=tags,
-                  code_version=version)
+    team = group.owner.removeprefix("team:") if group.owner.startswith("team:") else None
+    tags = {"entity": group.entity, **({"team": team} if team else {}), **group.tags}
+    freshness = {"freshness_target": format_duration(group.freshness),
+                 "folder": dg.MetadataValue.path(str(group.folder.resolve()))}
+    common = dict(partitions_def=partitions, backfill_policy=BACKFILL_POLICY, group_name=group.name,
+                  owners=[group.owner], tags=tags, code_version=version)
 
-    @dg.asset(
+    @_asset(
         key=["features", group.name],
         deps=[dg.AssetDep(["raw", name], partition_mapping=_source_mapping(spec.window_days))
               for name, spec in group.sources.items()],
@@ -111,29 +141,37 @@ def feature_assets(registry: Registry, group: FeatureGroup, partitions: dg.Parti
             "version": group.version,
             "ttl": str(group.ttl or "none"),
             "sql": dg.MetadataValue.md(f"```sql\n{group.batch_sql.strip()}\n```"),
+            **freshness,
             **_code_references(*files),
         },
         **common,
     )
     def features(context: dg.AssetExecutionContext, spark: PySparkResource) -> dg.MaterializeResult:
-        rows = materialize_partition(spark.spark_session, registry, group, context.partition_key)
-        return dg.MaterializeResult(metadata={"dagster/row_count": rows})
+        rows = materialize_partitions(spark.spark_session, registry, group, context.partition_keys)
+        last = max(rows)
+        return dg.MaterializeResult(metadata={
+            **_rows_metadata(rows),
+            f"sql (ds={last})": dg.MetadataValue.md(f"```sql\n{render_batch_sql(group, last).strip()}\n```"),
+        })
 
-    @dg.asset(
+    @_asset(
         key=["online", group.name],
         deps=[features],
         kinds={"redis"},
         description=f"Latest values of {group.name} v{group.version} in Redis, one hash per {group.entity}.",
-        metadata={"dagster/column_schema": _schema(columns[:-1]), "fields": f"{group.name}:v{group.version}:*"},
+        metadata={"dagster/column_schema": _schema(columns[:-1]), "fields": f"{group.name}:v{group.version}:*",
+                  **freshness, **_code_references(group.folder / "feature.yaml")},
         **common,
     )
     def online(context: dg.AssetExecutionContext, spark: PySparkResource,
                online_store: OnlineStoreResource) -> dg.MaterializeResult:
+        days = context.partition_key_range
         with online_store.redis_url() as url:
-            result = publish_partition(spark.spark_session, registry, group, context.partition_key, url,
-                                       online_store.prefix, online_store.chunk_rows, online_store.cluster)
+            result = publish_range(spark.spark_session, registry, group, days.start, days.end, url,
+                                   online_store.prefix, online_store.chunk_rows, online_store.cluster)
+        rows = {"dagster/row_count" if days.start == days.end else "rows": result.rows}
         return dg.MaterializeResult(metadata={
-            "dagster/row_count": result.rows,
+            **rows,
             "rows_landed": result.applied,
             "rows_skipped_as_older": result.skipped_as_older,
         })
@@ -141,12 +179,35 @@ def feature_assets(registry: Registry, group: FeatureGroup, partitions: dg.Parti
     return [features, online]
 
 
+def previous_utc_day(moment: datetime) -> str:
+    """The last whole UTC day before `moment`: the partition a run at that moment computes."""
+    return (moment.astimezone(timezone.utc).date() - timedelta(days=1)).isoformat()
+
+
+def daily_schedule(job, partitions: dg.PartitionsDefinition, settings: Settings) -> dg.ScheduleDefinition:
+    """Every day at `schedule_hour` of `schedule_timezone`: yesterday's (UTC) partition of every group.
+
+    The job selects every raw, features and online asset, so a new group folder is scheduled as it lands.
+    """
+
+    @dg.schedule(name=DAILY_SCHEDULE, job=job, cron_schedule=f"0 {settings.schedule_hour} * * *",
+                 execution_timezone=settings.schedule_timezone, default_status=dg.DefaultScheduleStatus.RUNNING,
+                 description="Yesterday's partition (UTC day) of every source, feature table and online publish.")
+    def schedule(context: dg.ScheduleEvaluationContext):
+        ds = previous_utc_day(context.scheduled_execution_time or datetime.now(timezone.utc))
+        if not partitions.has_partition_key(ds):
+            return dg.SkipReason(f"ds={ds} is before the first partition ({partitions.get_first_partition_key()})")
+        return dg.RunRequest(run_key=ds, partition_key=ds)
+
+    return schedule
+
+
 def build_definitions(registry: Registry, settings: Settings) -> dg.Definitions:
-    """Every asset, job, schedule and resource of the platform, from the registry and settings."""
+    """Every asset, check, job, schedule, sensor and resource of the platform, from the registry and settings."""
     prepare_spark_environment(settings)
     partitions = dg.DailyPartitionsDefinition(start_date=settings.partitions_start.isoformat(), timezone="UTC")
     assets = [raw_asset(source, partitions) for source in registry.sources.values()]
-    sensors = []
+    sensors = [freshness_sensor(registry)]
     for group in registry.groups.values():
         assets += feature_assets(registry, group, partitions)
         if group.stream is not None:
@@ -156,9 +217,10 @@ def build_definitions(registry: Registry, settings: Settings) -> dg.Definitions:
                                 description="Every source check, feature table and online publish for one day.")
     return dg.Definitions(
         assets=assets,
-        asset_checks=quality_checks(registry, settings, partitions),
+        asset_checks=[*quality_checks(registry, settings, partitions),
+                      *(freshness_check(registry, group) for group in registry.groups.values())],
         jobs=[daily],
-        schedules=[dg.build_schedule_from_partitioned_job(daily, hour_of_day=2, minute_of_hour=0)],
+        schedules=[daily_schedule(daily, partitions, settings)],
         sensors=sensors,
         resources={
             "spark": PySparkResource(spark_config=spark_config(settings)),
