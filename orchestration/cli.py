@@ -1,7 +1,8 @@
 """featctl: the platform's command line (demo, get, materialize, list, events, ui).
 
 Errors a user can fix print as one line with the fix and exit 1; anything else is a bug and keeps its
-traceback.
+traceback. Heavy imports (Dagster, Spark, Redis) happen inside the commands that need them, so
+`featctl list` stays fast with a hundred groups (benchmarks/catalog.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 
 import click
@@ -20,7 +22,6 @@ from rich.table import Table
 
 from assets.registry import Registry, load_registry
 from infra.errors import PlatformError
-from infra.redis_server import redis_url_for
 from infra.settings import Settings, load_settings
 
 console = Console(width=None if sys.stdout.isatty() else 120)
@@ -119,6 +120,7 @@ def cli() -> None:
 @click.option("--size", type=click.Choice(SIZES), default="demo", show_default=True, help="Sample site size.")
 def demo(days: int, size: str) -> None:
     """Generate the sample event log, compute every group through Dagster, publish to Redis, read back."""
+    from infra.redis_server import redis_url_for
     from orchestration.factory import build_definitions
     from orchestration.runs import dagster_instance, run_partition
 
@@ -171,6 +173,8 @@ def _first_post_id(registry: Registry, settings: Settings, day: date) -> int:
 @click.argument("features", nargs=-1, required=True)
 def get(entity: str, ids: str, features: tuple[str, ...]) -> None:
     """Read FEATURES (group.feature or group) of ENTITY for IDS (comma-separated) from the online store."""
+    from infra.redis_server import redis_url_for
+
     settings, registry = load_platform()
     with redis_url_for(settings) as url:
         show_features(settings, registry, url, entity, ids.split(","), list(features))
@@ -181,6 +185,7 @@ def get(entity: str, ids: str, features: tuple[str, ...]) -> None:
 @click.option("--partition", "partition", required=True, help="Day to compute, YYYY-MM-DD.")
 def materialize(groups: tuple[str, ...], partition: str) -> None:
     """Run one partition of some or all groups through Dagster: sources, feature tables, online publish."""
+    from infra.redis_server import redis_url_for
     from orchestration.factory import build_definitions
     from orchestration.runs import dagster_instance, run_partition
 
@@ -204,36 +209,47 @@ def materialize(groups: tuple[str, ...], partition: str) -> None:
     console.print(table)
 
 
-def last_published(settings: Settings, groups: list[str]) -> dict[str, str]:
-    """`ds=<partition> at <time>` of each group's latest online publish, or `never`.
-
-    Without a Dagster instance nothing was ever published, so Dagster is not even imported (importing it
-    and opening its storage is most of `featctl list`'s time); otherwise one query covers every group.
-    """
-    if not (settings.dagster_home / "dagster.yaml").exists():  # dagster_instance() writes it first
-        return dict.fromkeys(groups, "never")
+def _published_in_instance(home: str) -> dict[str, str]:
+    """`ds=<partition> at <time>` of the latest materialization of each `online/<group>` in the instance at `home`."""
     import dagster as dg
 
-    from orchestration.runs import dagster_instance
-
-    keys = {name: dg.AssetKey(["online", name]) for name in groups}
-    events = dagster_instance(settings).get_latest_materialization_events(keys.values())
+    instance = dg.DagsterInstance.from_config(home)
+    events = instance.get_latest_materialization_events(instance.get_asset_keys(prefix=["online"]))
     published = {}
-    for name, key in keys.items():
-        event = events.get(key)
-        if event is None:
-            published[name] = "never"
-        else:
+    for key, event in events.items():
+        if event is not None:
             when = datetime.fromtimestamp(event.timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-            published[name] = f"ds={event.dagster_event.partition} at {when}"
+            published[key.path[-1]] = f"ds={event.dagster_event.partition} at {when}"
     return published
+
+
+def start_reading_last_published(settings: Settings) -> Callable[[], dict[str, str]]:
+    """Start reading each group's latest online publish from the Dagster instance; call the result for it.
+
+    Importing Dagster and its storage takes longer than the rest of `featctl list` together, so it runs in
+    a forked process while this one loads the registry. Without an instance nothing was ever published
+    and nothing is started. The instance is opened as it is, not through orchestration.runs, whose
+    imports (the job, Spark) would cost another second.
+    """
+    home = settings.dagster_home.resolve()
+    if not (home / "dagster.yaml").exists():  # orchestration.runs.dagster_instance() writes it first
+        return lambda: {}
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+    future = pool.submit(_published_in_instance, str(home))
+    pool.shutdown(wait=False)
+    return future.result
 
 
 @cli.command("list")
 def list_catalog() -> None:
     """The feature catalog: groups, features, dtypes, owners, descriptions and freshness."""
-    settings, registry = load_platform()
-    published = last_published(settings, list(registry.groups))
+    settings = load_settings()
+    last_published = start_reading_last_published(settings)
+    registry = load_registry(settings.registry_dir)
+    published = last_published()
     table = Table(title="feature catalog", show_lines=True)
     for column in ("group", "entity", "owner", "feature", "dtype", "description", "last published"):
         table.add_column(column)
@@ -242,7 +258,7 @@ def list_catalog() -> None:
             first = index == 0
             table.add_row(f"{group.name} v{group.version}" if first else "", group.entity if first else "",
                           group.owner if first else "", feature.name, feature.dtype, feature.description,
-                          published[group.name] if first else "")
+                          published.get(group.name, "never") if first else "")
     console.print(table)
 
 
@@ -266,6 +282,7 @@ def events_generate(start: datetime, end: datetime | None, size: str) -> None:
 @click.option("--port", default=3000, show_default=True, help="Port of the web UI on 127.0.0.1.")
 def ui(port: int) -> None:
     """Start the Dagster web UI on 127.0.0.1 with the platform's instance and online store."""
+    from infra.redis_server import redis_url_for
     from orchestration.runs import dagster_instance
 
     settings = load_settings()

@@ -10,16 +10,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta, timezone
+from pathlib import Path
 
+import dagster as dg
 import pandas as pd
 import pytest
 
 from assets.registry import load_registry
-from infra.settings import PROJECT_ROOT
+from infra.settings import PROJECT_ROOT, load_settings
 from orchestration.cli import main
 from orchestration.factory import build_definitions
-from orchestration.runs import run_partition
+from orchestration.runs import dagster_instance, run_partition
 from quality.pr_check import analyse_batch_queries
 from quality.stream_sql import validate_stream_queries
 from serving.get_features import build_read_plan, get_features
@@ -167,6 +169,12 @@ def test_the_code_location_and_featctl_list_read_the_registry_settings_point_at(
     assert "user_upvotes" not in out
 
     env = {**os.environ, "FP_REGISTRY_DIR": str(registry_copy), "FP_DATA_DIR": str(tmp_path / "data")}
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))  # dagster_instance() sets it; restored afterwards
+    instance = dagster_instance(load_settings(data_dir=tmp_path / "data"))
+    instance.report_runless_asset_event(dg.AssetMaterialization(["online", "author_posts"], partition=PARTITION))
+    listed = subprocess.run([str(Path(sys.executable).parent / "featctl"), "list"], env=env, capture_output=True,
+                            text=True, check=True)
+    assert f"ds={PARTITION} at" in listed.stdout
     loaded = subprocess.run([sys.executable, "-c", "from orchestration.definitions import defs; print(sorted("
                              "k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()))"],
                             cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=True)
