@@ -27,6 +27,8 @@ bench: setup
 	$(BIN)/python benchmarks/stream.py
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/training_set.py
+	$(BIN)/python benchmarks/quality.py
+	$(BIN)/python benchmarks/catalog.py
 
 clean:
 	rm -rf .data
