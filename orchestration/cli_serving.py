@@ -12,12 +12,10 @@ import click
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from assets.registry import load_registry
 from assets.specs import FeatureGroup
 from infra.errors import PlatformError
 from infra.redis_server import redis_url_for
-from infra.settings import load_settings
-from orchestration.cli import _progress, cli, console
+from orchestration.cli import _progress, cli, console, load_platform
 from serving.training_set import ENGINES, TIME_COLUMN
 
 
@@ -35,7 +33,7 @@ def serve(port: int | None) -> None:
     """Start the feature service (POST /features, /healthz, /metrics, /openapi.json) on 127.0.0.1."""
     from serving.service import FeatureService, uvicorn_server
 
-    settings, registry = load_settings(), load_registry()
+    settings, registry = load_platform()
     port = port or settings.serving_port
     _check_port_free(port)
     with redis_url_for(settings) as url:
@@ -96,7 +94,7 @@ def training_set(observations: Path, features: str, out: Path, engine: str, time
     from infra.spark import spark_session
     from serving.training_set import write_training_set
 
-    settings, registry = load_settings(), load_registry()
+    settings, registry = load_platform()
     refs = [ref.strip() for ref in features.split(",") if ref.strip()]
     with console.status("starting Spark"):
         spark = spark_session(settings)
@@ -150,7 +148,7 @@ def rebuild(start: datetime | None, end: datetime | None, yes: bool) -> None:
     from orchestration.runs import dagster_instance
     from serving.rebuild import plan_rebuild, rebuild as rebuild_platform
 
-    settings, registry = load_settings(), load_registry()
+    settings, registry = load_platform()
     days = _days(start, end)
     if not yes:
         click.confirm(f"Drop the offline tables of {len(registry.groups)} feature groups and the "

@@ -5,11 +5,9 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from assets.registry import load_registry
 from infra.errors import PlatformError
 from infra.redis_server import ensure_local_redis, redis_url_for, stop_local_redis
-from infra.settings import load_settings
-from orchestration.cli import _yesterday, cli, console, events
+from orchestration.cli import _yesterday, cli, console, events, load_platform
 
 def _stream_redis_url(settings) -> str:
     """Streams outlive featctl: they use the configured Redis, or the platform's server left running."""
@@ -25,7 +23,7 @@ def stream_build(group: str) -> None:
     """Generate the group's run.py from its stream SQL under the active profile."""
     from streaming.codegen import build_job
 
-    settings, registry = load_settings(), load_registry()
+    settings, registry = load_platform()
     console.print(f"wrote {build_job(registry, settings, registry.group(group))}")
 
 @stream.command("run")
@@ -34,7 +32,7 @@ def stream_run(group: str) -> None:
     """Start (or resume from its last savepoint/checkpoint) the group's job on the local mini-cluster."""
     from streaming.runner import start
 
-    settings, registry = load_settings(), load_registry()
+    settings, registry = load_platform()
     with console.status(f"starting the {group} stream"):
         process = start(registry, settings, registry.group(group), _stream_redis_url(settings))
     resumed = f", resumed from {process.restored_from}" if process.restored_from else ""
@@ -46,7 +44,7 @@ def stream_status_command(groups: tuple[str, ...]) -> None:
     """State, records, watermark, last checkpoint, lag and dead letters of each stream."""
     from streaming.status import stream_status
 
-    settings, registry = load_settings(), load_registry()
+    settings, registry = load_platform()
     selected = [registry.group(g) for g in groups] or [g for g in registry.groups.values() if g.stream]
     table = Table(title="streams")
     for column in ("group", "state", "records in", "rows written", "max event time", "watermark",
@@ -67,7 +65,7 @@ def stream_stop(group: str) -> None:
     """Stop the group's job with a savepoint; `stream run` resumes from it."""
     from streaming.runner import stop
 
-    settings, registry = load_settings(), load_registry()
+    settings, registry = load_platform()
     with console.status(f"stopping {group} with a savepoint"):
         savepoint = stop(settings, registry.group(group))
     console.print(f"{group}: stopped, savepoint {savepoint}")
@@ -78,7 +76,7 @@ def stream_kill(group: str) -> None:
     """Kill the group's job without a savepoint (it resumes from its last checkpoint)."""
     from streaming.runner import kill
 
-    settings, registry = load_settings(), load_registry()
+    settings, registry = load_platform()
     kill(settings, registry.group(group))
     console.print(f"{group}: killed")
 
@@ -87,7 +85,7 @@ def stream_shutdown() -> None:
     """Stop every running stream with a savepoint, then the platform's own Redis server."""
     from streaming.runner import running_job, stop
 
-    settings, registry = load_settings(), load_registry()
+    settings, registry = load_platform()
     for group in registry.groups.values():
         if group.stream and running_job(settings, group):
             console.print(f"{group.name}: savepoint {stop(settings, group)}")
@@ -103,7 +101,7 @@ def events_live(rate: float, seconds: float, malformed: float) -> None:
     from streaming.connectors import stream_directory
     from streaming.event_files import LiveUpvotes
 
-    settings, registry = load_settings(), load_registry()
+    settings, registry = load_platform()
     if not 0 <= malformed <= 1:
         raise PlatformError(f"--malformed {malformed} is not a share", "use a number from 0 to 1")
     directory = stream_directory(settings, registry.sources["upvote_events"])
@@ -123,7 +121,7 @@ def consistency(group: str, ds: str | None) -> None:
     from infra.spark import spark_session
     from streaming.consistency import check_consistency
 
-    settings, registry = load_settings(), load_registry()
+    settings, registry = load_platform()
     day = ds or _yesterday().isoformat()
     sample = RedditSample(start=settings.partitions_start, size="tiny")
     with console.status(f"replaying {group} up to {day} through Spark and Flink"):
