@@ -21,7 +21,7 @@ def backfill(start: datetime, end: datetime, groups: tuple[str, ...]) -> None:
     """Recompute and republish START..END of some or all groups as one Dagster backfill (one run, listed in the UI).
 
     Re-running it changes nothing: partitions are overwritten with the same rows and the online publish
-    never replaces a value Redis holds as of a later (or the same) event time.
+    never replaces a value Redis holds as of a later event time.
     """
     from orchestration.factory import build_definitions
     from orchestration.runs import backfill_assets, backfill_days, dagster_instance, run_backfill

@@ -20,6 +20,7 @@ from datetime import date, datetime, timedelta, timezone
 import dagster as dg
 from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
 from dagster._core.definitions.events import AssetKeyPartitionKey
+from dagster._core.definitions.selector import PartitionRangeSelector, PartitionsByAssetSelector, PartitionsSelector
 from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG, BACKFILL_ID_TAG
 from dagster._core.utils import make_new_backfill_id, make_new_run_id
@@ -133,17 +134,21 @@ def _record_backfill(defs: dg.Definitions, instance: dg.DagsterInstance, backfil
     """Store the backfill in the instance as a finished asset backfill: targeted and materialized partitions."""
     graph = defs.resolve_asset_graph()
     keys = [dg.AssetKey.from_user_string(a) for a in assets]
-    record = PartitionBackfill.from_asset_partitions(
-        backfill_id=backfill_id, asset_graph=graph, partition_names=days, asset_selection=keys,
-        backfill_timestamp=started, tags={"featctl": "backfill"}, dynamic_partitions_store=instance,
-        all_partitions=False, title=title, description=f"{len(days)} days of {len(assets)} assets, one run",
-        run_config=None)
+    days_range = PartitionsSelector(ranges=[PartitionRangeSelector(start=days[0], end=days[-1])])
+    # Exactly these partitions: from_asset_partitions would add every later partition a window reads.
+    record = PartitionBackfill.from_partitions_by_assets(
+        backfill_id=backfill_id, asset_graph=graph, backfill_timestamp=started, tags={"featctl": "backfill"},
+        dynamic_partitions_store=instance,
+        partitions_by_assets=[PartitionsByAssetSelector(asset_key=key, partitions=days_range) for key in keys],
+        title=title, description=f"{len(days)} days of {len(assets)} assets, one run", run_config=None)
     target = record.asset_backfill_data.target_subset
     done = AssetGraphSubset.from_asset_partition_set(
         {AssetKeyPartitionKey(dg.AssetKey.from_user_string(s.asset), s.partition) for s in steps}, graph)
+    missing = target - done
     data = record.asset_backfill_data._replace(requested_runs_for_target_roots=True, requested_subset=target,
-                                               materialized_subset=done, failed_and_downstream_subset=target - done)
-    status = BulkActionStatus.COMPLETED_SUCCESS if done == target else BulkActionStatus.COMPLETED_FAILED
+                                               materialized_subset=done, failed_and_downstream_subset=missing)
+    failed = missing.num_partitions_and_non_partitioned_assets > 0
+    status = BulkActionStatus.COMPLETED_FAILED if failed else BulkActionStatus.COMPLETED_SUCCESS
     instance.add_backfill(record.with_asset_backfill_data(data, instance, graph).with_status(status)
                           .with_end_timestamp(time.time()))
     return status.value
@@ -155,7 +160,8 @@ def run_backfill(defs: dg.Definitions, instance: dg.DagsterInstance, days: list[
 
     `progress(done, total)` is called as asset partitions materialize (polled from the instance's event
     log while the run executes in a worker thread). Re-running a backfill changes nothing: feature
-    partitions are overwritten with the same rows and the online guard skips values not newer than Redis's.
+    partitions are overwritten with the same rows, and the online guard never lets a value replace one
+    Redis holds as of a later event time (one as of the same time is rewritten with the same bytes).
     """
     backfill_id, run_id, started = make_new_backfill_id(), make_new_run_id(), time.time()
     total = len(days) * len(assets)
