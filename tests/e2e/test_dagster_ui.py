@@ -1,0 +1,104 @@
+"""The Dagster UI in a real browser: the registry's lineage is on screen, and a click publishes to Redis.
+
+`dagster dev` runs as a user starts it (fresh instance, tiny event log, its own Redis); headless chromium
+opens the asset graph, checks every group's raw -> features -> online path, then materializes one feature
+group's partition from the UI and checks the values that land in Redis against the pandas reference.
+Screenshots of every step: .data/test-artifacts/e2e/<test name>/.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import redis
+
+from serving.get_features import build_read_plan, get_features
+from serving.layout import event_time_field, feature_field
+from serving.online_store import OnlineStore
+from tests.conftest import PARTITION
+from tests.e2e.conftest import REDIS_PREFIX
+from tests.e2e.dagster_graphql import step_failures, wait_for_run
+from tests.e2e.graph_page import asset_node, expand_all_groups, launch_partition, open_lineage, visible_asset_keys
+from tests.reference import EXPECTED
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+GROUP = "user_upvotes"
+RUN_SECONDS = 900  # the run starts Spark in fresh JVMs (a step each) on 2 shared cores
+
+
+def group_path(group) -> set[str]:
+    """The asset keys of a group's path: its raw sources, its feature table, its online publish."""
+    return {f"raw/{source}" for source in group.sources} | {f"features/{group.name}", f"online/{group.name}"}
+
+
+def test_the_asset_graph_shows_every_groups_raw_features_online_path(page, screens, registry):
+    open_lineage(page)
+    for name in [*registry.groups, "sources"]:
+        assert page.get_by_role("button", name=name).first.is_visible(), f"group {name} is not listed"
+    expand_all_groups(page, [*registry.groups, "sources"])
+    screens.take(page, "global-asset-graph")
+
+    for group in registry.groups.values():
+        open_lineage(page, f'+key:"online/{group.name}"')  # the online asset and everything upstream of it
+        expand_all_groups(page, [group.name, "sources"])
+        for key in sorted(group_path(group)):
+            asset_node(page, key).wait_for()
+        screens.take(page, f"path-{group.name}")
+        assert visible_asset_keys(page) == group_path(group), f"{group.name}: the lineage upstream of online differs"
+
+
+def _published(client: redis.Redis) -> dict:
+    return {key: client.hgetall(key) for key in client.scan_iter(f"{REDIS_PREFIX}:*")}
+
+
+def test_materializing_a_partition_from_the_ui_publishes_the_reference_values(page, screens, dagster_ui, online_redis,
+                                                                              registry, sample):
+    client = redis.Redis.from_url(online_redis)
+    assert _published(client) == {}, "the UI's Redis should start empty"
+    group = registry.groups[GROUP]
+
+    page.goto(f"/assets/features/{GROUP}")
+    page.get_by_text(group.description).wait_for()
+    screens.take(page, "feature-asset")
+    page.get_by_role("link", name="View in graph").click()  # the asset and what is downstream of it: its publish
+    asset_node(page, f"online/{GROUP}").get_by_text("Latest event").click(modifiers=["Shift"])
+    page.get_by_role("button", name=re.compile(r"Materialize selected \(2\)")).click()
+    launch_partition(page, PARTITION)
+    screens.take(page, "materialize-dialog")
+    page.get_by_role("dialog").get_by_role("button", name=re.compile(r"Launch (\d+ runs?|backfill)")).click()
+
+    toast = page.get_by_text(re.compile(r"^Launched run [0-9a-f]{8}"))
+    toast.wait_for()
+    screens.take(page, "launched")
+    run_id = re.search(r"[0-9a-f]{8}", toast.inner_text()).group(0)
+    run = wait_for_run(dagster_ui.url, run_id, f"features/{GROUP}", RUN_SECONDS)
+    page.goto(f"/runs/{run.run_id}")
+    page.get_by_text(re.compile(r"^(Success|Failure|Canceled)$")).first.wait_for()
+    screens.take(page, "run")
+    assert run.status == "SUCCESS", f"run {run.run_id} ended {run.status}: {step_failures(dagster_ui.url, run.run_id)}"
+    assert run.assets == {f"features/{GROUP}", f"online/{GROUP}"}
+    assert run.partitions == (PARTITION, PARTITION)
+
+    page.goto(f"/assets/online/{GROUP}")
+    page.get_by_text(PARTITION).first.wait_for()  # the latest materialization names its partition
+    screens.take(page, "online-asset")
+
+    expected = EXPECTED[GROUP](sample, PARTITION)
+    published = _published(client)
+    assert set(published) == {f"{REDIS_PREFIX}:user:{user}".encode() for user in expected.index}
+    fields = {feature_field(GROUP, group.version, f.name) for f in group.features} | {event_time_field(GROUP, group.version)}
+    assert {field.decode() for hash_ in published.values() for field in hash_} == fields
+
+    plan = build_read_plan(registry, REDIS_PREFIX, "user", [GROUP])
+    as_of = datetime.fromisoformat(PARTITION).replace(tzinfo=timezone.utc) + timedelta(days=1)
+    for row in get_features(OnlineStore(client), plan, [int(user) for user in expected.index]):
+        for feature in group.features:
+            wanted = expected.loc[row.entity_id, feature.name]
+            if feature.dtype == "timestamp":
+                wanted = wanted.to_pydatetime().replace(tzinfo=timezone.utc)
+            assert row.values[f"{GROUP}.{feature.name}"] == wanted, (row.entity_id, feature.name)
+        assert set(row.event_times.values()) == {as_of}
+    client.close()
