@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export JAVA_HOME := $(shell bash infra/java_home.sh 2>/dev/null)
 export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 
-.PHONY: setup demo test test-fast ui bench check clean
+.PHONY: setup demo test test-fast test-e2e ui bench check clean
 
 setup:
 	@bash infra/setup.sh
@@ -18,6 +18,9 @@ test: setup
 
 test-fast: setup
 	$(BIN)/pytest -m "not slow"
+
+test-e2e: setup
+	$(BIN)/pytest -m e2e
 
 ui: setup
 	$(BIN)/featctl ui
