@@ -41,7 +41,13 @@ def test_assets_carry_owner_schema_sql_and_code_version(graph, registry):
     node = graph.get(dg.AssetKey(["features", "user_upvotes"]))
     assert node.owners == ["team:ranking"]
     assert node.kinds == {"spark", "hive"}
-    assert node.tags["entity"] == "user"
+    assert (node.tags["entity"], node.tags["team"]) == ("user", "ranking")
+    assert node.metadata["freshness_target"] == "26h"
+    assert node.metadata["folder"].value == str(group.folder.resolve())
+    assert node.backfill_policy == dg.BackfillPolicy.single_run()
+    online = graph.get(dg.AssetKey(["online", "user_upvotes"]))
+    assert online.metadata["freshness_target"] == "26h" and online.backfill_policy == dg.BackfillPolicy.single_run()
+    assert graph.get(dg.AssetKey(["online", "user_activity"])).metadata["freshness_target"] == "2m"
     schema = node.metadata["dagster/column_schema"]
     assert [c.name for c in schema.columns] == ["user_id", "upvotes_7d", "distinct_items_7d", "upvotes_1d",
                                                  "last_upvote_at", "feature_ts"]
@@ -72,9 +78,12 @@ def test_the_daily_job_and_schedule_cover_every_asset(registry, settings):
     job = defs.resolve_job_def(DAILY_JOB)
     assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == (
         {f"raw/{s}" for s in registry.sources} | {f"{kind}/{g}" for g in registry.groups for kind in ("features", "online")})
-    assert [s.name for s in defs.sensors] == [f"{g.name}_stream_health" for g in registry.groups.values() if g.stream]
+    assert [s.name for s in defs.sensors] == ["freshness", *(f"{g.name}_stream_health"
+                                                             for g in registry.groups.values() if g.stream)]
     schedule = defs.resolve_schedule_def(f"{DAILY_JOB}_schedule")
-    assert schedule.cron_schedule == "0 2 * * *"
+    assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 2 * * *", "UTC")
+    checks = {k.to_user_string() for k in job.asset_layer.asset_graph.asset_check_keys}
+    assert {f"online/{g}:freshness" for g in registry.groups} <= checks
 
 
 def test_loading_the_definitions_warns_nothing_of_ours(registry, settings):

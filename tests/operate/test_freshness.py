@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 import pytest
 
+from assets.registry import DEFAULT_ROOT, RegistryError, load_registry
 from orchestration.factory import build_definitions
 from orchestration.freshness import SENSOR_NAME, group_freshness
 from orchestration.resources import OnlineStoreResource
@@ -94,3 +96,15 @@ def test_the_sensor_marks_stale_and_never_published_groups_in_the_ui(registry, s
     again = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs, cursor=result.cursor,
                                                          resources={"online_store": defs.resources["online_store"]}))
     assert again.asset_events == []  # nothing changed: nothing new to record
+
+
+def test_a_group_without_a_freshness_target_is_a_registry_error(tmp_path):
+    root = tmp_path / "assets"
+    shutil.copytree(DEFAULT_ROOT, root, ignore=shutil.ignore_patterns("__pycache__"))
+    spec = root / "features" / "user_upvotes" / "feature.yaml"
+    spec.write_text("".join(line for line in spec.read_text().splitlines(keepends=True)
+                            if not line.startswith("freshness:")))
+    with pytest.raises(RegistryError, match=r"user_upvotes/feature.yaml: freshness: missing: how old the group's "
+                                            r"online values may get") as caught:
+        load_registry(root)
+    assert "freshness: 26h" in caught.value.fix
