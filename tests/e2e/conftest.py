@@ -91,6 +91,6 @@ def page(browser, dagster_ui, screens, request):
     yield page
     report = getattr(request.node, "report_call", None)
     if report is None or report.failed:
-        screens.take(page, "failure")
+        screens.take_failure(page)
         print(f"--- screenshots in {screens.folder}\n--- dagster dev log tail:\n{dagster_ui.log_tail()}")
     context.close()

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import redis
+from playwright.sync_api import expect
 
 from serving.get_features import build_read_plan, get_features
 from serving.layout import event_time_field, feature_field
@@ -35,12 +36,15 @@ def group_path(group) -> set[str]:
 
 
 def test_the_asset_graph_shows_every_groups_raw_features_online_path(page, screens, registry):
+    page.set_viewport_size({"width": 1600, "height": 800 + 400 * len(registry.groups)})  # the whole graph on screen
     open_lineage(page)
-    for name in [*registry.groups, "sources"]:
-        assert page.get_by_role("button", name=name).first.is_visible(), f"group {name} is not listed"
     expand_all_groups(page, [*registry.groups, "sources"])
     screens.take(page, "global-asset-graph")
+    on_screen = visible_asset_keys(page)
+    for group in registry.groups.values():
+        assert group_path(group) <= on_screen, f"{group.name}: {sorted(group_path(group) - on_screen)} not on the graph"
 
+    page.set_viewport_size({"width": 1600, "height": 1000})
     for group in registry.groups.values():
         open_lineage(page, f'+key:"online/{group.name}"')  # the online asset and everything upstream of it
         expand_all_groups(page, [group.name, "sources"])
@@ -82,11 +86,12 @@ def test_materializing_a_partition_from_the_ui_publishes_the_reference_values(pa
     assert run.assets == {f"features/{GROUP}", f"online/{GROUP}"}
     assert run.partitions == (PARTITION, PARTITION)
 
+    expected = EXPECTED[GROUP](sample, PARTITION)
     page.goto(f"/assets/online/{GROUP}")
     page.get_by_text(PARTITION).first.wait_for()  # the latest materialization names its partition
+    expect(page.get_by_role("row").filter(has_text="rows_landed")).to_contain_text(str(len(expected)))
     screens.take(page, "online-asset")
 
-    expected = EXPECTED[GROUP](sample, PARTITION)
     published = _published(client)
     assert set(published) == {f"{REDIS_PREFIX}:user:{user}".encode() for user in expected.index}
     fields = {feature_field(GROUP, group.version, f.name) for f in group.features} | {event_time_field(GROUP, group.version)}
