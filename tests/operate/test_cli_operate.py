@@ -1,0 +1,37 @@
+"""`featctl backfill` as a user runs it: wrong ranges and groups are one-line errors with the fix."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infra.settings import PROJECT_ROOT
+
+FEATCTL = str(Path(sys.executable).parent / "featctl")
+
+
+def _backfill(*args: str, data_dir: Path) -> str:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("FP_")}
+    environment.update({"FP_DATA_DIR": str(data_dir), "COLUMNS": "200"})
+    result = subprocess.run([FEATCTL, "backfill", *args], cwd=PROJECT_ROOT, env=environment, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr
+    return " ".join(result.stdout.split())
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--start", "2026-01-10", "--end", "2026-01-08"),
+     "error: --end 2026-01-08 is before --start 2026-01-10 (fix: give the first day first)"),
+    (("--start", "2025-12-30", "--end", "2026-01-02"),
+     "error: --start 2025-12-30 is before the first partition 2026-01-01 (fix: start later, or set "
+     "FP_PARTITIONS_START earlier)"),
+    (("--start", "2026-01-08", "--end", "2026-01-10", "--group", "nope"),
+     "error: unknown feature group 'nope' (fix: use one of: post_popularity, subreddit_activity, user_activity, "
+     "user_upvotes)"),
+])
+def test_backfill_errors_are_one_line_with_the_fix(args, message, tmp_path):
+    assert message in _backfill(*args, data_dir=tmp_path)
