@@ -82,17 +82,31 @@ def _stop(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+def _start(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
+    """Start `dagster dev` in its own process group, logging to `log`.
+
+    dagster dev stops on SIGTERM by treating it as SIGINT; a pytest started in the background of a
+    non-interactive shell ignores SIGINT, and exec passes "ignored" on. Python's own handler is put
+    back for the launch so the server starts with SIGINT at its default and can be stopped gracefully.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with log.open("ab") as out:
+            return subprocess.Popen([sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port),
+                                     "-m", "orchestration.definitions"], env=env, cwd=PROJECT_ROOT,
+                                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @contextmanager
 def dagster_dev(env: dict[str, str], log: Path) -> Iterator[DagsterDev]:
     """Run `dagster dev` on a free loopback port until the block ends; retries a lost port race."""
     for _attempt in range(3):
         port = free_loopback_port()
         url = f"http://127.0.0.1:{port}"
-        with log.open("ab") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port),
-                                     "-m", "orchestration.definitions"], env=env, cwd=PROJECT_ROOT,
-                                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+        proc = _start(env, port, log)
         server = DagsterDev(url=url, log=log)
         try:
             deadline = time.monotonic() + START_SECONDS
