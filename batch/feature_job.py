@@ -99,6 +99,7 @@ def materialize_partition(spark, registry: Registry, group: FeatureGroup, ds: st
 def materialize_partitions(spark, registry: Registry, group: FeatureGroup, days: Sequence[str]) -> dict[str, int]:
     """Compute and replace each partition in `days`, oldest first, in one session; row count per day.
 
-    Oldest first so a query that reads the group's own earlier partitions sees them already recomputed.
+    Oldest first, the order daily runs would have written them: the quality gate compares each day's
+    row count with the day before's, which is then already recomputed.
     """
     return {ds: materialize_partition(spark, registry, group, ds) for ds in sorted(days)}
