@@ -74,7 +74,7 @@ def _schema(columns) -> dg.TableSchema:
 
 
 def raw_asset(source: Source, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    """`raw/<source>`: one day of the event log, materialized once the partition has landed."""
+    """`raw/<source>`: the days of the event log a run covers, materialized once every one has landed."""
 
     @_asset(
         key=["raw", source.name],
@@ -124,8 +124,8 @@ def feature_assets(registry: Registry, group: FeatureGroup, partitions: dg.Parti
                for name, dtype in feature_table_columns(registry, group)]
     team = group.owner.removeprefix("team:") if group.owner.startswith("team:") else None
     tags = {"entity": group.entity, **({"team": team} if team else {}), **group.tags}
-    freshness = {"freshness_target": format_duration(group.freshness),
-                 "folder": dg.MetadataValue.path(str(group.folder.resolve()))}
+    catalog = {"freshness_target": format_duration(group.freshness),
+               "folder": dg.MetadataValue.path(str(group.folder.resolve()))}
     common = dict(partitions_def=partitions, backfill_policy=BACKFILL_POLICY, group_name=group.name,
                   owners=[group.owner], tags=tags, code_version=version)
 
@@ -141,7 +141,7 @@ def feature_assets(registry: Registry, group: FeatureGroup, partitions: dg.Parti
             "version": group.version,
             "ttl": str(group.ttl or "none"),
             "sql": dg.MetadataValue.md(f"```sql\n{group.batch_sql.strip()}\n```"),
-            **freshness,
+            **catalog,
             **_code_references(*files),
         },
         **common,
@@ -160,7 +160,7 @@ def feature_assets(registry: Registry, group: FeatureGroup, partitions: dg.Parti
         kinds={"redis"},
         description=f"Latest values of {group.name} v{group.version} in Redis, one hash per {group.entity}.",
         metadata={"dagster/column_schema": _schema(columns[:-1]), "fields": f"{group.name}:v{group.version}:*",
-                  **freshness, **_code_references(group.folder / "feature.yaml")},
+                  **catalog, **_code_references(group.folder / "feature.yaml")},
         **common,
     )
     def online(context: dg.AssetExecutionContext, spark: PySparkResource,
@@ -169,9 +169,8 @@ def feature_assets(registry: Registry, group: FeatureGroup, partitions: dg.Parti
         with online_store.redis_url() as url:
             result = publish_range(spark.spark_session, registry, group, days.start, days.end, url,
                                    online_store.prefix, online_store.chunk_rows, online_store.cluster)
-        rows = {"dagster/row_count" if days.start == days.end else "rows": result.rows}
         return dg.MaterializeResult(metadata={
-            **rows,
+            "dagster/row_count" if days.start == days.end else "rows": result.rows,
             "rows_landed": result.applied,
             "rows_skipped_as_older": result.skipped_as_older,
         })
