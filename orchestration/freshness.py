@@ -3,9 +3,9 @@
 A group is fresh when its online values were updated within the `freshness` target of its feature.yaml.
 An update is the publish of the group's newest partition (a backfill of older days does not make a
 stale group fresh) or, for a group with a stream, the stream's last write to Redis (its progress
-marker). The sensor evaluates every group each minute and records a result when a group's state or
-last update changes, so a group going stale shows in the UI (a failed `freshness` check on
-`online/<group>`) without any run; the check can also be executed on demand from the UI.
+marker). The check runs after every publish (any run that materializes `online/<group>`); the sensor
+evaluates every group each minute and records a result when a group's state or last update changes, so
+a group going stale shows in the UI (a failed `freshness` check on `online/<group>`) without any run.
 """
 
 import json

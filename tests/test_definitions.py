@@ -82,10 +82,9 @@ def test_the_daily_job_and_schedule_cover_every_asset(registry, settings):
                                                              for g in registry.groups.values() if g.stream)]
     schedule = defs.resolve_schedule_def(f"{DAILY_JOB}_schedule")
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 2 * * *", "UTC")
-    checks = {k.to_user_string() for k in defs.resolve_asset_graph().asset_check_keys}
-    assert {f"online/{g}:freshness" for g in registry.groups} <= checks
-    in_job = {k.to_user_string() for k in job.asset_layer.asset_graph.asset_check_keys}
-    assert in_job == checks - {f"online/{g}:freshness" for g in registry.groups}
+    checks = {k.to_user_string() for k in job.asset_layer.asset_graph.asset_check_keys}
+    assert checks == ({f"raw/{s}:contract" for s in registry.sources} | {f"features/{g}:expectations" for g in registry.groups}
+                      | {f"online/{g}:freshness" for g in registry.groups})
 
 
 def test_loading_the_definitions_warns_nothing_of_ours(registry, settings):

@@ -111,7 +111,7 @@ def _metadata(evaluation) -> dict:
 
 def test_a_clean_partition_passes_and_publishes(clean_run, store, sample, settings):
     assert clean_run.success
-    assert set(clean_run.checks) == {RAW_CHECK, FEATURE_CHECK}
+    assert set(clean_run.checks) == {RAW_CHECK, FEATURE_CHECK, f"online/{QA_GROUP}:freshness"}
     assert all(evaluation.passed for evaluation in clean_run.checks.values())
     assert clean_run.materialized == set(ASSETS)
     users = user_upvotes(sample, CLEAN)
