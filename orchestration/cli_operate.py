@@ -7,10 +7,8 @@ from datetime import datetime
 import click
 from rich.table import Table
 
-from assets.registry import load_registry
 from infra.redis_server import redis_url_for
-from infra.settings import load_settings
-from orchestration.cli import _progress, cli, console
+from orchestration.cli import _progress, cli, console, load_platform
 
 
 @cli.command()
@@ -26,7 +24,7 @@ def backfill(start: datetime, end: datetime, groups: tuple[str, ...]) -> None:
     from orchestration.factory import build_definitions
     from orchestration.runs import backfill_assets, backfill_days, dagster_instance, run_backfill
 
-    settings, registry = load_settings(), load_registry()
+    settings, registry = load_platform()
     days = backfill_days(settings, start.date(), end.date())
     assets = backfill_assets(registry, groups)
     with redis_url_for(settings) as url:
