@@ -69,9 +69,13 @@ def _field_path(loc: tuple) -> str:
     return out or "(top level)"
 
 
+# libyaml's safe loader when PyYAML was built with it: 10x faster, which a catalog of 100 groups notices.
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _read_yaml(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=SAFE_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "(parse)"
