@@ -171,7 +171,7 @@ def run_backfill(defs: dg.Definitions, instance: dg.DagsterInstance, days: list[
         try:
             outcome["steps"] = run_partitions(defs, days[0], days[-1], instance, assets,
                                               tags={BACKFILL_ID_TAG: backfill_id}, run_id=run_id)
-        except PlatformError as exc:
+        except Exception as exc:  # a failed step is a PlatformError; anything else is re-raised below
             outcome["error"] = exc
 
     worker = threading.Thread(target=execute, name=f"backfill-{backfill_id}")
@@ -183,7 +183,10 @@ def run_backfill(defs: dg.Definitions, instance: dg.DagsterInstance, days: list[
     progress(len(steps), total)
     status = _record_backfill(defs, instance, backfill_id, started, days, assets, steps,
                               f"featctl backfill {days[0]}..{days[-1]}")
-    return BackfillResult(backfill_id, run_id, status, steps, outcome.get("error"))
+    error = outcome.get("error")
+    if error is not None and not isinstance(error, PlatformError):
+        raise error  # a bug: keep its traceback (the backfill is recorded as failed)
+    return BackfillResult(backfill_id, run_id, status, steps, error)
 
 
 def _materialized(instance: dg.DagsterInstance, run_id: str) -> int:

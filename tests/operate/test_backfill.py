@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from datetime import date
 
@@ -9,12 +10,11 @@ import dagster as dg
 import pytest
 from dagster._core.execution.asset_backfill import AssetBackfillStatus
 from dagster._core.execution.backfill import BulkActionStatus
-from dagster._core.utils import make_new_run_id
 
 from assets.registry import DEFAULT_ROOT, load_registry
 from infra.errors import PlatformError
 from orchestration.factory import build_definitions
-from orchestration.runs import backfill_assets, backfill_days, run_backfill, run_partitions
+from orchestration.runs import backfill_assets, backfill_days, run_backfill
 
 DAYS = ["2026-01-08", "2026-01-09", "2026-01-10"]
 
@@ -97,7 +97,7 @@ def test_backfill_assets_are_the_groups_sources_features_and_publishes(registry)
 
 
 @pytest.mark.slow
-def test_one_bad_day_in_a_range_blocks_the_ranges_publish(registry, settings, event_log, redis_client, tmp_path):
+def test_one_bad_day_in_a_backfill_blocks_the_ranges_publish_and_the_backfill_fails(registry, settings, event_log, redis_client, tmp_path):
     root = tmp_path / "assets"
     shutil.copytree(DEFAULT_ROOT, root, ignore=shutil.ignore_patterns("__pycache__"))
     for folder in (root / "features").iterdir():
@@ -111,10 +111,17 @@ def test_one_bad_day_in_a_range_blocks_the_ranges_publish(registry, settings, ev
     assets = ["raw/upvote_events", "features/ranged_upvotes", "online/ranged_upvotes"]
     (tmp_path / "dagster").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
-        with pytest.raises(PlatformError, match=r"partition 2026-01-08..2026-01-10: step .*ranged_upvotes.* failed"):
-            run_partitions(defs, DAYS[0], DAYS[-1], instance, assets, run_id=(run_id := make_new_run_id()))
-        checks = _check_results(instance, run_id)
+        result = run_backfill(defs, instance, DAYS, assets)
+        assert isinstance(result.error, PlatformError)
+        assert re.search(r"partition 2026-01-08..2026-01-10: step .*ranged_upvotes.* failed", str(result.error))
+        checks = _check_results(instance, result.run_id)
         assert [checks[("features/ranged_upvotes:expectations", ds)] for ds in DAYS] == [True, False, True]
         assert instance.get_materialized_partitions(dg.AssetKey(["features", "ranged_upvotes"])) == set(DAYS)
         assert instance.get_materialized_partitions(dg.AssetKey(["online", "ranged_upvotes"])) == set()
+        recorded = instance.get_backfill(result.backfill_id)
+        assert result.status == "COMPLETED_FAILED" and recorded.status == BulkActionStatus.COMPLETED_FAILED
+        status = recorded.asset_backfill_data.get_backfill_status_per_asset_key(defs.resolve_asset_graph())
+        counts = {s.asset_key.to_user_string(): s.partitions_counts_by_status for s in status}
+        assert counts["online/ranged_upvotes"][AssetBackfillStatus.FAILED] == len(DAYS)
+        assert counts["features/ranged_upvotes"][AssetBackfillStatus.MATERIALIZED] == len(DAYS)
     assert not any(b"ranged_upvotes" in field for key in redis_client.scan_iter() for field in redis_client.hkeys(key))
