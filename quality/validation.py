@@ -72,7 +72,8 @@ class Validator:
                                    progress_bars=ProgressBarsConfig(globally=False))
         self.context = gx.get_context(mode="ephemeral", project_config=config)
         self.batches = {
-            "spark": self.context.data_sources.add_spark("spark").add_dataframe_asset("partition")
+            # persist=False: GE would cache the partition in Spark memory and the next action pays for it
+            "spark": self.context.data_sources.add_spark("spark", persist=False).add_dataframe_asset("partition")
             .add_batch_definition_whole_dataframe("whole"),
             "pandas": self.context.data_sources.add_pandas("pandas").add_dataframe_asset("partition")
             .add_batch_definition_whole_dataframe("whole"),
