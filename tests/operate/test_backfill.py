@@ -56,6 +56,12 @@ def test_a_3_day_backfill_materializes_3_partitions_per_group_and_a_rerun_change
                         dg.AssetRecordsFilter(asset_key=key, asset_partitions=[ds]), limit=5).records
                     assert record.run_id == first.run_id
 
+        features = next(s for s in first.steps if s.asset == "features/user_upvotes")
+        assert sorted(features.metadata["rows_by_partition"]) == DAYS
+        assert features.metadata["rows"] == sum(features.metadata["rows_by_partition"].values()) > 0
+        rendered = features.metadata[f"sql (ds={DAYS[-1]})"]
+        assert f"'{DAYS[-1]}'" in rendered and "{{ ds }}" not in rendered
+
         checks = _check_results(instance, first.run_id)
         for group in registry.groups:
             assert [checks[(f"features/{group}:expectations", ds)] for ds in DAYS] == [True, True, True]
