@@ -24,6 +24,7 @@ from dagster_pyspark import PySparkResource
 from assets.registry import Registry
 from assets.specs import FeatureGroup, Source
 from infra.settings import Settings
+from orchestration.upstream import CONTRACT_CHECK
 from quality.alerts import AlertSinks, SchemaChangeAlert
 from quality.report import PartitionReport, json_value
 
@@ -105,7 +106,7 @@ def source_contract_check(registry: Registry, source: Source, partitions: dg.Par
 
     key = dg.AssetKey(["raw", source.name])
 
-    @_partitioned_check(asset=key, name="contract", blocking=True, partitions_def=partitions,
+    @_partitioned_check(asset=key, name=CONTRACT_CHECK, blocking=True, partitions_def=partitions,
                         description=f"The partition's files match {source.file.name}: columns, types, non-null "
                                     "columns, event times within the day.")
     def contract(context: dg.AssetCheckExecutionContext, spark: PySparkResource):
@@ -115,7 +116,7 @@ def source_contract_check(registry: Registry, source: Source, partitions: dg.Par
             report = check_source_partition(spark.spark_session, source, ds)
             return report, SchemaChangeAlert("source", source.name, source.table, ds, report.schema_diff, blocked)
 
-        yield from evaluate_partitions(context, key, "contract", check_day, sinks)
+        yield from evaluate_partitions(context, key, CONTRACT_CHECK, check_day, sinks)
 
     return contract
 

@@ -27,6 +27,7 @@ from infra.spark import prepare_spark_environment, spark_config
 from orchestration.checks import quality_checks
 from orchestration.freshness import format_duration, freshness_check, freshness_sensor
 from orchestration.resources import OnlineStoreResource
+from orchestration.upstream import failed_source_partitions
 from orchestration.streaming_defs import stream_asset, stream_sensor
 
 DAILY_JOB = "daily_features"
@@ -147,6 +148,14 @@ def feature_assets(registry: Registry, group: FeatureGroup, partitions: dg.Parti
         **common,
     )
     def features(context: dg.AssetExecutionContext, spark: PySparkResource) -> dg.MaterializeResult:
+        blocked = {ds: failed for ds in context.partition_keys
+                   if (failed := failed_source_partitions(context.instance, group, ds))}
+        if blocked:
+            raise dg.Failure(
+                f"features/{group.name} not computed: its window reads source partitions that failed their "
+                "contract check: " + "; ".join(f"ds={ds} reads {', '.join(f)}" for ds, f in blocked.items()),
+                metadata={"fix": "repair the source partition and re-materialize it (its check must pass), "
+                                 "then this one"})
         rows = materialize_partitions(spark.spark_session, registry, group, context.partition_keys)
         last = max(rows)
         return dg.MaterializeResult(metadata={

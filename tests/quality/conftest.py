@@ -94,13 +94,20 @@ class RunOutcome:
     success: bool
     materialized: set[str]
     checks: dict[str, dg.AssetCheckEvaluation]
+    errors: dict[str, str]  # failed step -> its error message
 
 
-def run_daily(defs: dg.Definitions, partition: str, assets: list[str]) -> RunOutcome:
-    """Run the daily job for `partition` on `assets` (with their checks) and report what happened."""
+def run_daily(defs: dg.Definitions, partition: str, assets: list[str],
+              instance: dg.DagsterInstance | None = None) -> RunOutcome:
+    """Run the daily job for `partition` on `assets` (with their checks) and report what happened.
+
+    Without `instance` each run has an ephemeral instance of its own, so no run sees another's results.
+    """
     job = defs.resolve_job_def(DAILY_JOB)
     result = job.execute_in_process(partition_key=partition, run_config=QUIET_LOGS, raise_on_error=False,
-                                    asset_selection=[dg.AssetKey.from_user_string(a) for a in assets])
+                                    asset_selection=[dg.AssetKey.from_user_string(a) for a in assets],
+                                    instance=instance)
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     checks = {f"{e.asset_key.to_user_string()}:{e.check_name}": e for e in result.get_asset_check_evaluations()}
-    return RunOutcome(result.success, materialized, checks)
+    errors = {e.step_key: e.step_failure_data.error.message for e in result.all_events if e.is_step_failure}
+    return RunOutcome(result.success, materialized, checks, errors)

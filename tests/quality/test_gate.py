@@ -2,7 +2,8 @@
 
 A clean partition passes and publishes. An upstream that renames a column, writes a string where the
 contract has an integer, or leaves entity keys null is stopped at `raw/<source>`; a feature query that
-produces a negative count is stopped at `features/<group>`. Either way `online/<group>` does not run
+produces a negative count is stopped at `features/<group>`, and a bad day also stops every later window
+that reads it. Either way `online/<group>` does not run
 for that partition, Redis stays byte-identical, and each schema change raises exactly one alert.
 """
 
@@ -13,6 +14,7 @@ import shutil
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import dagster as dg
 import pytest
 import redis
 
@@ -183,3 +185,25 @@ def test_the_contract_check_reads_what_the_files_say(case, spark, qa_registry, s
     assert report.problem == problem
     assert report.schema_diff.lines() == changes
     assert {f.expectation for f in report.failures} == failed
+
+
+def test_a_bad_source_day_blocks_every_window_that_reads_it(clean_run, defs, spark, qa_registry, sample, store):
+    """The group's 7-day window for CLEAN reads the day before it: while that day fails its contract, CLEAN's
+    features are not computed even though CLEAN's own raw partition passes; its repair and check unblock it."""
+    bad_day = "2026-01-08"
+    before = _snapshot(store)
+    with dg.instance_for_test() as instance:
+        with upstream_rewrite(spark, qa_registry, sample, "upvote_events", bad_day, _renamed):
+            assert not run_daily(defs, bad_day, ASSETS, instance).success
+            later = run_daily(defs, CLEAN, ASSETS, instance)
+        assert not later.success
+        assert later.checks[RAW_CHECK].passed
+        assert later.materialized == {"raw/upvote_events"}
+        error = later.errors[f"features__{QA_GROUP}"]
+        assert f"ds={CLEAN} reads raw/upvote_events ds={bad_day}" in error
+        assert _snapshot(store) == before
+
+        assert not run_daily(defs, CLEAN, [f"features/{QA_GROUP}"], instance).success, "repaired, not yet checked"
+        assert run_daily(defs, bad_day, ["raw/upvote_events"], instance).checks[RAW_CHECK].passed
+        assert run_daily(defs, CLEAN, ASSETS, instance).success
+    assert _snapshot(store) == before, "the same values again: the republished partition changes nothing"
