@@ -93,7 +93,7 @@ def evaluate_partitions(context: dg.AssetCheckExecutionContext, asset_key: dg.As
         yield dg.AssetCheckEvaluation(
             asset_key=asset_key, check_name=name, passed=report.passed, metadata=check_metadata(report),
             target_materialization_data=_target(context.instance, asset_key, ds),
-            severity=dg.AssetCheckSeverity.ERROR, description=report.problem or report.schema_diff.summary(),
+            severity=dg.AssetCheckSeverity.ERROR, description=report.summary(),
             blocking=True, partition=ds)
     yield dg.Output(None)  # the check's own output: downstream steps wait on it
 

@@ -84,11 +84,19 @@ def run_partitions(defs: dg.Definitions, first: str, last: str, instance: dg.Dag
         detail = failure.step_failure_data.error.message.strip().splitlines()[-1] if failure else "run failed"
         step = failure.step_key if failure else DAILY_JOB
         days = first if first == last else f"{first}..{last}"
-        raise PlatformError(f"partition {days}: step {step} failed: {detail}",
+        raise PlatformError(f"partition {days}: step {step} failed: {detail}" + _failed_checks(result),
                             "see the run in the Dagster UI (make ui) for the full log")
     step_seconds = {e.step_key: e.event_specific_data.duration_ms / 1000 for e in result.get_step_success_events()}
     return [_summary(event.event_specific_data.materialization, step_seconds.get(event.step_key, 0.0))
             for event in result.get_asset_materialization_events()]
+
+
+def _failed_checks(result) -> str:
+    """The blocking checks that failed in a run, each with its day and what it found (e.g. the schema diff)."""
+    failed = [f"{e.asset_key.to_user_string()}:{e.check_name} ds={e.partition}: {e.description or 'failed'}"
+              for e in result.get_asset_check_evaluations()
+              if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR]
+    return "; failed checks: " + "; ".join(failed) if failed else ""
 
 
 def _summary(materialization: dg.AssetMaterialization, seconds: float) -> StepSummary:

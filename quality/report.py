@@ -40,6 +40,16 @@ class PartitionReport:
     def passed(self) -> bool:
         return not self.failures and self.problem is None
 
+    def summary(self) -> str:
+        """One line for the UI and the command line: the problem, the schema changes and the failed expectations."""
+        if self.passed:
+            return f"{self.expectations} expectations passed"
+        failed = [f"{f.expectation}" + (f" on {f.column}" if f.column else "")
+                  + (f" ({f.unexpected_count} rows)" if f.unexpected_count else "") for f in self.failures]
+        parts = [self.problem, self.schema_diff.summary() if self.schema_diff else None,
+                 "failed: " + ", ".join(failed) if failed else None]
+        return "; ".join(p for p in parts if p)
+
 
 def json_value(value):
     """A JSON-ready form of a value GE or Spark hands back (timestamps as ISO text, NaN and NaT as null)."""

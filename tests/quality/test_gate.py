@@ -19,7 +19,9 @@ import pytest
 import redis
 
 from assets.registry import load_registry
+from infra.errors import PlatformError
 from orchestration.factory import build_definitions
+from orchestration.runs import run_partition
 from quality.gate import check_source_partition
 from quality.alerts import ALERT_FILE
 from tests.quality.conftest import QA_GROUP, run_daily, upstream_rewrite
@@ -141,6 +143,7 @@ def test_a_bad_raw_partition_is_blocked_and_alerted_once(injection, clean_run, d
         metadata = _metadata(contract)
         assert failed_expectation in {f["expectation"] for f in metadata["failed_expectations"]}
         assert "\n".join(f"- {line}" for line in expected_changes) == metadata["schema_changes"]
+        assert contract.description.startswith("; ".join(expected_changes) + f"; failed: {failed_expectation}")
         assert metadata["sample_rows"].count("\n") >= 3, "a header, a separator and offending rows"
     assert _snapshot(store) == before
 
@@ -171,6 +174,11 @@ def test_a_negative_count_blocks_the_publish_without_an_alert(clean_run, qa_regi
     assert negative["declared"]["min_value"] == 0
     assert negative["unexpected_count"] > 0 and all(v < 0 for v in negative["observed"])
     assert all(row["upvotes_1d"] < 0 for row in negative["sample_rows"]) and len(negative["sample_rows"]) == 10
+    assert outcome.checks[FEATURE_CHECK].description == (
+        f"failed: expect_column_values_to_be_between on upvotes_1d ({negative['unexpected_count']} rows)")
+    with pytest.raises(PlatformError, match=rf"failed checks: features/{QA_GROUP}:expectations ds={BAD}: failed: "
+                                            r"expect_column_values_to_be_between on upvotes_1d \(\d+ rows\)"):
+        run_partition(buggy, BAD, assets=ASSETS)  # what featctl materialize prints
     assert _snapshot(store) == before
     assert _alerts(settings) == alerts_before
 
