@@ -33,6 +33,7 @@ NAME = r"^[a-z][a-z0-9_]*$"
 OWNER = r"^([^@\s]+@[^@\s]+\.[^@\s]+|team:[a-z0-9_-]+)$"
 DURATION = re.compile(r"^(\d+)([smhdw])$")
 DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+DURATION_SECONDS = (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1))  # largest unit first
 
 
 class Strict(BaseModel):
@@ -45,6 +46,13 @@ def parse_duration(text: str) -> timedelta:
     if not match:
         raise ValueError(f"{text!r} is not a duration like 30d, 12h, 90m or 2w")
     return timedelta(**{DURATION_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def format_duration(value: timedelta) -> str:
+    """A duration the way feature.yaml writes it, in its largest whole unit: 26h, 2m, 1w (parse_duration's inverse)."""
+    seconds = int(value.total_seconds())
+    unit, size = next(((u, n) for u, n in DURATION_SECONDS if seconds and seconds % n == 0), ("s", 1))
+    return f"{seconds // size}{unit}"
 
 
 class Column(Strict):

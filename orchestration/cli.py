@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from assets.registry import Registry, load_registry
+from assets.specs import format_duration
 from infra.errors import PlatformError
 from infra.settings import Settings, load_settings
 
@@ -251,13 +252,14 @@ def list_catalog() -> None:
     registry = load_registry(settings.registry_dir)
     published = last_published()
     table = Table(title="feature catalog", show_lines=True)
-    for column in ("group", "entity", "owner", "feature", "dtype", "description", "last published"):
-        table.add_column(column)
+    for column in ("group", "entity", "owner", "feature", "dtype", "description", "freshness", "last published"):
+        table.add_column(column, no_wrap=column in ("freshness", "last published"))
     for group in registry.groups.values():
         for index, feature in enumerate(group.features):
             first = index == 0
             table.add_row(f"{group.name} v{group.version}" if first else "", group.entity if first else "",
                           group.owner if first else "", feature.name, feature.dtype, feature.description,
+                          format_duration(group.freshness) if first and group.freshness else "",
                           published.get(group.name, "never") if first else "")
     console.print(table)
 

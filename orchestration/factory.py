@@ -18,14 +18,14 @@ import dagster as dg
 from dagster_pyspark import PySparkResource
 
 from assets.registry import Registry, render_batch_sql
-from assets.specs import FeatureGroup, Source
+from assets.specs import FeatureGroup, Source, format_duration
 from batch.feature_job import feature_table_columns, materialize_partitions
 from batch.publish import publish_range
 from eventlog.hive import PARTITION_COLUMN
 from infra.settings import Settings
 from infra.spark import prepare_spark_environment, spark_config
 from orchestration.checks import quality_checks
-from orchestration.freshness import format_duration, freshness_check, freshness_sensor
+from orchestration.freshness import freshness_check, freshness_sensor
 from orchestration.resources import OnlineStoreResource
 from orchestration.upstream import failed_source_partitions
 from orchestration.streaming_defs import stream_asset, stream_sensor

@@ -15,23 +15,13 @@ from datetime import datetime, timedelta, timezone
 import dagster as dg
 
 from assets.registry import Registry
-from assets.specs import FeatureGroup
+from assets.specs import FeatureGroup, format_duration
 from orchestration.resources import OnlineStoreResource
 from serving.online_store import OnlineStore, WritePlan, connect
 
 CHECK_NAME = "freshness"
 SENSOR_NAME = "freshness"
 SENSOR_INTERVAL_S = 60
-UNITS = (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
-
-
-def format_duration(value: timedelta) -> str:
-    """A duration the way feature.yaml writes it, in its largest whole unit: 26h, 2m, 7d."""
-    seconds = int(value.total_seconds())
-    unit, size = next(((u, n) for u, n in UNITS if seconds and seconds % n == 0), ("s", 1))
-    return f"{seconds // size}{unit}"
-
-
 @dataclass(frozen=True)
 class Freshness:
     """How fresh one group's online values are at `checked_at`, and from which update."""
