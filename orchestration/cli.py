@@ -8,7 +8,7 @@ traceback. Heavy imports (Dagster, Spark, Redis) happen inside the commands that
 from __future__ import annotations
 
 import os
-import subprocess
+import signal
 import sys
 import time
 from collections import defaultdict
@@ -286,18 +286,21 @@ def ui(port: int) -> None:
     """Start the Dagster web UI on 127.0.0.1 with the platform's instance and online store."""
     from infra.redis_server import redis_url_for
     from orchestration.runs import dagster_instance
+    from orchestration.webserver import start_dagster_dev, stop_process_group
 
     settings = load_settings()
     dagster_instance(settings)
     with redis_url_for(settings) as url:
         env = {**os.environ, "FP_REDIS_URL": url, "DAGSTER_HOME": str(settings.dagster_home.resolve())}
         console.print(f"Dagster UI on http://127.0.0.1:{port} (Ctrl-C stops it and the platform's Redis)")
-        command = [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port),
-                   "-m", "orchestration.definitions"]
+        process = start_dagster_dev(env, port)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill stops the UI and Redis too
         try:
-            subprocess.run(command, env=env, check=False)
+            process.wait()
         except KeyboardInterrupt:
             pass
+        finally:
+            stop_process_group(process)
 
 
 def load_command_modules() -> None:

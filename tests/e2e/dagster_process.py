@@ -7,7 +7,6 @@ in its own process group, so stopping it also ends the webserver, the daemon, th
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from infra.redis_server import free_loopback_port
 from infra.settings import PROJECT_ROOT
+from orchestration.webserver import start_dagster_dev, stop_process_group
 
 START_SECONDS = 180  # measured 13 s on an idle machine; 2 busy cores can take many times that
 
@@ -65,48 +65,13 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    """End the whole process group: SIGTERM lets dagster dev stop its children, SIGKILL ends what is left."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # whatever outlived the leader, e.g. a run's Spark JVM
-    except ProcessLookupError:
-        pass
-    proc.wait()
-
-
-def _start(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
-    """Start `dagster dev` in its own process group, logging to `log`.
-
-    dagster dev stops on SIGTERM by treating it as SIGINT; a pytest started in the background of a
-    non-interactive shell ignores SIGINT, and exec passes "ignored" on. Python's own handler is put
-    back for the launch so the server starts with SIGINT at its default and can be stopped gracefully.
-    """
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        with log.open("ab") as out:
-            return subprocess.Popen([sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port),
-                                     "-m", "orchestration.definitions"], env=env, cwd=PROJECT_ROOT,
-                                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 @contextmanager
 def dagster_dev(env: dict[str, str], log: Path) -> Iterator[DagsterDev]:
     """Run `dagster dev` on a free loopback port until the block ends; retries a lost port race."""
     for _attempt in range(3):
         port = free_loopback_port()
         url = f"http://127.0.0.1:{port}"
-        proc = _start(env, port, log)
+        proc = start_dagster_dev(env, port, log)
         server = DagsterDev(url=url, log=log)
         try:
             deadline = time.monotonic() + START_SECONDS
@@ -121,5 +86,5 @@ def dagster_dev(env: dict[str, str], log: Path) -> Iterator[DagsterDev]:
             if "address already in use" not in server.log_tail().lower():
                 raise RuntimeError(f"dagster dev exited with {proc.returncode}:\n{server.log_tail()}")
         finally:
-            _stop(proc)
+            stop_process_group(proc)
     raise RuntimeError(f"dagster dev lost the race for a free port three times:\n{server.log_tail()}")
