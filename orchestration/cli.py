@@ -220,7 +220,7 @@ def _published_in_instance(home: str) -> dict[str, str]:
     for key, event in events.items():
         if event is not None:
             when = datetime.fromtimestamp(event.timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-            published[key.path[-1]] = f"ds={event.dagster_event.partition} at {when}"
+            published[key.path[-1]] = f"ds={event.dagster_event.partition} at\n{when}"
     return published
 
 
@@ -252,15 +252,14 @@ def list_catalog() -> None:
     registry = load_registry(settings.registry_dir)
     published = last_published()
     table = Table(title="feature catalog", show_lines=True)
-    for column in ("group", "entity", "owner", "feature", "dtype", "description", "freshness", "last published"):
-        table.add_column(column, no_wrap=column in ("freshness", "last published"))
+    for column in ("group", "feature", "dtype", "description"):
+        table.add_column(column, no_wrap=column != "description")
     for group in registry.groups.values():
+        about = (f"[bold]{group.name} v{group.version}[/]\nentity: {group.entity}\nowner: {group.owner}\n"
+                 f"freshness: {format_duration(group.freshness) if group.freshness else '-'}\n"
+                 f"published: {published.get(group.name, 'never')}")
         for index, feature in enumerate(group.features):
-            first = index == 0
-            table.add_row(f"{group.name} v{group.version}" if first else "", group.entity if first else "",
-                          group.owner if first else "", feature.name, feature.dtype, feature.description,
-                          format_duration(group.freshness) if first and group.freshness else "",
-                          published.get(group.name, "never") if first else "")
+            table.add_row(about if index == 0 else "", feature.name, feature.dtype, feature.description)
     console.print(table)
 
 
