@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
 NODE_LINK = re.compile(r"^/assets/(?P<key>[^?]+)\?view=partitions$")
 
 
@@ -46,10 +48,16 @@ def launch_partition(page, partition: str) -> None:
     confirm.or_(launch_dialog).first.wait_for()
     if confirm.is_visible():  # "upstream assets have not been materialized yet": the raw tables are loaded though
         confirm.click()
-    show_all = launch_dialog.get_by_role("button", name="Show all partitions")
-    if show_all.is_visible():  # the dialog starts with the last 90 days only
-        show_all.click()
     keys = launch_dialog.get_by_role("textbox").first
+    keys.wait_for()
+    show_all = launch_dialog.get_by_role("button", name="Show all partitions")
+    try:  # the dialog starts with the last 90 days only, once it has counted the partitions
+        show_all.wait_for(timeout=15_000)
+    except PlaywrightTimeoutError:
+        pass  # fewer partitions than that: all are shown
+    else:
+        show_all.click()
+        show_all.wait_for(state="hidden")
     keys.fill(partition)
     keys.press("Enter")
     launch_dialog.get_by_text("1 partition", exact=True).wait_for()
