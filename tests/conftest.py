@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import date, timedelta
 
 import pytest
@@ -15,6 +16,20 @@ from infra.settings import load_settings
 START = date(2026, 1, 1)
 LAST_DAY = date(2026, 1, 10)
 PARTITION = "2026-01-09"
+
+
+def run_featctl(monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    """`featctl <args>` in this process, as its entry point runs it: (exit code, what it printed)."""
+    from orchestration.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["featctl", *args])
+    capsys.readouterr()
+    try:
+        main()
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    return code, capsys.readouterr().out
 
 
 @pytest.fixture(scope="session")

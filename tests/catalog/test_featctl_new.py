@@ -19,14 +19,13 @@ import pytest
 
 from assets.registry import load_registry
 from infra.settings import PROJECT_ROOT, load_settings
-from orchestration.cli import main
 from orchestration.factory import build_definitions
 from orchestration.runs import dagster_instance, run_partition
 from quality.pr_check import analyse_batch_queries
 from quality.stream_sql import validate_stream_queries
 from serving.get_features import build_read_plan, get_features
 from serving.online_store import OnlineStore
-from tests.conftest import PARTITION
+from tests.conftest import PARTITION, run_featctl
 from tests.quality.conftest import copy_registry
 
 
@@ -42,14 +41,7 @@ def featctl(monkeypatch, capsys, registry_copy):
     monkeypatch.setenv("FP_REGISTRY_DIR", str(registry_copy))
 
     def run(*args: str) -> tuple[int, str]:
-        monkeypatch.setattr(sys, "argv", ["featctl", *args])
-        capsys.readouterr()
-        try:
-            main()
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code
-        return code, capsys.readouterr().out
+        return run_featctl(monkeypatch, capsys, *args)
 
     return run
 

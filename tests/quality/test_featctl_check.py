@@ -6,12 +6,10 @@ Runs the real CLI entry point in this process (its Spark is the session's), on c
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 import yaml
 
-from orchestration.cli import main
+from tests.conftest import run_featctl
 from tests.quality.conftest import copy_registry
 
 pytestmark = pytest.mark.usefixtures("spark")  # the CLI's Spark is the session's, started by the fixture
@@ -23,14 +21,8 @@ def featctl(monkeypatch, capsys):
     def run(*args: str, registry_dir=None) -> tuple[int, list[str]]:
         if registry_dir is not None:
             monkeypatch.setenv("FP_REGISTRY_DIR", str(registry_dir))
-        monkeypatch.setattr(sys, "argv", ["featctl", *args])
-        capsys.readouterr()
-        try:
-            main()
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code
-        return code, capsys.readouterr().out.splitlines()
+        code, out = run_featctl(monkeypatch, capsys, *args)
+        return code, out.splitlines()
 
     return run
 
