@@ -148,8 +148,7 @@ def feature_assets(registry: Registry, group: FeatureGroup, partitions: dg.Parti
         **common,
     )
     def features(context: dg.AssetExecutionContext, spark: PySparkResource) -> dg.MaterializeResult:
-        blocked = {ds: failed for ds in context.partition_keys
-                   if (failed := failed_source_partitions(context.instance, group, ds))}
+        blocked = failed_source_partitions(context.instance, group, context.partition_keys)
         if blocked:
             raise dg.Failure(
                 f"features/{group.name} not computed: its window reads source partitions that failed their "

@@ -27,14 +27,26 @@ def window_days(group: FeatureGroup, source: str, ds: str) -> list[str] | None:
     return [(day - timedelta(days=k)).isoformat() for k in reversed(range(window))]
 
 
-def failed_source_partitions(instance: dg.DagsterInstance, group: FeatureGroup, ds: str) -> list[str]:
-    """`raw/<source> ds=<day>` for every partition the group reads for `ds` whose latest contract check failed."""
-    failed = []
+def _failed_days(instance: dg.DagsterInstance, source: str, days: list[str] | None) -> set[str]:
+    """Days of `source` (all when None) whose latest contract check failed: one query to the instance."""
+    key = dg.AssetCheckKey(dg.AssetKey(["raw", source]), CONTRACT_CHECK)
+    return {info.partition_key for info in instance.event_log_storage.get_asset_check_partition_info(
+                [key], partition_keys=days)
+            if info.latest_execution_status == AssetCheckExecutionRecordStatus.FAILED and info.partition_key}
+
+
+def failed_source_partitions(instance: dg.DagsterInstance, group: FeatureGroup, partitions: list[str]
+                             ) -> dict[str, list[str]]:
+    """For each of the run's `partitions` that reads a failed source day: `raw/<source> ds=<day>` for each such day.
+
+    One query per source covers every window of the run (a backfill of a month asks once, not 30 times).
+    """
+    blocked: dict[str, list[str]] = {}
     for source in group.sources:
-        days = window_days(group, source, ds)
-        key = dg.AssetCheckKey(dg.AssetKey(["raw", source]), CONTRACT_CHECK)
-        for info in instance.event_log_storage.get_asset_check_partition_info([key], partition_keys=days):
-            read = days is not None or (info.partition_key or "") <= ds
-            if read and info.latest_execution_status == AssetCheckExecutionRecordStatus.FAILED:
-                failed.append(f"raw/{source} ds={info.partition_key}")
-    return sorted(failed)
+        windows = {ds: window_days(group, source, ds) for ds in partitions}
+        wanted = None if None in windows.values() else sorted({d for days in windows.values() for d in days})
+        failed = _failed_days(instance, source, wanted)
+        for ds, days in windows.items():
+            read = sorted(d for d in failed if (d in days if days is not None else d <= ds))
+            blocked.setdefault(ds, []).extend(f"raw/{source} ds={d}" for d in read)
+    return {ds: sorted(found) for ds, found in blocked.items() if found}
