@@ -17,11 +17,13 @@ import dagster as dg
 from assets.registry import Registry
 from assets.specs import FeatureGroup, format_duration
 from orchestration.resources import OnlineStoreResource
-from serving.online_store import OnlineStore, WritePlan, connect
+from streaming.status import last_write_time, stream_progress
 
 CHECK_NAME = "freshness"
 SENSOR_NAME = "freshness"
 SENSOR_INTERVAL_S = 60
+
+
 @dataclass(frozen=True)
 class Freshness:
     """How fresh one group's online values are at `checked_at`, and from which update."""
@@ -83,17 +85,6 @@ def newest_publish(instance: dg.DagsterInstance, group: FeatureGroup) -> tuple[s
     return newest, datetime.fromtimestamp(record.timestamp, timezone.utc)
 
 
-def stream_write(registry: Registry, group: FeatureGroup, redis_url: str, prefix: str) -> datetime | None:
-    """The stream's last write to Redis for the group's version, from its progress marker."""
-    store = OnlineStore(connect(redis_url))
-    try:
-        progress = store.progress(WritePlan.for_group(group, registry.entity_of(group), prefix))
-    finally:
-        store.client.close()
-    millis = progress.get("last_write_ms")
-    return datetime.fromtimestamp(millis / 1000, timezone.utc) if millis else None
-
-
 def group_freshness(instance: dg.DagsterInstance, registry: Registry, group: FeatureGroup,
                     online_store: OnlineStoreResource, now: datetime | None = None) -> Freshness:
     """The group's freshness now (or at `now`), from the instance and, for a streamed group, Redis."""
@@ -101,7 +92,7 @@ def group_freshness(instance: dg.DagsterInstance, registry: Registry, group: Fea
     streamed = None
     if group.stream is not None:
         with online_store.redis_url() as url:
-            streamed = stream_write(registry, group, url, online_store.prefix)
+            streamed = last_write_time(stream_progress(registry, group, url, online_store.prefix))
     return Freshness(group=group.name, target=group.freshness, checked_at=now or datetime.now(timezone.utc),
                      newest_partition=partition, published_at=published, stream_write_at=streamed)
 

@@ -90,16 +90,26 @@ def input_lag_seconds(settings: Settings, source, last_write: datetime | None) -
     return max(0.0, time.time() - min(waiting)) if waiting else 0.0
 
 
+def stream_progress(registry: Registry, group: FeatureGroup, redis_url: str, prefix: str) -> dict:
+    """The injector's progress marker for the group's version in Redis (empty before its first write)."""
+    store = OnlineStore(connect(redis_url))
+    try:
+        return store.progress(WritePlan.for_group(group, registry.entity_of(group), prefix))
+    finally:
+        store.client.close()
+
+
+def last_write_time(progress: dict) -> datetime | None:
+    """When the stream last wrote to Redis, from its progress marker (None before its first write)."""
+    return _millis(progress.get("last_write_ms"))
+
+
 def stream_status(registry: Registry, settings: Settings, group: FeatureGroup, redis_url: str) -> StreamStatus:
     """The group's stream status now."""
     process = running_job(settings, group)
     flink = _flink_details(process.rest) if process else {"state": "STOPPED"}
-    store = OnlineStore(connect(redis_url))
-    try:
-        progress = store.progress(WritePlan.for_group(group, registry.entity_of(group), settings.redis_prefix))
-    finally:
-        store.client.close()
-    last_write = _millis(progress.get("last_write_ms"))
+    progress = stream_progress(registry, group, redis_url, settings.redis_prefix)
+    last_write = last_write_time(progress)
     return StreamStatus(
         group=group.name, state=flink["state"], records_in=flink.get("records_in"),
         rows_written=progress.get("rows_written", 0), last_write=last_write,
