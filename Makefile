@@ -28,7 +28,7 @@ ui: setup
 bench: setup
 	$(BIN)/python benchmarks/publish.py
 	$(BIN)/python benchmarks/stream.py
-	$(BIN)/python benchmarks/serving.py
+	$(BIN)/python benchmarks/get_features_latency.py
 	$(BIN)/python benchmarks/training_set.py
 	$(BIN)/python benchmarks/quality.py
 	$(BIN)/python benchmarks/catalog.py

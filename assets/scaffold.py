@@ -14,14 +14,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from assets.dtypes import FLINK_TYPES
 from assets.registry import TEMPLATE_VAR, Registry
 from assets.specs import NAME, OWNER, Source
 from infra.errors import PlatformError
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 RUNTIME_VARS = ("ds", "ds_nodash", "connector")  # filled when the query runs, not when the folder is made
-FLINK_DDL_TYPES = {"int32": "INT", "int64": "BIGINT", "float64": "DOUBLE", "string": "STRING",
-                   "bool": "BOOLEAN", "timestamp": "TIMESTAMP(6)", "date": "DATE"}
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,7 @@ def template_values(registry: Registry, request: NewGroup, source: Source) -> di
     key = registry.entities[request.entity].key
     column = source.entity_keys[request.entity]
     owner = request.owner or source.owner
-    columns = "\n".join(f"  `{c.name}` {FLINK_DDL_TYPES[c.dtype]}," for c in source.columns)
+    columns = "\n".join(f"  `{c.name}` {FLINK_TYPES[c.dtype]}," for c in source.columns)
     return {
         "group": request.name,
         "entity": request.entity,

@@ -15,17 +15,10 @@ import sys
 from collections.abc import Sequence
 from datetime import date, timedelta
 
+from assets.dtypes import SPARK_TYPES
+from assets.offline_layout import EVENT_TIME_COLUMN, PARTITION_COLUMN, ensure_feature_table, feature_table_columns
 from assets.registry import Registry, RegistryError, _relative, render_batch_sql
-from assets.specs import SPARK_TYPES, FeatureGroup
-from eventlog.hive import PARTITION_COLUMN, ensure_database, table_ddl
-from serving.online_store import EVENT_TIME_COLUMN
-
-
-def feature_table_columns(registry: Registry, group: FeatureGroup) -> list[tuple[str, str]]:
-    """(name, dtype) of the offline table: entity key, features, then the event time."""
-    entity = registry.entity_of(group)
-    return [(entity.key, entity.dtype), *((f.name, f.dtype) for f in group.features),
-            (EVENT_TIME_COLUMN, "timestamp")]
+from assets.specs import FeatureGroup
 
 
 def partition_end(ds: str) -> str:
@@ -65,7 +58,7 @@ def feature_query(spark, registry: Registry, group: FeatureGroup, ds: str):
         where = "entity key" if index == 0 else f"features[{index - 1}].{name}"
         if name not in actual:
             raise RegistryError(f"{sql_file}: {where}: the query has no output column {name!r} "
-                                f"(it outputs {', '.join(actual)})", "add the column to the SELECT or the feature to feature.yaml")
+                                f"(it outputs {', '.join(actual)})", "add the column to the SELECT or remove the feature from feature.yaml")
         if actual[name] != SPARK_TYPES[dtype]:
             raise RegistryError(f"{sql_file}: {where}: output column {name!r} is {actual[name]}, "
                                 f"feature.yaml declares {dtype} ({SPARK_TYPES[dtype]})",
@@ -75,12 +68,6 @@ def feature_query(spark, registry: Registry, group: FeatureGroup, ds: str):
         raise RegistryError(f"{sql_file}: (output): columns {extra} are not declared in feature.yaml",
                             "declare them as features or drop them from the SELECT")
     return frame.select(*[name for name, _ in expected])
-
-
-def ensure_feature_table(spark, registry: Registry, group: FeatureGroup) -> None:
-    """Create the group version's offline table if it does not exist."""
-    ensure_database(spark, group.table)
-    spark.sql(table_ddl(group.table, feature_table_columns(registry, group)))
 
 
 def materialize_partition(spark, registry: Registry, group: FeatureGroup, ds: str) -> int:

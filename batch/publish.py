@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from assets.offline_layout import EVENT_TIME_COLUMN, PARTITION_COLUMN
 from assets.registry import Registry
 from assets.specs import FeatureGroup
-from eventlog.hive import PARTITION_COLUMN
-from serving.online_store import EVENT_TIME_COLUMN, OnlineStore, WritePlan, connect
+from serving.online_store import OnlineStore, WritePlan, connect
 
 COUNTS_SCHEMA = "rows long, applied long"
 

@@ -42,17 +42,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import redis
 
+from assets.dtypes import SPARK_TYPES
+from assets.offline_layout import EVENT_TIME_COLUMN, PARTITION_COLUMN, ensure_feature_table, feature_table_columns
 from assets.registry import Registry
-from assets.specs import SPARK_TYPES, Entity, Feature, FeatureGroup
-from batch.feature_job import ensure_feature_table, feature_table_columns, partition_end
+from assets.specs import Entity, Feature, FeatureGroup
+from batch.feature_job import partition_end
 from batch.publish import publish_partition
-from eventlog.hive import PARTITION_COLUMN
 from infra.redis_server import local_redis
 from infra.settings import load_settings
 from infra.spark import spark_config, spark_session
 from serving import layout
 from serving.codec import encode_column
-from serving.online_store import EVENT_TIME_COLUMN, OnlineStore, WritePlan
+from serving.online_store import OnlineStore, WritePlan
 
 SEED = 20260101
 GENERATE_ROWS = 50_000  # rows generated at a time: memory holds one such chunk, never the data set

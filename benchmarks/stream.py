@@ -53,26 +53,24 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path, and benchmarks/serving.py would shadow the
-# `serving` package measured here.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import redis
+from pyflink.table.udf import ScalarFunction
 
-import numpy as np  # noqa: E402  (after the sys.path fix above)
-import pandas as pd  # noqa: E402
-import pyarrow as pa  # noqa: E402
-import redis  # noqa: E402
-from pyflink.table.udf import ScalarFunction  # noqa: E402
-
-from assets.registry import load_registry  # noqa: E402
-from infra.java import ensure_java_home  # noqa: E402
-from infra.redis_server import local_redis  # noqa: E402
-from infra.settings import PROJECT_ROOT, load_settings  # noqa: E402
-from serving import layout  # noqa: E402
-from serving.codec import NULL, datetime_to_micros  # noqa: E402
-from serving.online_store import EVENT_TIME_COLUMN, GUARDED_WRITE, OnlineStore, WritePlan, connect  # noqa: E402
-from streaming import runner  # noqa: E402
-from streaming.connectors import MONITOR_INTERVAL, stream_directory  # noqa: E402
-from streaming.event_files import TIMESTAMP_FORMAT, LiveUpvotes, write_file  # noqa: E402
+from assets.dtypes import FLINK_TYPES
+from assets.offline_layout import EVENT_TIME_COLUMN
+from assets.registry import load_registry
+from infra.java import ensure_java_home
+from infra.redis_server import local_redis
+from infra.settings import PROJECT_ROOT, load_settings
+from serving import layout
+from serving.codec import NULL, datetime_to_micros
+from serving.online_store import GUARDED_WRITE, OnlineStore, WritePlan, connect
+from streaming import runner
+from streaming.connectors import MONITOR_INTERVAL, stream_directory
+from streaming.event_files import TIMESTAMP_FORMAT, LiveUpvotes, write_file
 
 GROUP = "user_activity"
 SEED = 20260107
@@ -85,8 +83,6 @@ FRESHNESS_P99_TARGET_S = 3.0
 RATE_TOLERANCE = 0.98            # the achieved event rate must be within 2% of the asked one
 RATIO_TARGET = 5.0
 VARIANTS = {"batched": "a", "per-record": "b", "bare": "b'"}  # injection job variants and their table labels
-FLINK_SQL_TYPES = {"int64": "BIGINT", "float64": "DOUBLE", "string": "STRING", "bool": "BOOLEAN",
-                   "timestamp": "TIMESTAMP(6)"}
 
 
 def log(message: str) -> None:
@@ -385,7 +381,6 @@ class PerRecordWriter:
         self.bare = bare
         self.names = [plan.key_column, *(name for name, _ in plan.features), EVENT_TIME_COLUMN]
         self.script = client.register_script(GUARDED_WRITE)
-        self.head = [plan.event_time_field, plan.ttl_seconds, len(plan.features), *plan.fields]
 
     def write(self, values: tuple) -> int:
         """Write the row; 1 if it landed (its event time is not older than the stored one), else 0."""
@@ -395,7 +390,7 @@ class PerRecordWriter:
         key, *features, event_time = values
         encoded = [encode_value(dtype, value) for (_, dtype), value in zip(self.plan.features, features)]
         return self.script(keys=[layout.entity_key(self.plan.prefix, self.plan.entity, key)],
-                           args=[*self.head, datetime_to_micros(event_time), *encoded])
+                           args=[*self.plan.script_head, datetime_to_micros(event_time), *encoded])
 
 
 def encode_value(dtype: str, value):
@@ -469,7 +464,7 @@ def run_injection_job(variant: str, rows_dir: Path, redis_url: str, work_dir: Pa
     t_env.create_temporary_system_function("inject", function)
     columns = [(plan.key_column, "int64"), *plan.features, (EVENT_TIME_COLUMN, "timestamp")]
     t_env.execute_sql(f"""
-CREATE TABLE feature_rows ({", ".join(f"{name} {FLINK_SQL_TYPES[dtype]}" for name, dtype in columns)})
+CREATE TABLE feature_rows ({", ".join(f"{name} {FLINK_TYPES[dtype]}" for name, dtype in columns)})
 WITH ('connector' = 'filesystem', 'path' = '{rows_dir.resolve().as_uri()}', 'format' = 'json')
 """)
     t_env.execute_sql(f"""

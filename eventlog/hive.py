@@ -1,6 +1,6 @@
 """The event log in Hive: one table per source contract, `raw.<source>`, partitioned by day (`ds`).
 
-Tables are created from the contract (column names and types), partitions are written with INSERT
+Tables are created from the contract (assets.offline_layout), partitions are written with INSERT
 OVERWRITE so re-loading a day replaces it rather than duplicating it.
 """
 
@@ -15,27 +15,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from assets.dtypes import SPARK_TYPES
+from assets.offline_layout import PARTITION_COLUMN, ensure_raw_table
 from assets.registry import Registry
-from assets.specs import SPARK_TYPES, Source
-
-PARTITION_COLUMN = "ds"
-
-
-def table_ddl(table: str, columns: Iterable[tuple[str, str]]) -> str:
-    """CREATE TABLE for a daily-partitioned Parquet Hive table with (name, dtype) columns."""
-    body = ",\n  ".join(f"`{name}` {SPARK_TYPES[dtype]}" for name, dtype in columns)
-    return (f"CREATE TABLE IF NOT EXISTS {table} (\n  {body}\n) "
-            f"PARTITIONED BY ({PARTITION_COLUMN} STRING) STORED AS PARQUET")
-
-
-def ensure_database(spark, table: str) -> None:
-    spark.sql(f"CREATE DATABASE IF NOT EXISTS {table.split('.')[0]}")
-
-
-def ensure_raw_table(spark, source: Source) -> None:
-    """Create `source.table` from its contract if it does not exist yet."""
-    ensure_database(spark, source.table)
-    spark.sql(table_ddl(source.table, [(c.name, c.dtype) for c in source.columns]))
+from assets.specs import Source
 
 
 def write_raw_partitions(spark, source: Source, partitions: Iterable[tuple[str, pd.DataFrame]]) -> int:

@@ -17,11 +17,11 @@ from pathlib import Path
 import dagster as dg
 from dagster_pyspark import PySparkResource
 
+from assets.offline_layout import PARTITION_COLUMN, feature_table_columns
 from assets.registry import Registry, render_batch_sql
 from assets.specs import FeatureGroup, Source, format_duration
-from batch.feature_job import feature_table_columns, materialize_partitions
+from batch.feature_job import materialize_partitions
 from batch.publish import publish_range
-from eventlog.hive import PARTITION_COLUMN
 from infra.settings import Settings
 from infra.spark import prepare_spark_environment, spark_config
 from orchestration.checks import quality_checks
@@ -29,6 +29,7 @@ from orchestration.freshness import freshness_check, freshness_sensor
 from orchestration.resources import OnlineStoreResource
 from orchestration.upstream import failed_source_partitions
 from orchestration.streaming_defs import stream_asset, stream_sensor
+from serving import layout
 
 DAILY_JOB = "daily_features"
 DAILY_SCHEDULE = f"{DAILY_JOB}_schedule"
@@ -167,8 +168,8 @@ def feature_assets(registry: Registry, group: FeatureGroup, partitions: dg.Parti
         deps=[features],
         kinds={"redis"},
         description=f"Latest values of {group.name} v{group.version} in Redis, one hash per {group.entity}.",
-        metadata={"dagster/column_schema": _schema(columns[:-1]), "fields": f"{group.name}:v{group.version}:*",
-                  **catalog, **_code_references(group.folder / "feature.yaml")},
+        metadata={"dagster/column_schema": _schema(columns[:-1]),
+                  "fields": f"{layout.field_prefix(group.name, group.version)}*", **catalog, **_code_references(group.folder / "feature.yaml")},
         **common,
     )
     def online(context: dg.AssetExecutionContext, spark: PySparkResource,

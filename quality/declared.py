@@ -6,9 +6,10 @@ so a declared schema and a read one compare directly.
 
 from __future__ import annotations
 
+from assets.dtypes import SPARK_TYPES
+from assets.offline_layout import feature_table_columns
 from assets.registry import Registry
-from assets.specs import SPARK_TYPES, FeatureGroup, Source
-from batch.feature_job import feature_table_columns
+from assets.specs import FeatureGroup, Source
 from quality.contracts import required_columns
 from quality.schema_diff import ColumnSchema
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from pyspark.errors import AnalysisException
 
-from eventlog.hive import PARTITION_COLUMN
+from assets.offline_layout import PARTITION_COLUMN
 from quality.declared import spark_columns
 from quality.schema_diff import ColumnSchema
 

@@ -17,12 +17,12 @@ from datetime import date, datetime, time, timedelta, timezone
 
 import great_expectations.expectations as gxe
 
+from assets.dtypes import DTYPES
 from assets.specs import FeatureGroup, Source
 from quality.schema_diff import ColumnSchema
 
 # The Spark DataType class GE's type expectation compares with, per Spark SQL type name.
-GE_SPARK_TYPES = {"int": "IntegerType", "bigint": "LongType", "double": "DoubleType", "string": "StringType",
-                  "boolean": "BooleanType", "timestamp": "TimestampType", "date": "DateType"}
+GE_SPARK_TYPES = {spec.spark: spec.spark_class for spec in DTYPES.values()}
 
 
 def schema_expectations(declared: list[ColumnSchema], present: Iterable[str], ordered: bool) -> list:

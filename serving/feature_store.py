@@ -18,15 +18,14 @@ from pathlib import Path
 
 import orjson
 import pandas as pd
-import pyarrow as pa
 
+from assets.dtypes import nullable_pandas_types
 from assets.registry import Registry, load_registry
 from infra.errors import PlatformError
 from infra.settings import Settings, load_settings
 from serving.training_set import TIME_COLUMN, training_set_pandas, training_set_spark
 
 LABEL_COLUMN = "label"
-NULLABLE_PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int32Dtype(), pa.bool_(): pd.BooleanDtype()}
 
 
 class FeatureStore:
@@ -83,4 +82,4 @@ class FeatureStore:
             table = training_set_pandas(spark, self.registry, observations, self.features)
         else:
             raise PlatformError(f"unknown engine {engine!r}", "use pandas or spark")
-        return table.to_pandas(types_mapper=NULLABLE_PANDAS_TYPES.get)
+        return table.to_pandas(types_mapper=nullable_pandas_types().get)

@@ -22,13 +22,14 @@ from functools import cached_property, lru_cache, partial
 
 import redis
 
+from assets.dtypes import INT_RANGES
 from assets.registry import Registry
 from serving import layout
 from serving.codec import DECODERS, micros_to_datetime
 from serving.feature_refs import InvalidRequest, UnknownName, resolve_refs, shown
 from serving.online_store import OnlineStore
 
-INT64_RANGE = (-(2**63), 2**63 - 1)
+INT64_RANGE = INT_RANGES["int64"]
 
 
 @dataclass(frozen=True)

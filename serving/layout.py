@@ -17,17 +17,18 @@ def entity_key(prefix: str, entity: str, entity_id) -> str:
 
 
 def field_prefix(group: str, version: int) -> str:
+    """What every hash field of one group version starts with (`<prefix>*` matches them all)."""
     return f"{group}:v{version}:"
 
 
 def feature_field(group: str, version: int, feature: str) -> str:
     """The hash field holding one feature of one group version."""
-    return f"{group}:v{version}:{feature}"
+    return f"{field_prefix(group, version)}{feature}"
 
 
 def event_time_field(group: str, version: int) -> str:
     """The hash field holding the event time of a group version's values."""
-    return f"{group}:v{version}:{EVENT_TIME}"
+    return f"{field_prefix(group, version)}{EVENT_TIME}"
 
 
 def progress_key(prefix: str, group: str, version: int) -> str:

@@ -14,19 +14,10 @@ largest values (for counters, the last update of that instant).
 
 from __future__ import annotations
 
+from assets.offline_layout import EVENT_TIME_COLUMN, PARTITION_COLUMN, feature_table_columns, streamed_table
 from assets.registry import Registry
 from assets.specs import FeatureGroup
-from batch.feature_job import feature_table_columns
-from eventlog.hive import PARTITION_COLUMN
 from infra.errors import PlatformError
-from serving.online_store import EVENT_TIME_COLUMN
-
-STREAMED_SUFFIX = "_streamed"
-
-
-def streamed_table(group: FeatureGroup) -> str:
-    """The table the stream injector appends a group version's streamed rows to (same columns as the batch table)."""
-    return f"{group.table}{STREAMED_SUFFIX}"
 
 
 def history_columns(registry: Registry, group: FeatureGroup) -> list[str]:

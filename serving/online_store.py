@@ -16,13 +16,13 @@ import redis
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
+from assets.offline_layout import EVENT_TIME_COLUMN
 from assets.specs import Entity, FeatureGroup
 from serving import layout
 from serving.codec import encode_column
 
 GUARDED_WRITE = (Path(__file__).parent / "guarded_write.lua").read_text()
 RECORD_PROGRESS = (Path(__file__).parent / "progress.lua").read_text()
-EVENT_TIME_COLUMN = "feature_ts"
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,11 @@ class WritePlan:
     def event_time_field(self) -> str:
         return layout.event_time_field(self.group, self.version)
 
+    @property
+    def script_head(self) -> list:
+        """The arguments guarded_write.lua takes before the rows: event-time field, TTL, n, the n field names."""
+        return [self.event_time_field, self.ttl_seconds, len(self.features), *self.fields]
+
 
 def connect(url: str, cluster: bool = False) -> redis.Redis | RedisCluster:
     """A client for `url` (redis://, rediss:// with AUTH/TLS in the URL); `cluster=True` for Redis Cluster."""
@@ -78,7 +83,7 @@ class OnlineStore:
 
     def _calls(self, plan: WritePlan, keys, times, columns):
         """Script calls of at most `chunk_rows` keys, each key set within one cluster slot."""
-        head = [plan.event_time_field, plan.ttl_seconds, len(plan.features), *plan.fields]
+        head = plan.script_head
         pending: dict[int, tuple[list, list]] = {}
         for row, key in enumerate(keys):
             call_keys, args = pending.setdefault(self._slot(key), ([], list(head)))
@@ -104,8 +109,7 @@ class OnlineStore:
     def write_per_record(self, plan: WritePlan, batch: pa.RecordBatch | pa.Table) -> int:
         """The same guarded write, one round trip per row: the baseline the batched writer is measured against."""
         keys, times, columns = self._encoded(plan, batch)
-        head = [plan.event_time_field, plan.ttl_seconds, len(plan.features), *plan.fields]
-        return sum(self._script(keys=[key], args=[*head, times[row], *(c[row] for c in columns)])
+        return sum(self._script(keys=[key], args=[*plan.script_head, times[row], *(c[row] for c in columns)])
                    for row, key in enumerate(keys))
 
     def record_progress(self, plan: WritePlan, rows: int, landed: int, max_event_micros: int, now_ms: int) -> None:

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 import redis
 
+from assets.offline_layout import streamed_table
 from assets.registry import Registry
 from assets.specs import FeatureGroup
 from infra.errors import PlatformError
 from serving import layout
-from serving.offline_history import streamed_table
 
 UNLINK_BATCH = 1000
 

@@ -29,18 +29,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from assets.dtypes import SPARK_TYPES, arrow_type
+from assets.offline_layout import EVENT_TIME_COLUMN
 from assets.registry import Registry
 from assets.specs import FeatureGroup
 from infra.errors import PlatformError
 from serving.feature_refs import resolve_refs
 from serving.offline_history import offline_history
-from serving.online_store import EVENT_TIME_COLUMN
 
 TIME_COLUMN = "event_time"
 ROW_COLUMN = "_fp_observation_row"
 LOCAL_MAX_ROWS = 2_000_000  # `auto` joins observations up to this many rows in pandas, more with Spark
 ENGINES = ("auto", "pandas", "spark")
-ARROW_KEY_TYPES = {"int64": pa.int64(), "string": pa.string()}
 
 Step = Callable[[str], None]
 
@@ -105,7 +105,7 @@ def _utc_micros(column: pa.ChunkedArray, where: str) -> pa.ChunkedArray:
     """A timestamp column as timestamp[us, UTC] (naive times are UTC; nanoseconds are truncated)."""
     if not pa.types.is_timestamp(column.type):
         raise PlatformError(f"{where} is {column.type}, not a timestamp", "write the observation times as timestamps")
-    return pc.cast(column, pa.timestamp("us", tz="UTC"), safe=False)
+    return pc.cast(column, arrow_type("timestamp"), safe=False)
 
 
 def _asof_rows(keys: pa.ChunkedArray, times: pa.ChunkedArray, history_keys: pa.ChunkedArray,
@@ -133,7 +133,7 @@ def join_pandas(observations: pa.Table, joins: Sequence[GroupJoin], histories: M
     result = observations.set_column(observations.column_names.index(time_column), time_column, times)
     for join in joins:
         history = histories[join.group.name]
-        keys = pc.cast(observations[join.key], ARROW_KEY_TYPES[join.key_dtype])
+        keys = pc.cast(observations[join.key], arrow_type(join.key_dtype))
         rows = _asof_rows(keys, times, history[join.key], history[EVENT_TIME_COLUMN], join.ttl_micros)
         taken = history.select([*join.features, EVENT_TIME_COLUMN]).take(rows)
         for name, column in zip((*join.columns, join.event_time_column), taken.columns):
@@ -164,7 +164,7 @@ def training_set_pandas(spark, registry: Registry, observations: pa.Table | pd.D
     for join in joins:
         if join.group.name not in histories:
             on_step(f"reading the history of {join.group.name} v{join.group.version}")
-            keys = pc.drop_null(pc.cast(observations[join.key], ARROW_KEY_TYPES[join.key_dtype])).combine_chunks()
+            keys = pc.drop_null(pc.cast(observations[join.key], arrow_type(join.key_dtype))).combine_chunks()
             histories[join.group.name] = _history_for(spark, registry, join.group, keys, until)
     on_step(f"joining {observations.num_rows:,} observations (pandas)")
     return join_pandas(observations, joins, histories, time_column, where)
@@ -186,7 +186,7 @@ def _join_group_spark(observations, join: GroupJoin, history, time_column: str):
         F.col(join.key).alias("_key"), F.col(EVENT_TIME_COLUMN).alias("_t"), F.lit(0).alias("_kind"),
         F.struct(*(F.col(f).alias(c) for f, c in zip((*join.features, EVENT_TIME_COLUMN), outputs))).alias("_feature"))
     observation_rows = observations.select(
-        F.col(_quoted(join.key)).cast("bigint" if join.key_dtype == "int64" else "string").alias("_key"),
+        F.col(_quoted(join.key)).cast(SPARK_TYPES[join.key_dtype]).alias("_key"),
         F.col(_quoted(time_column)).alias("_t"), F.lit(1).alias("_kind"),
         F.struct(*(F.col(_quoted(c)) for c in observations.columns)).alias("_observation"))
     rows = feature_rows.unionByName(observation_rows, allowMissingColumns=True)

@@ -20,6 +20,7 @@ from batch.feature_job import feature_query
 from infra.errors import PlatformError
 from infra.redis_server import local_redis
 from infra.settings import Settings
+from serving import layout
 from serving.codec import decode_value
 from serving.get_features import build_read_plan, get_features
 from serving.online_store import OnlineStore, WritePlan, connect
@@ -89,7 +90,7 @@ def check_consistency(spark, registry: Registry, settings: Settings, group: Feat
         ids = batch[entity.key].tolist()
         streamed = {row.entity_id: row.values for row in get_features(store, read_plan, ids)}
         report = ConsistencyReport(group=group.name, ds=ds, entities=len(ids), events=events)
-        extra = len(store.client.keys(f"{replay.redis_prefix}:{entity.name}:*")) - len(ids)
+        extra = len(store.client.keys(layout.entity_key(replay.redis_prefix, entity.name, "*"))) - len(ids)
         if extra > 0:
             report.differences.append(f"the stream wrote {extra} {entity.name} entities the batch query has not")
         for record in batch.to_dict(orient="records"):

@@ -125,8 +125,8 @@ def test_generated_rows_hold_the_latest_partition_before_them(both_engines, spar
 
 def test_streamed_rows_join_between_batch_partitions_and_batch_wins_ties(spark, tmp_path):
     """The offline history is batch UNION streamed: a streamed value between two batch instants is seen."""
-    from eventlog.hive import table_ddl
-    from serving.offline_history import offline_history, streamed_table
+    from assets.offline_layout import streamed_table, table_ddl
+    from serving.offline_history import offline_history
 
     registry = _clicks_registry(tmp_path)
     group = registry.groups["clicks"].model_copy(update={"name": "pit_streamtest"})
@@ -151,7 +151,7 @@ def test_streamed_rows_join_between_batch_partitions_and_batch_wins_ties(spark, 
 
 def test_feature_store_logs_observations_and_generates_the_training_set(spark, settings, tmp_path):
     """The seed's API: append_observation(user, post, ts) as things happen, then generate_training_set()."""
-    from eventlog.hive import table_ddl
+    from assets.offline_layout import table_ddl
     from serving.feature_store import FeatureStore
 
     registry = _clicks_registry(tmp_path)

@@ -16,7 +16,7 @@ requests / seconds spent in them. Where the time goes: the in-process client's p
 and the service's own handling time from its /metrics histogram. Progress goes to stderr, the tables to
 stdout.
 
-    .venv/bin/python benchmarks/serving.py [--entities N] [--requests N] [--quick]
+    .venv/bin/python benchmarks/get_features_latency.py [--entities N] [--requests N] [--quick]
 """
 
 from __future__ import annotations
