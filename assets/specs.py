@@ -13,21 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Dtype = Literal["int32", "int64", "float64", "string", "bool", "timestamp", "date"]
-
-# The Spark SQL type each declared dtype must have in a query's output and a table's schema.
-SPARK_TYPES: dict[str, str] = {
-    "int32": "int",
-    "int64": "bigint",
-    "float64": "double",
-    "string": "string",
-    "bool": "boolean",
-    "timestamp": "timestamp",
-    "date": "date",
-}
-
-NUMERIC_DTYPES = ("int32", "int64", "float64")
-ALLOWED_VALUE_TYPES: dict[str, type] = {"int32": int, "int64": int, "string": str, "bool": bool}
+from assets.dtypes import DTYPES, NUMERIC_DTYPES, Dtype
+from assets.offline_layout import feature_table
 
 NAME = r"^[a-z][a-z0-9_]*$"
 OWNER = r"^([^@\s]+@[^@\s]+\.[^@\s]+|team:[a-z0-9_-]+)$"
@@ -133,7 +120,7 @@ class Feature(Strict):
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min: {self.min} is greater than max {self.max}")
         if self.allowed_values is not None:
-            python_type = ALLOWED_VALUE_TYPES.get(self.dtype)
+            python_type = DTYPES[self.dtype].allowed_value_type
             if python_type is None or any(type(v) is not python_type for v in self.allowed_values):
                 raise ValueError(f"allowed_values: must be {self.dtype} values (sets apply to string, integer "
                                  f"and bool features)")
@@ -212,13 +199,13 @@ class FeatureGroup(Strict):
 
     @property
     def ref(self) -> str:
-        """The group's versioned name, e.g. `user_upvotes@1`: what online fields and tables are keyed by."""
-        return f"{self.name}@{self.version}"
+        """The group's versioned name, e.g. `user_upvotes@v1`, as feature refs pin a version."""
+        return f"{self.name}@v{self.version}"
 
     @property
     def table(self) -> str:
         """The offline feature table (Hive), one per group version so versions coexist."""
-        return f"features.{self.name}_v{self.version}"
+        return feature_table(self.name, self.version)
 
     @property
     def batch_sql_path(self) -> Path:

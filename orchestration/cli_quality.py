@@ -28,8 +28,9 @@ def check(update_lock: bool) -> None:
     for column in ("group", "entity", "features", "stream", "lock"):
         table.add_column(column)
     changed = {change.group.ref for change in result.lock.changed}
+    new = {version.group.ref for version in result.lock.new}
     for group in registry.groups.values():
-        lock = ("changed" if group.ref in changed else "new" if group.ref in result.lock.new else "ok")
+        lock = ("changed" if group.ref in changed else "new" if group.ref in new else "ok")
         if result.lock_updated and lock != "ok":
             lock = "recorded"
         table.add_row(group.ref, group.entity, str(len(group.features)), "yes" if group.stream else "-", lock)
@@ -38,7 +39,4 @@ def check(update_lock: bool) -> None:
         console.print(f"[red]error:[/] {problem}", highlight=False, soft_wrap=True)
     if result.problems:
         raise PlatformError(f"featctl check found {len(result.problems)} problem(s)", "fix the errors listed above")
-    if result.lock.new and not result.lock_updated:
-        console.print(f"new group versions not in {LOCK_FILE} yet: {', '.join(result.lock.new)} "
-                      "(record them with `featctl check --update-lock`)")
     console.print(f"[green]ok[/]: every folder is valid{'; lock updated' if result.lock_updated else ''}")

@@ -1,20 +1,25 @@
 """The registry lock (`assets/registry.lock`): the output schema each published group version stands for.
 
-A group version's online fields and offline table are read by models; once published, `user_upvotes@1`
+A group version's online fields and offline table are read by models; once published, `user_upvotes@v1`
 must keep meaning the same columns with the same types in the same order. `featctl check` compares each
 group's declared output (entity key, features, dtypes) with the lock:
   - same schema: fine;
-  - a version not in the lock yet: fine, reported as new (record it with `featctl check --update-lock`);
+  - a version not in the lock yet: an error (a PR adding a group or a version records its schema with
+    `featctl check --update-lock`, so CI never passes a schema nobody locked);
   - a locked version whose schema changed: an error with the diff; bump `version:` (the old version's
     fields and table stay for the models that read them) or, if nothing reads it yet, `--update-lock`.
 Versions no longer in the registry stay in the lock, so a retired version number is never reused for
 another schema. Expectations (ranges, nullability) are not part of the schema and never need a bump.
+Entries are keyed by the group's ref (`user_upvotes@v1`); keys of locks written before that notation
+(`user_upvotes@1`) are read as the same ref.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+import re
 
 import yaml
 
@@ -26,6 +31,7 @@ LOCK_HEADER = """\
 # Registered output schemas of feature group versions: written by `featctl check --update-lock`, read by
 # `featctl check` in CI. A locked version's schema may not change; bump the group's version instead.
 """
+OLD_REF = re.compile(r"^(?P<group>[a-z][a-z0-9_]*)@(?P<version>[0-9]+)$")  # `user_upvotes@1`, before `@v1`
 
 
 @dataclass(frozen=True)
@@ -62,11 +68,30 @@ class LockChange:
 
 
 @dataclass(frozen=True)
+class UnlockedVersion:
+    """A group version of the registry that the lock does not record yet."""
+
+    group: FeatureGroup
+    lock_path: Path
+
+    def error(self) -> RegistryError:
+        """The CI message: the folder whose version is missing from the lock, and the command that records it."""
+        return RegistryError(
+            f"{_relative(self.group.folder / 'feature.yaml')}: version: {self.group.ref} is not in "
+            f"{_relative(self.lock_path)}, so its output schema is not protected against changes",
+            "featctl check --update-lock")
+
+
+@dataclass(frozen=True)
 class LockComparison:
-    """The registry against the lock: changed versions (errors) and versions not locked yet."""
+    """The registry against the lock: changed versions and versions not locked yet (both errors in CI)."""
 
     changed: tuple[LockChange, ...]
-    new: tuple[str, ...]
+    new: tuple[UnlockedVersion, ...]
+
+    def errors(self) -> list[RegistryError]:
+        """One error per changed or unlocked group version."""
+        return [*(change.error() for change in self.changed), *(version.error() for version in self.new)]
 
 
 def declared_schema(registry: Registry, group: FeatureGroup) -> LockedSchema:
@@ -76,25 +101,31 @@ def declared_schema(registry: Registry, group: FeatureGroup) -> LockedSchema:
                         features=tuple((f.name, f.dtype) for f in group.features))
 
 
+def _current_ref(stored: str) -> str:
+    """A lock key in the current notation: `user_upvotes@1` (older locks) reads as `user_upvotes@v1`."""
+    match = OLD_REF.match(stored)
+    return f"{match['group']}@v{match['version']}" if match else stored
+
+
 def read_lock(path: Path) -> dict[str, LockedSchema]:
-    """The locked schemas by group ref (`name@version`); empty when there is no lock file yet."""
+    """The locked schemas by group ref (`name@vN`); empty when there is no lock file yet."""
     if not path.exists():
         return {}
     try:
         data = yaml.safe_load(path.read_text()) or {}
-        return {ref: LockedSchema(entity=body["entity"], key=next(iter(body["key"].items())),
+        return {_current_ref(ref): LockedSchema(entity=body["entity"], key=next(iter(body["key"].items())),
                                   features=tuple(body["features"].items())) for ref, body in data.items()}
     except (yaml.YAMLError, AttributeError, KeyError, TypeError, StopIteration) as exc:
         raise RegistryError(f"{_relative(path)}: (file): not a registry lock ({exc})",
                             "restore it from git, or rebuild it with `featctl check --update-lock`") from None
 
 
-def compare_with_lock(registry: Registry, locked: dict[str, LockedSchema]) -> LockComparison:
-    """Each group version of the registry against its locked schema."""
+def compare_with_lock(registry: Registry, locked: dict[str, LockedSchema], lock_path: Path) -> LockComparison:
+    """Each group version of the registry against its locked schema (`lock_path` is where the lock lives)."""
     changed, new = [], []
     for group in registry.groups.values():
         if group.ref not in locked:
-            new.append(group.ref)
+            new.append(UnlockedVersion(group, lock_path))
             continue
         was, now = locked[group.ref], declared_schema(registry, group)
         diff = diff_schemas(was.columns(), now.columns(), ordered=True)

@@ -4,7 +4,8 @@
 2. every batch.sql is analysed by Spark against raw tables created from the source contracts, so its
    output columns and types must be the declared ones (batch.feature_job.feature_query);
 3. every stream/*.sql is parsed and validated by Flink's planner (quality.stream_sql);
-4. every group version's declared output is compared with the committed lock (quality.lock).
+4. every group version's declared output is compared with the committed lock (quality.lock): a changed
+   schema without a version bump, or a group version the lock does not record yet, is an error.
 Spark runs on a throwaway local metastore, so the check needs no data and works on a clean machine.
 """
 
@@ -17,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assets.registry import Registry, RegistryError
+from assets.offline_layout import ensure_raw_table
 from batch.feature_job import feature_query
-from eventlog.hive import ensure_raw_table
 from infra.errors import PlatformError
 from infra.settings import Settings
 from quality.lock import LockComparison, compare_with_lock, read_lock, write_lock
@@ -62,9 +63,9 @@ def check_registry(spark, registry: Registry, lock_path: Path, ds: str, update_l
     """Run checks 2-4 on a loaded registry; with `update_lock`, record the current schemas if nothing else failed."""
     problems: list[PlatformError] = [*analyse_batch_queries(spark, registry, ds), *validate_stream_queries(registry)]
     locked = read_lock(lock_path)
-    comparison = compare_with_lock(registry, locked)
+    comparison = compare_with_lock(registry, locked, lock_path)
     if update_lock and not problems:
         write_lock(lock_path, registry, locked)
         return RegistryCheck(tuple(problems), comparison, lock_updated=True)
-    problems += [change.error() for change in comparison.changed]
+    problems += comparison.errors()
     return RegistryCheck(tuple(problems), comparison, lock_updated=False)

@@ -51,22 +51,40 @@ def test_a_changed_output_schema_needs_a_version_bump_or_an_updated_lock(featctl
     code, lines = featctl("check", registry_dir=root)
     assert code == 1
     (error,) = _problems(lines)
-    assert error.startswith(f"error: {spec}: version: the output schema of user_upvotes@1 changed without a version "
+    assert error.startswith(f"error: {spec}: version: the output schema of user_upvotes@v1 changed without a version "
                             "bump: retyped upvotes_1d: int64 -> int32 (fix: bump `version:` to 2")
     assert "featctl check --update-lock" in error
     assert lines[-1].startswith("error: featctl check found 1 problem(s)")
 
     spec.write_text(spec.read_text().replace("version: 1", "version: 2"))
     code, lines = featctl("check", registry_dir=root)
-    assert code == 0, "\n".join(lines)
-    assert any("user_upvotes@2" in line and "--update-lock" in line for line in lines)
+    assert code == 1, "a bumped version is new: CI must see its schema recorded in the lock"
+    assert _problems(lines) == [f"error: {spec}: version: user_upvotes@v2 is not in {root}/registry.lock, so its "
+                                "output schema is not protected against changes (fix: featctl check --update-lock)"]
 
     spec.write_text(spec.read_text().replace("version: 2", "version: 1"))
     code, lines = featctl("check", "--update-lock", registry_dir=root)
     assert code == 0, "\n".join(lines)
     locked = yaml.safe_load((root / "registry.lock").read_text())
-    assert locked["user_upvotes@1"]["features"]["upvotes_1d"] == "int32"
-    assert "post_popularity@1" in locked, "versions not in the registry stay locked"
+    assert locked["user_upvotes@v1"]["features"]["upvotes_1d"] == "int32"
+    assert "post_popularity@v1" in locked, "versions not in the registry stay locked"
+    assert featctl("check", registry_dir=root)[0] == 0
+
+
+def test_a_group_missing_from_the_lock_fails_until_it_is_recorded(featctl, tmp_path):
+    root = copy_registry(tmp_path / "assets", ("user_upvotes", "post_popularity"))
+    lock = root / "registry.lock"
+    locked = yaml.safe_load(lock.read_text())
+    del locked["post_popularity@v1"]
+    lock.write_text(yaml.safe_dump(locked, sort_keys=False))
+
+    code, lines = featctl("check", registry_dir=root)
+    assert code == 1
+    spec = root / "features" / "post_popularity" / "feature.yaml"
+    assert _problems(lines) == [f"error: {spec}: version: post_popularity@v1 is not in {lock}, so its output "
+                                "schema is not protected against changes (fix: featctl check --update-lock)"]
+    assert featctl("check", "--update-lock", registry_dir=root)[0] == 0
+    assert "post_popularity@v1" in yaml.safe_load(lock.read_text())
     assert featctl("check", registry_dir=root)[0] == 0
 
 
