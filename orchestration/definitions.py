@@ -1,11 +1,12 @@
-"""The code location Dagster loads (`dagster dev`, `dg check defs`): everything comes from the registry.
+"""The code location Dagster loads (`dagster dev`, `dg check defs`): the defs folder's components.
 
-The registry is the folder settings point at (`registry_dir`, FP_REGISTRY_DIR), as for featctl.
+`orchestration/defs/feature_platform/defs.yaml` instantiates `orchestration.component.FeaturePlatform`,
+which builds everything from the registry the settings point at (`registry_dir`, FP_REGISTRY_DIR), as
+for featctl.
 """
 
-from assets.registry import load_registry
-from infra.settings import load_settings
-from orchestration.factory import build_definitions
+from pathlib import Path
 
-settings = load_settings()
-defs = build_definitions(load_registry(settings.registry_dir), settings)
+import dagster as dg
+
+defs = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)

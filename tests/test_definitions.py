@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -102,3 +103,41 @@ def test_dg_check_defs_loads_the_code_location():
                             cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "All definitions loaded successfully" in result.stdout + result.stderr
+
+
+def test_the_defs_yaml_component_builds_what_featctl_builds(registry, settings):
+    """The code location (defs folder -> FeaturePlatform component) and featctl's build_definitions agree."""
+    from orchestration.component import FeaturePlatform
+
+    loaded = dg.load_from_defs_folder(path_within_project=PROJECT_ROOT / "orchestration")
+    direct = build_definitions(registry, settings)
+    graphs = [d.resolve_asset_graph() for d in (loaded, direct)]
+    assert graphs[0].get_all_asset_keys() == graphs[1].get_all_asset_keys()
+    assert len(graphs[0].get_all_asset_keys()) == len(registry.sources) + 2 * len(registry.groups) + sum(
+        1 for g in registry.groups.values() if g.stream)
+    assert graphs[0].asset_check_keys == graphs[1].asset_check_keys
+    key = dg.AssetKey(["features", "user_upvotes"])
+    assert graphs[0].get(key).code_version == graphs[1].get(key).code_version
+    assert [(s.name, s.cron_schedule) for s in loaded.schedules] == [(s.name, s.cron_schedule) for s in direct.schedules]
+    assert [s.name for s in loaded.sensors] == [s.name for s in direct.sensors]
+    assert loaded.resolve_job_def(DAILY_JOB).name == DAILY_JOB and set(loaded.resources) == {"spark", "online_store"}
+    defs_yaml = PROJECT_ROOT / "orchestration" / "defs" / "feature_platform" / "defs.yaml"
+    assert f"type: {FeaturePlatform.__module__}.{FeaturePlatform.__name__}" in defs_yaml.read_text()
+
+
+@pytest.mark.slow
+def test_dg_list_defs_shows_every_asset_check_schedule_and_sensor(registry, settings):
+    env = {**os.environ, "FP_DATA_DIR": "/tmp/fp-dg-check"}
+    result = subprocess.run([os.path.join(os.path.dirname(sys.executable), "dg"), "list", "defs", "--json"],
+                            cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    listed = json.loads(result.stdout)
+    direct = build_definitions(registry, settings)
+    graph = direct.resolve_asset_graph()
+    assert sorted(a["asset_key"] for a in listed["assets"]) == sorted(k.to_user_string() for k in graph.get_all_asset_keys())
+    assert sorted(c["key"] for c in listed["asset_checks"]) == sorted(k.to_user_string() for k in graph.asset_check_keys)
+    assert [(s["name"], s["cron_schedule"]) for s in listed["schedules"]] == [(DAILY_JOB + "_schedule", "0 2 * * *")]
+    assert sorted(s["name"] for s in listed["sensors"]) == sorted(s.name for s in direct.sensors)
+    assert [j["name"] for j in listed["jobs"]] == [DAILY_JOB]
+    upvotes = next(a for a in listed["assets"] if a["asset_key"] == "features/user_upvotes")
+    assert upvotes["owners"] == [{"team": "ranking"}] and upvotes["kinds"] == ["hive", "spark"]
