@@ -67,21 +67,20 @@ def generate_events(settings: Settings, registry: Registry, first: date, last: d
 
 
 def show_features(settings: Settings, registry: Registry, url: str, entity: str, ids: list, features: list[str]) -> None:
-    """Print GetFeatures for `ids`: one row per id and feature, with the value's event time."""
-    from serving.get_features import build_read_plan, get_features
-    from serving.online_store import OnlineStore, connect
+    """Print GetFeatures for `ids` through the in-process client (its id checks and limits): one row per id
+    and feature, with the value's event time."""
+    from serving.client import InProcessClient
 
-    plan = build_read_plan(registry, settings.redis_prefix, entity, features)
-    cast = int if plan.key_dtype == "int64" else str
+    client = InProcessClient.connect(registry, url, settings.redis_prefix, max_ids=settings.serving_max_ids,
+                                     timeout_seconds=settings.serving_redis_timeout_seconds)
     try:
-        ids = [cast(i) for i in ids]
-    except ValueError:
-        raise PlatformError(f"{entity} ids are {plan.key_dtype}, got {ids}", "pass numeric ids") from None
-    store = OnlineStore(connect(url))
-    table = Table(title=f"GetFeatures({entity}, {ids})")
+        rows = client.get_features(entity, ids, features)
+    finally:
+        client.close()
+    table = Table(title=f"GetFeatures({entity}, {[row.entity_id for row in rows]})")
     for column in ("id", "feature", "value", "event time"):
         table.add_column(column)
-    for row in get_features(store, plan, ids):
+    for row in rows:
         for ref, value in row.values.items():
             when = row.event_times[ref]
             table.add_row(str(row.entity_id), ref, "null" if value is None else str(value),

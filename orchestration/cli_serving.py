@@ -19,29 +19,30 @@ from orchestration.cli import _progress, cli, console, load_platform
 from serving.training_set import ENGINES, TIME_COLUMN
 
 
-def _check_port_free(port: int) -> None:
+def _check_port_free(host: str, port: int) -> None:
+    """Fail with the fix, before Redis and the service start, when `host:port` is taken."""
     with socket.socket() as sock:
         try:
-            sock.bind(("127.0.0.1", port))
+            sock.bind((host, port))
         except OSError:
-            raise PlatformError(f"port {port} on 127.0.0.1 is in use", "pass --port or set FP_SERVING_PORT") from None
+            raise PlatformError(f"port {port} on {host} is in use", "pass --port or set FP_SERVING_PORT") from None
 
 
 @cli.command()
-@click.option("--port", type=int, default=None, help="Port on 127.0.0.1 (default: FP_SERVING_PORT, 8600).")
+@click.option("--port", type=int, default=None, help="Port (default: FP_SERVING_PORT, 8600).")
 def serve(port: int | None) -> None:
-    """Start the feature service (POST /features, /healthz, /metrics, /openapi.json) on 127.0.0.1."""
+    """Start the feature service (POST /features, /healthz, /metrics, /openapi.json) on FP_SERVING_HOST."""
     from serving.service import FeatureService, uvicorn_server
 
     settings, registry = load_platform()
-    port = port or settings.serving_port
-    _check_port_free(port)
+    host, port = settings.serving_host, port or settings.serving_port
+    _check_port_free(host, port)
     with redis_url_for(settings) as url:
         service = FeatureService.from_settings(settings, registry, url)
         auth = "API token required" if settings.serving_api_token else "no API token (set FP_SERVING_API_TOKEN)"
-        console.print(f"feature service on http://127.0.0.1:{port}  ({auth}; Redis prefix "
+        console.print(f"feature service on http://{host}:{port}  ({auth}; Redis prefix "
                       f"{settings.redis_prefix!r}; Ctrl-C stops it)", highlight=False)
-        uvicorn_server(service, port).run()
+        uvicorn_server(service, port, host).run()
 
 
 class StepProgress:

@@ -25,6 +25,7 @@ from serving.client import HttpClient, InProcessClient, StoreUnavailable
 from serving.feature_refs import InvalidRequest, UnknownName
 from serving.online_store import OnlineStore, WritePlan
 from serving.service import FeatureService
+from tests.conftest import run_featctl
 from tests.serving.conftest import ServerThread
 
 PREFIX = "svc"
@@ -291,6 +292,27 @@ def test_featctl_serve_starts_on_loopback_and_stops(online, tmp_path):
         output = process.communicate(timeout=30)[0]
     assert f"feature service on http://127.0.0.1:{port}" in output
     assert "Traceback" not in output
+
+
+def test_featctl_get_reads_through_the_client_with_its_id_checks_and_limits(online, tmp_path, monkeypatch, capsys):
+    for name in [k for k in os.environ if k.startswith("FP_")]:
+        monkeypatch.delenv(name)
+    for name, value in {"FP_DATA_DIR": str(tmp_path), "FP_REDIS_URL": online, "FP_REDIS_PREFIX": PREFIX,
+                        "FP_SERVING_MAX_IDS": "2", "COLUMNS": "200"}.items():
+        monkeypatch.setenv(name, value)
+
+    code, out = run_featctl(monkeypatch, capsys, "get", "user", "1,999", "user_upvotes.upvotes_7d")
+    assert code == 0, out
+    cells = [[cell.strip() for cell in line.split("│")[1:-1]] for line in out.splitlines() if line.startswith("│")]
+    assert cells == [["1", "user_upvotes.upvotes_7d", "12", FRESH.isoformat()],
+                     ["999", "user_upvotes.upvotes_7d", "null", "-"]]
+
+    code, out = run_featctl(monkeypatch, capsys, "get", "user", "1,2,3", "user_upvotes")
+    assert (code, " ".join(out.split())) == (1, "error: too many ids: 3 in one request, at most 2 (fix: split the "
+                                                "ids into requests of at most 2)")
+    code, out = run_featctl(monkeypatch, capsys, "get", "user", "x", "user_upvotes")
+    assert (code, " ".join(out.split())) == (1, "error: ids[0] = 'x' is not a user id (fix: user ids are integers "
+                                                "(or strings of digits) in the int64 range)")
 
 
 def test_a_redis_that_never_answers_is_a_503_after_the_timeout(registry):
