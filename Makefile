@@ -5,21 +5,24 @@ BIN := $(VENV)/bin
 export JAVA_HOME := $(shell bash infra/java_home.sh 2>/dev/null)
 export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 
-.PHONY: setup demo test test-fast test-e2e ui bench check clean
+.PHONY: setup setup-test demo test test-fast test-e2e ui bench check clean
 
 setup:
 	@bash infra/setup.sh
 
+setup-test:  # the platform plus the `test` extra (pytest, pytest-timeout, playwright)
+	@bash infra/setup.sh --with-tests
+
 demo: setup
 	$(BIN)/featctl demo
 
-test: setup
+test: setup-test
 	$(BIN)/pytest
 
-test-fast: setup
+test-fast: setup-test
 	$(BIN)/pytest -m "not slow"
 
-test-e2e: setup
+test-e2e: setup-test
 	$(BIN)/pytest -m e2e
 
 ui: setup

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent setup for a fresh machine: checks Java 17, installs redis-server from apt when it is missing
 # (and apt is allowed: root, FP_NO_APT unset), creates .venv and installs the project with the pinned
-# constraints. Safe to run again: every step checks before it acts.
+# constraints; `--with-tests` (make test) also installs the `test` extra. Safe to run again: every step
+# checks before it acts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,12 +40,16 @@ python="${PYTHON:-python3.11}"
 command -v "$python" >/dev/null || python=python3
 "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || die "Python 3.11 is required ($python is $("$python" --version))"
 [ -x .venv/bin/python ] || { say "creating .venv"; "$python" -m venv .venv; }
-stamp=.venv/.installed
+# `--with-tests` (make test) adds the `test` extra; an install with it also satisfies a plain setup.
+target=. stamps=.venv/.installed what=""
+if [ "${1:-}" = "--with-tests" ]; then
+  target=".[test]" stamps=".venv/.installed-test .venv/.installed" what=" and its test extra"
+fi
 want="$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)"
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  say "installing the project and its pinned dependencies into .venv"
-  .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e . 2> >(grep -v "is ignored: it is neither" >&2)
+if [ "$(cat "${stamps%% *}" 2>/dev/null)" != "$want" ]; then
+  say "installing the project${what} with its pinned dependencies into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e "$target" 2> >(grep -v "is ignored: it is neither" >&2)
   .venv/bin/pip check >/dev/null || die "pip check failed: $(.venv/bin/pip check)"
-  echo "$want" > "$stamp"
+  for stamp in $stamps; do echo "$want" > "$stamp"; done
 fi
 say "ready: .venv ($(.venv/bin/python --version))"
