@@ -44,11 +44,13 @@ def register_udfs(spark, group: FeatureGroup) -> None:
 
 def feature_query(spark, registry: Registry, group: FeatureGroup, ds: str):
     """The group's batch query for `ds` as a DataFrame whose schema matches feature.yaml, or an error."""
+    from pyspark.errors import AnalysisException
+
     register_udfs(spark, group)
     sql_file = _relative(group.batch_sql_path)
     try:
         frame = spark.sql(render_batch_sql(group, ds))
-    except Exception as exc:  # AnalysisException, ParseException: surface Spark's own words
+    except AnalysisException as exc:  # ParseException too: the SQL's fault, in Spark's own words (a JVM crash is not)
         message = str(exc).splitlines()[0]
         raise RegistryError(f"{sql_file}: (query): Spark cannot analyse it: {message}",
                             "fix the SQL; try it with `featctl materialize`") from None

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from py4j.protocol import Py4JJavaError
 from pyspark.errors import AnalysisException
 
 from assets.offline_layout import PARTITION_COLUMN
 from quality.declared import spark_columns
 from quality.schema_diff import ColumnSchema
+
+MERGE_FAILURE = "[CANNOT_MERGE_SCHEMAS]"  # Spark's error class when the files of one read disagree on a type
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,9 @@ def read_partition(spark, table: str, ds: str) -> PartitionRead:
     spark.catalog.refreshByPath(location)  # a rewritten partition must not be read from a stale file listing
     try:
         frame = spark.read.option("mergeSchema", "true").parquet(location)
-    except Exception:  # Spark cannot merge the files' schemas: one writes bigint, another string
+    except Py4JJavaError as exc:
+        if MERGE_FAILURE not in str(exc):  # unreadable files, a dead JVM: not a disagreement of the files
+            raise
         return PartitionRead(None, _columns_across_files(spark, location),
                              f"the files of {table} {PARTITION_COLUMN}={ds} disagree on column types")
     return PartitionRead(frame, tuple(spark_columns(frame.schema)))
