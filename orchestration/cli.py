@@ -29,7 +29,8 @@ console = Console(width=None if sys.stdout.isatty() else 120)
 SIZES = ("tiny", "demo", "bench")
 
 
-def _progress() -> Progress:
+def progress_bar() -> Progress:
+    """The progress bar every long featctl command shows (description, bar, done/total, elapsed)."""
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     console=console, transient=False)
 
@@ -40,7 +41,8 @@ def load_platform() -> tuple[Settings, Registry]:
     return settings, load_registry(settings.registry_dir)
 
 
-def _yesterday() -> date:
+def yesterday_utc() -> date:
+    """The last whole UTC day, the default partition of featctl commands (partitions are UTC days)."""
     return datetime.now(timezone.utc).date() - timedelta(days=1)
 
 
@@ -61,7 +63,7 @@ def generate_events(settings: Settings, registry: Registry, first: date, last: d
         raise PlatformError(f"{first} is before partitions_start {sample.start}", "set FP_PARTITIONS_START earlier")
     days = sample.days(first, last)
     spark = spark_session(settings)
-    with _progress() as progress:
+    with progress_bar() as progress:
         task = progress.add_task("event log", total=len(days) * len(registry.sources))
         return write_event_log(spark, registry, sample, days, progress=lambda _s, _d: progress.advance(task))
 
@@ -125,7 +127,7 @@ def demo(days: int, size: str) -> None:
     from orchestration.runs import dagster_instance, run_partition
 
     settings, registry = load_platform()
-    last = _yesterday()
+    last = yesterday_utc()
     partitions = [last - timedelta(days=k) for k in reversed(range(days))]
     started = time.monotonic()
     with redis_url_for(settings) as url:
@@ -137,7 +139,7 @@ def demo(days: int, size: str) -> None:
         defs = build_definitions(registry, settings.model_copy(update={"redis_url": url}))
         instance = dagster_instance(settings)
         rows, seconds = {}, defaultdict(float)
-        with _progress() as progress:
+        with progress_bar() as progress:
             task = progress.add_task("Dagster runs (daily_features)", total=len(partitions))
             for day in partitions:
                 for step in run_partition(defs, day.isoformat(), instance):
@@ -274,7 +276,7 @@ def events() -> None:
 def events_generate(start: datetime, end: datetime | None, size: str) -> None:
     """Write the deterministic sample Reddit events for START..END into the raw Hive tables."""
     settings, registry = load_platform()
-    counts = generate_events(settings, registry, start.date(), end.date() if end else _yesterday(), size)
+    counts = generate_events(settings, registry, start.date(), end.date() if end else yesterday_utc(), size)
     console.print(", ".join(f"{name}: {n:,} events" for name, n in counts.items()))
 
 

@@ -8,7 +8,7 @@ import click
 from rich.table import Table
 
 from infra.redis_server import redis_url_for
-from orchestration.cli import _progress, cli, console, load_platform
+from orchestration.cli import cli, console, load_platform, progress_bar
 
 
 @cli.command()
@@ -30,7 +30,7 @@ def backfill(start: datetime, end: datetime, groups: tuple[str, ...]) -> None:
     with redis_url_for(settings) as url:
         defs = build_definitions(registry, settings.model_copy(update={"redis_url": url}))
         instance = dagster_instance(settings)
-        with _progress() as progress:
+        with progress_bar() as progress:
             task = progress.add_task(f"backfill {days[0]}..{days[-1]} (asset partitions)", total=len(days) * len(assets))
             result = run_backfill(defs, instance, days, assets,
                                   progress=lambda done, total: progress.update(task, completed=done))

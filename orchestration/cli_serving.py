@@ -15,7 +15,7 @@ from rich.table import Table
 from assets.specs import FeatureGroup
 from infra.errors import PlatformError
 from infra.redis_server import redis_url_for
-from orchestration.cli import _progress, cli, console, load_platform
+from orchestration.cli import cli, console, load_platform, progress_bar
 from serving.training_set import ENGINES, TIME_COLUMN
 
 
@@ -159,7 +159,7 @@ def rebuild(start: datetime | None, end: datetime | None, yes: bool) -> None:
         plan = plan_rebuild(spark, registry, days)
         defs = build_definitions(registry, settings.model_copy(update={"redis_url": url}))
         client = redis.Redis.from_url(url)
-        with _progress() as progress:
+        with progress_bar() as progress:
             task = progress.add_task("replaying the event log (daily_features)", total=len(plan.days))
             summary = rebuild_platform(spark, registry, client, settings.redis_prefix, plan,
                                        dagster_replay(defs, dagster_instance(settings)),

@@ -7,7 +7,7 @@ from rich.table import Table
 
 from infra.errors import PlatformError
 from infra.redis_server import ensure_local_redis, redis_url_for, stop_local_redis
-from orchestration.cli import _yesterday, cli, console, events, load_platform
+from orchestration.cli import cli, console, events, load_platform, yesterday_utc
 
 def _stream_redis_url(settings) -> str:
     """Streams outlive featctl: they use the configured Redis, or the platform's server left running."""
@@ -122,7 +122,7 @@ def consistency(group: str, ds: str | None) -> None:
     from streaming.consistency import check_consistency
 
     settings, registry = load_platform()
-    day = ds or _yesterday().isoformat()
+    day = ds or yesterday_utc().isoformat()
     sample = RedditSample(start=settings.partitions_start, size="tiny")
     with console.status(f"replaying {group} up to {day} through Spark and Flink"):
         report = check_consistency(spark_session(settings), registry, settings, registry.group(group), sample, day)
