@@ -10,8 +10,6 @@ because batch.sql is written for one `{{ ds }}`.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Sequence
 from datetime import date, timedelta
 
@@ -19,6 +17,7 @@ from assets.dtypes import SPARK_TYPES
 from assets.offline_layout import EVENT_TIME_COLUMN, PARTITION_COLUMN, ensure_feature_table, feature_table_columns
 from assets.registry import Registry, RegistryError, _relative, render_batch_sql
 from assets.specs import FeatureGroup
+from assets.udfs import load_udf_module
 
 
 def partition_end(ds: str) -> str:
@@ -30,11 +29,7 @@ def register_udfs(spark, group: FeatureGroup) -> None:
     """Register the group's udf.py functions in the session under their declared names."""
     if not group.udfs:
         return
-    module_name = f"feature_udfs_{group.name}"
-    spec = importlib.util.spec_from_file_location(module_name, group.udf_path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
+    module = load_udf_module(group.udf_path, group.name)
     from pyspark import cloudpickle
 
     cloudpickle.register_pickle_by_value(module)  # executors get the code, not an import they cannot do

@@ -46,6 +46,7 @@ class Settings(BaseModel):
     kafka_bootstrap_servers: str | None = None  # set: streams read Kafka topics; unset: local directories
     stream_checkpoint_seconds: int = 5
     stream_flush_ms: int = 200
+    stream_max_line_bytes: int = Field(default=65_536, ge=64)  # a longer stream line is dead-lettered, cut to 1 KiB
     schedule_hour: int = Field(default=2, ge=0, le=23)  # the daily run starts at this hour of schedule_timezone
     schedule_timezone: str = "UTC"  # IANA name; partitions stay UTC days whatever the schedule's clock
 

@@ -3,7 +3,8 @@
 Flink SQL is not Spark SQL (WATERMARK, TIMESTAMP(3), window TVFs), so it is parsed and validated by
 Flink itself: a TableEnvironment registers source.sql (its `{{ connector }}` filled with a datagen
 placeholder; nothing runs) and plans transform.sql with the group's UDFs. Checked:
-  source.sql     parses; each physical column is a column of the source contract with the same type;
+  source.sql     parses; each physical column is a column of the source contract with the same type,
+                 and it declares no metadata columns (the platform reads the raw lines itself);
   transform.sql  parses and validates against that table; outputs exactly the entity key, the declared
                  features and `feature_ts`, with their declared types.
 A Flink JVM costs about 3 s and 200 MB, so all groups are validated in one short-lived subprocess
@@ -20,17 +21,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+from assets.dtypes import FLINK_TYPES
 from assets.registry import Registry, RegistryError, _relative, load_registry
 from assets.specs import FeatureGroup
+from assets.udfs import load_udf_module
 from infra.errors import PlatformError
+from infra.flink_sql import describe
 from infra.java import ensure_java_home
 from infra.settings import PROJECT_ROOT
 from serving.online_store import EVENT_TIME_COLUMN
 
-FLINK_TYPE_ROOTS = {"BIGINT": "int64", "INTEGER": "int32", "DOUBLE": "float64", "VARCHAR": "string",
-                    "CHAR": "string", "BOOLEAN": "bool", "TIMESTAMP_WITHOUT_TIME_ZONE": "timestamp",
-                    "TIMESTAMP_WITH_LOCAL_TIME_ZONE": "timestamp", "DATE": "date"}
 PLACEHOLDER_CONNECTOR = "'connector' = 'datagen'"
+TRANSFORM_VIEW = "transform_sql_output"
 PROBLEM_MARK = "stream-sql-problem "  # Flink may log to stdout too; problems are the lines with this mark
 POSITION = re.compile(r"line (\d+), column (\d+)")
 TIMEOUT_SECONDS = 300
@@ -44,18 +46,6 @@ def _flink_message(exc: Exception) -> str:
 def _where(message: str) -> str:
     match = POSITION.search(message)
     return f"line {match.group(1)}, column {match.group(2)}" if match else "(query)"
-
-
-def _columns(table) -> list[tuple[str, str, bool]]:
-    """(name, platform dtype or Flink type, physical?) of a Flink Table's resolved schema.
-
-    Types are read from the Java schema: PyFlink's Python DataType wrapper has no stable type name.
-    """
-    out = []
-    for column in table._j_table.getResolvedSchema().getColumns():
-        root = str(column.getDataType().getLogicalType().getTypeRoot().toString())
-        out.append((column.getName(), FLINK_TYPE_ROOTS.get(root, root), bool(column.isPhysical())))
-    return out
 
 
 def _problem(path: Path, field: str, message: str, fix: str) -> dict:
@@ -75,11 +65,15 @@ def group_problems(t_env, registry: Registry, group: FeatureGroup) -> list[dict]
     try:
         problems = []
         contract = {c.name: c.dtype for c in source.columns}
-        for name, dtype, physical in _columns(t_env.from_path(group.stream.source_table)):
-            if physical and contract.get(name) != dtype:
+        for column in describe(t_env, group.stream.source_table):
+            if column.extras and column.expression is None:
                 problems.append(_problem(
-                    source_path, name, f"column is {dtype}, the contract {source.file.name} has "
-                    f"{contract[name] if name in contract else 'no such column'}",
+                    source_path, column.name, f"{column.extras} columns cannot be declared: the platform reads "
+                    "the stream's raw lines and checks them against the contract", "remove the column"))
+            elif column.physical and contract.get(column.name) != column.dtype:
+                problems.append(_problem(
+                    source_path, column.name, f"column is {column.dtype}, the contract {source.file.name} has "
+                    f"{contract[column.name] if column.name in contract else 'no such column'}",
                     "declare the contract's columns with their types (computed columns are free)"))
         problems += _transform_problems(t_env, registry, group, transform_path)
         return problems
@@ -88,10 +82,12 @@ def group_problems(t_env, registry: Registry, group: FeatureGroup) -> list[dict]
 
 
 def _transform_problems(t_env, registry: Registry, group: FeatureGroup, path: Path) -> list[dict]:
-    for udf in group.udfs:
-        from streaming.runtime import group_udf
+    from pyflink.table.udf import udf as flink_udf
 
-        t_env.create_temporary_system_function(udf.name, group_udf(str(group.udf_path), udf.name, udf.returns))
+    functions = load_udf_module(group.udf_path, group.name) if group.udfs else None
+    for udf in group.udfs:
+        t_env.create_temporary_system_function(udf.name, flink_udf(getattr(functions, udf.name),
+                                                                    result_type=FLINK_TYPES[udf.returns]))
     try:
         table = t_env.sql_query(group.stream.transform_sql.strip().rstrip(";"))
     except Exception as exc:
@@ -102,7 +98,11 @@ def _transform_problems(t_env, registry: Registry, group: FeatureGroup, path: Pa
             t_env.drop_temporary_system_function(udf.name)
     entity = registry.entity_of(group)
     expected = {entity.key: entity.dtype, **{f.name: f.dtype for f in group.features}, EVENT_TIME_COLUMN: "timestamp"}
-    actual = {name: dtype for name, dtype, _ in _columns(table)}
+    t_env.create_temporary_view(TRANSFORM_VIEW, table)
+    try:
+        actual = {column.name: column.dtype for column in describe(t_env, TRANSFORM_VIEW)}
+    finally:
+        t_env.drop_temporary_view(TRANSFORM_VIEW)
     problems = [_problem(path, name, f"the query outputs no column {name!r} (it outputs {', '.join(actual)})",
                          "add it to the SELECT") for name in expected if name not in actual]
     problems += [_problem(path, name, f"output column {name!r} is {actual[name]}, feature.yaml declares "

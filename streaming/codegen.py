@@ -1,12 +1,14 @@
 """Code generation: a feature folder's stream/source.sql + stream/transform.sql (+ udf.py) -> run.py.
 
 The generated job is one StatementSet with three parts, each in plain sight in run.py:
-  input       the author's source.sql, renamed `<source>__input`, with the connector of the active
-              profile; a view under the source's own name drops rows that break the contract's
-              non-null columns, so transform.sql reads clean rows by the name it expects;
+  input       every raw line of the source's stream (the active profile's connector), read once and
+              judged by the source contract (quality.contracts): valid lines become the typed table
+              source.sql declares (its columns, computed columns and watermark; source.sql's
+              `WITH ({{ connector }})` is the platform's line reader), so transform.sql reads clean rows
+              by the name it expects, and Flink's JSON coercion never decides what counts;
   generation  the author's transform.sql as the view `<group>__features` (the feature source);
-  injection   the platform's: feature rows into Redis through the guarded batched writer, and raw
-              lines that break the source contract into the dead-letter sink with the reason.
+  injection   the platform's: feature rows into Redis through the guarded batched writer, and the lines
+              the contract refused into the dead-letter sink with the reason.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from assets.dtypes import FLINK_TYPES
 from assets.registry import Registry
 from assets.specs import FeatureGroup
 from infra.errors import PlatformError
@@ -37,6 +40,7 @@ from streaming import runtime
 JOB_DIR = {job_dir!r}
 PLAN = {plan!r}
 SOURCE_SPEC = Source(file={source_file!r}, **{source_spec!r})
+MAX_LINE_BYTES = {max_line_bytes}
 
 
 def main(argv: list[str]) -> None:
@@ -46,23 +50,25 @@ def main(argv: list[str]) -> None:
                                       flink_rest={flink_rest!r})
 
     # Functions: the group's UDFs by name, the platform's contract check and injection sink.
-{udf_lines}    t_env.create_temporary_system_function("{source}__violations", runtime.contract_violations(SOURCE_SPEC))
+{udf_lines}    t_env.create_temporary_system_function("{source}__contract", runtime.contract_check(SOURCE_SPEC, MAX_LINE_BYTES))
     t_env.create_temporary_system_function("{group}__inject", runtime.injector(PLAN, args.redis_url, args.cluster_redis))
 
-    # Input: source.sql with the profile's connector; the view keeps rows meeting the contract.
+    # Input: every raw line is read once (the profile's connector) and judged by the source contract:
+    # valid lines become the typed stream source.sql declares, with its computed columns and watermark;
+    # the others become dead letters with the reason. Lines are cut one byte past the size limit.
     t_env.execute_sql("""
-{input_ddl}
-""")
-    t_env.execute_sql("""
-CREATE TEMPORARY VIEW {source} AS
-SELECT * FROM {source}__input
-WHERE {not_null}
-""")
-    t_env.execute_sql("""
-CREATE TABLE {source}__lines (line STRING) WITH (
+CREATE TABLE {source}__lines (line BYTES) WITH (
   {lines_options}
 )
 """)
+    runtime.create_view_read_once(t_env, "{source}__checked", """
+SELECT checked.*
+FROM {source}__lines,
+  LATERAL TABLE({source}__contract(CAST(line AS VARBINARY({line_cut})))) AS checked(reason, record, {columns})
+""")
+    runtime.create_typed_source(t_env, "{source}", """
+{source_ddl}
+""", "{source}__checked")
 
     # Generation: transform.sql, the feature source.
     t_env.execute_sql("""
@@ -87,8 +93,8 @@ SELECT {key}, {group}__inject({inject_args}) FROM {group}__features
 """)
     statements.add_insert_sql("""
 INSERT INTO {group}__dead_letter
-SELECT '{source}', reason, line, CURRENT_TIMESTAMP
-FROM {source}__lines, LATERAL TABLE({source}__violations(line)) AS violation(reason)
+SELECT '{source}', reason, record, CURRENT_TIMESTAMP
+FROM {source}__checked WHERE reason IS NOT NULL
 """)
     statements.execute().wait()
 
@@ -96,9 +102,6 @@ FROM {source}__lines, LATERAL TABLE({source}__violations(line)) AS violation(rea
 if __name__ == "__main__":
     main(sys.argv[1:])
 '''
-
-FLINK_KEY_TYPES = {"int64": "BIGINT", "string": "STRING"}
-
 
 def job_dir(settings: Settings, group: FeatureGroup) -> Path:
     """Where a group version's generated job, checkpoints, savepoints, logs and dead letters live."""
@@ -118,22 +121,19 @@ def render_job(registry: Registry, settings: Settings, group: FeatureGroup) -> s
     entity = registry.entity_of(group)
     plan = WritePlan.for_group(group, entity, settings.redis_prefix)
     directory = job_dir(settings, group)
-    input_ddl = re.sub(rf"(CREATE\s+TABLE\s+`?){source.name}(`?\s*\()", rf"\g<1>{source.name}__input\g<2>",
-                       _indent_sql(group.stream.source_sql), count=1, flags=re.IGNORECASE)
-    input_ddl = re.sub(r"\{\{\s*connector\s*\}\}", "\n  " + source_options(settings, source, group.name) + "\n",
-                       input_ddl)
-    declared = {c.name for c in source.columns if not c.nullable and re.search(rf"\b{c.name}\b", input_ddl)}
+    source_ddl = re.sub(r"\s*WITH\s*\(\s*\{\{\s*connector\s*\}\}\s*\)", "", _indent_sql(group.stream.source_sql),
+                        flags=re.IGNORECASE)
     udf_lines = "".join(
         f'    t_env.create_temporary_system_function("{u.name}", runtime.group_udf({str(group.udf_path)!r}, '
-        f'"{u.name}", "{u.returns}"))\n' for u in group.udfs)
+        f'"{group.name}", "{u.name}", "{u.returns}"))\n' for u in group.udfs)
     text = RUN_PY.format(
         group=group.name, version=group.version, folder=group.folder, job_dir=str(directory), plan=plan,
         source_file=str(source.file), source_spec=source.model_dump(mode="json"), job_name=f"feature-platform {group.name} v{group.version}",
         checkpoint_seconds=settings.stream_checkpoint_seconds, flush_ms=settings.stream_flush_ms,
-        flink_rest=settings.flink_rest, udf_lines=udf_lines, source=source.name, input_ddl=input_ddl,
-        not_null=" AND ".join(f"{name} IS NOT NULL" for name in sorted(declared)) or "TRUE",
-        lines_options=source_options(settings, source, group.name, fmt="raw"),
-        transform=_indent_sql(group.stream.transform_sql), key=entity.key, key_type=FLINK_KEY_TYPES[entity.dtype],
+        flink_rest=settings.flink_rest, udf_lines=udf_lines, source=source.name, source_ddl=source_ddl,
+        max_line_bytes=settings.stream_max_line_bytes, line_cut=settings.stream_max_line_bytes + 1,
+        columns=", ".join(c.name for c in source.columns), lines_options=source_options(settings, source, group.name),
+        transform=_indent_sql(group.stream.transform_sql), key=entity.key, key_type=FLINK_TYPES[entity.dtype],
         dead_letter_options=dead_letter_options(directory / "dead_letter", settings.stream_checkpoint_seconds),
         inject_args=", ".join([entity.key, *(f.name for f in group.features), EVENT_TIME_COLUMN]),
     )

@@ -22,19 +22,16 @@ def _options(values: dict[str, str]) -> str:
     return ",\n  ".join(f"'{key}' = '{value}'" for key, value in values.items())
 
 
-def source_options(settings: Settings, source: Source, group: str, fmt: str = "json") -> str:
-    """WITH options reading the source's stream in `fmt` (json rows, or raw lines for the dead-letter check)."""
+def source_options(settings: Settings, source: Source, group: str) -> str:
+    """WITH options reading the source's stream as raw lines (the contract check parses them)."""
     if settings.kafka_bootstrap_servers:
         options = {"connector": "kafka", "topic": source.stream.topic,
                    "properties.bootstrap.servers": settings.kafka_bootstrap_servers,
-                   "properties.group.id": f"fp-{group}-{fmt}", "scan.startup.mode": "group-offsets",
-                   "properties.auto.offset.reset": "earliest", "format": fmt}
+                   "properties.group.id": f"fp-{group}", "scan.startup.mode": "group-offsets",
+                   "properties.auto.offset.reset": "earliest", "format": "raw"}
     else:
-        options = {"connector": "filesystem", "path": stream_directory(settings, source).as_uri(), "format": fmt,
+        options = {"connector": "filesystem", "path": stream_directory(settings, source).as_uri(), "format": "raw",
                    "source.monitor-interval": MONITOR_INTERVAL}
-    if fmt == "json":
-        # Rows that do not parse are dropped here; the raw-line check dead-letters them with a reason.
-        options["json.ignore-parse-errors"] = "true"
     return _options(options)
 
 

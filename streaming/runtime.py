@@ -7,18 +7,20 @@ injection or dead-lettering reaches every job on its next build without touching
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import re
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyflink.table import DataTypes, EnvironmentSettings, TableEnvironment
+from pyflink.common import Configuration
+from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.table import DataTypes, Schema, StreamTableEnvironment
 from pyflink.table.udf import ScalarFunction, TableFunction, udf, udtf
 
-FLINK_TYPES = {"int32": DataTypes.INT(), "int64": DataTypes.BIGINT(), "float64": DataTypes.DOUBLE(),
-               "string": DataTypes.STRING(), "bool": DataTypes.BOOLEAN(), "timestamp": DataTypes.TIMESTAMP(6),
-               "date": DataTypes.DATE()}
+from assets.dtypes import FLINK_TYPES
+from assets.udfs import load_udf_module
+from infra.flink_sql import describe
 
 
 @dataclass(frozen=True)
@@ -43,14 +45,12 @@ def parse_args(argv: list[str]) -> JobArgs:
 
 
 def table_environment(name: str, args: JobArgs, checkpoint_dir: Path, checkpoint_seconds: int, flush_ms: int,
-                      flink_rest: str | None) -> TableEnvironment:
+                      flink_rest: str | None) -> StreamTableEnvironment:
     """A streaming TableEnvironment: checkpoints retained on cancel, resumed from `args.restore` if given.
 
     Locally it is a mini-cluster inside this process serving Flink's REST API on 127.0.0.1:`rest_port`;
     with `flink_rest` (host:port) the job is submitted to that cluster instead.
     """
-    t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
-    conf = t_env.get_config()
     settings = {
         "pipeline.name": name,
         "python.executable": sys.executable,
@@ -76,8 +76,12 @@ def table_environment(name: str, args: JobArgs, checkpoint_dir: Path, checkpoint
                          "rest.port": str(args.rest_port or 0)})
     if args.restore:
         settings["execution.state-recovery.path"] = args.restore
+    conf = Configuration()
     for key, value in settings.items():
-        conf.set(key, value)
+        conf.set_string(key, value)
+    t_env = StreamTableEnvironment.create(StreamExecutionEnvironment.get_execution_environment(conf))
+    for key, value in settings.items():  # table options (time zone, Python bundles) are read from here
+        t_env.get_config().set(key, value)
     return t_env
 
 
@@ -126,28 +130,76 @@ def injector(plan, redis_url: str, cluster: bool):
     return udf(InjectFeatures(plan, redis_url, cluster), result_type=DataTypes.BIGINT(), func_type="pandas")
 
 
-class ContractViolations(TableFunction):
-    """Emits the reason a raw stream record breaks its source contract, or nothing when it is valid."""
+class ContractCheck(TableFunction):
+    """The source contract in front of the typed stream: one row per raw line, either its typed values
+    (reason NULL) or its reason and the record as the dead-letter place keeps it (values NULL).
 
-    def __init__(self, source):
+    Lines arrive as bytes cut to one byte past the size limit by the SQL that calls this, so an
+    oversized line never reaches this worker whole (quality.contracts decides everything else).
+    """
+
+    def __init__(self, source, max_bytes: int):
         self.source = source
+        self.max_bytes = max_bytes
+        self.empty = (None,) * len(source.columns)
 
-    def eval(self, line: str):
-        from quality.contracts import record_violation
+    def eval(self, line: bytes):
+        from quality.contracts import check_line, shown_record
 
-        reason = record_violation(self.source, line)
-        if reason is not None:
-            yield reason
-
-
-def contract_violations(source):
-    """The dead-letter check UDTF for one source contract."""
-    return udtf(ContractViolations(source), result_types=[DataTypes.STRING()])
+        reason, values = check_line(self.source, line, self.max_bytes)
+        if reason is None:
+            yield (None, None, *values)
+        else:
+            yield (reason, shown_record(line, self.max_bytes), *self.empty)
 
 
-def group_udf(udf_path: str, name: str, returns: str):
+def contract_check(source, max_bytes: int):
+    """The contract UDTF of one source: (reason, record, <the contract's columns, typed>) per line."""
+    types = ["STRING", "STRING", *(FLINK_TYPES[c.dtype] for c in source.columns)]
+    return udtf(ContractCheck(source, max_bytes), result_types=types)
+
+
+def create_view_read_once(t_env: StreamTableEnvironment, name: str, query: str) -> None:
+    """Register `query` as the view `name` whose rows are computed once however many statements read it.
+
+    Flink plans a view again for every INSERT that reads it, so the raw lines would be read and checked
+    twice (once for the typed stream, once for the dead letters); passing them through one DataStream
+    makes both branches consumers of the same rows.
+    """
+    t_env.create_temporary_view(name, t_env.from_data_stream(t_env.to_data_stream(t_env.sql_query(query))))
+
+
+def create_typed_source(t_env: StreamTableEnvironment, name: str, declared_ddl: str, checked_view: str) -> None:
+    """Register `name`, the typed stream transform.sql reads, from the contract-checked lines.
+
+    `declared_ddl` is the author's source.sql: its physical columns, computed columns and watermark are
+    kept exactly as declared (Flink's DESCRIBE reads them back), while its rows are the valid lines of
+    `checked_view` instead of what a JSON format would coerce. A watermark can only be declared on a
+    table, so the valid rows pass through a DataStream once, where the declared schema is put on them.
+    """
+    declared = f"{name}__declared"
+    t_env.execute_sql(re.sub(r"(CREATE\s+TABLE\s+`?)" + re.escape(name) + r"(`?\s*\()", rf"\g<1>{declared}\g<2>",
+                             declared_ddl, count=1, flags=re.IGNORECASE))
+    columns = describe(t_env, declared)
+    t_env.execute_sql(f"DROP TABLE `{declared}`")
+    physical = [c for c in columns if c.physical]
+    valid = t_env.sql_query("SELECT " + ", ".join(f"CAST(`{c.name}` AS {c.type}) AS `{c.name}`" for c in physical)
+                            + f" FROM `{checked_view}` WHERE reason IS NULL")
+    schema = Schema.new_builder()
+    for column in physical:
+        schema.column(column.name, column.type)
+    for column in columns:
+        if column.extras and column.expression is None:
+            raise ValueError(f"source.sql: {column.name}: only physical and computed columns can be declared, "
+                             f"not {column.extras!r} (the platform reads the lines)")
+        if column.expression:
+            schema.column_by_expression(column.name, column.expression)
+    for column in columns:
+        if column.watermark:
+            schema.watermark(column.name, column.watermark)
+    t_env.create_temporary_view(name, t_env.from_data_stream(t_env.to_data_stream(valid), schema.build()))
+
+
+def group_udf(udf_path: str, group_name: str, name: str, returns: str):
     """A function from a group's udf.py as a Flink scalar UDF, registered by its name."""
-    spec = importlib.util.spec_from_file_location(f"feature_udfs_{Path(udf_path).parent.name}", udf_path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return udf(getattr(module, name), result_type=FLINK_TYPES[returns])
+    return udf(getattr(load_udf_module(udf_path, group_name), name), result_type=FLINK_TYPES[returns])

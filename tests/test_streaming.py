@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import dagster as dg
 import pytest
@@ -18,6 +18,7 @@ import redis
 from infra.errors import PlatformError
 from orchestration.resources import OnlineStoreResource
 from orchestration.streaming_defs import stream_sensor
+from quality.contracts import shown_record
 from serving.get_features import build_read_plan, get_features
 from serving.online_store import OnlineStore, WritePlan, connect
 from streaming import runner
@@ -27,14 +28,20 @@ from streaming.event_files import MALFORMED, write_backlog, write_file
 from streaming.status import count_dead_letters, stream_status
 from tests.conftest import START
 from tests.reference import user_activity
+from tests.stream_lines import MAX_LINE_BYTES, bad_lines, unusual_good_lines
 
 
 def test_codegen_renders_the_local_job(registry, settings):
     text = render_job(registry, settings, registry.groups["user_activity"])
     compile(text, "run.py", "exec")
-    assert "CREATE TABLE upvote_events__input (" in text
+    assert "CREATE TABLE upvote_events__lines (line BYTES) WITH (" in text and "'format' = 'raw'" in text
     assert f"'path' = '{stream_directory(settings, registry.sources['upvote_events']).as_uri()}'" in text
-    assert "WHERE event_id IS NOT NULL AND event_time IS NOT NULL AND post_id IS NOT NULL AND user_id IS NOT NULL" in text
+    # One contract check in front of the typed source, fed lines cut one byte past the limit.
+    assert (f"LATERAL TABLE(upvote_events__contract(CAST(line AS VARBINARY({settings.stream_max_line_bytes + 1}))))"
+            " AS checked(reason, record, event_id, user_id, post_id, event_time)") in text
+    assert "WATERMARK FOR rowtime AS rowtime - INTERVAL '5' SECOND\n)\n" in text  # source.sql, no connector
+    assert "{{ connector }}" not in text and "'format' = 'json'\n" not in text.split("# Generation")[0]
+    assert "FROM upvote_events__checked WHERE reason IS NOT NULL" in text
     assert "user_activity__inject(user_id, upvotes_total, distinct_posts_total, last_upvote_at, feature_ts)" in text
     assert "COUNT(DISTINCT post_id) AS distinct_posts_total" in text
 
@@ -208,3 +215,132 @@ def test_status_reports_state_checkpoint_and_progress(job, registry, redis_url):
     assert status.records_in and status.records_in > 0
     runner.kill(settings, group)
     assert stream_status(registry, settings, group, redis_url).state == "STOPPED"
+
+
+# --- the source contract in front of the running job -------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def contract_job(registry, settings, tmp_path_factory):
+    """The user_activity job on its own data dir and prefix, with the tests' line-size limit."""
+    stream_settings = settings.model_copy(update={"data_dir": tmp_path_factory.mktemp("contract"),
+                                                  "redis_prefix": "ct", "stream_max_line_bytes": MAX_LINE_BYTES})
+    group = registry.groups["user_activity"]
+    yield stream_settings, group
+    runner.kill(stream_settings, group)
+
+
+def _good_event(user: int, second: int) -> dict:
+    stamp = datetime(2026, 1, 3, 9, 0, 0) + timedelta(seconds=second)
+    return {"event_id": f"good-{user}-{second}", "user_id": user, "post_id": second % 5, "event_time": stamp}
+
+
+def _line(event: dict) -> bytes:
+    return json.dumps({**event, "event_time": event["event_time"].strftime("%Y-%m-%d %H:%M:%S.%f")}).encode()
+
+
+def _write_lines(directory, name: str, lines: list[bytes]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    temp = directory / f".{name}.tmp"
+    temp.write_bytes(b"".join(line + b"\n" for line in lines))
+    temp.rename(directory / f"{name}.json")
+
+
+def _lifetime_truth(events: list[dict]) -> dict[int, tuple[int, int, datetime]]:
+    """Plain Python over the good events: upvotes, distinct posts and the latest upvote per user."""
+    by_user: dict[int, list[dict]] = {}
+    for event in events:
+        by_user.setdefault(event["user_id"], []).append(event)
+    return {user: (len(evs), len({e["post_id"] for e in evs}), max(e["event_time"] for e in evs))
+            for user, evs in by_user.items()}
+
+
+def _dead_letters(settings, group) -> list[dict]:
+    return [json.loads(line) for f in (runner.job_dir(settings, group) / "dead_letter").rglob("*")
+            if f.is_file() and not f.name.startswith(".") for line in f.read_text().splitlines()]
+
+
+def _assert_redis_holds(registry, store, settings, truth: dict) -> None:
+    plan = build_read_plan(registry, settings.redis_prefix, "user", ["user_activity"])
+    for row in get_features(store, plan, sorted(truth)):
+        count, distinct, last = truth[row.entity_id]
+        assert row.values["user_activity.upvotes_total"] == count, row
+        assert row.values["user_activity.distinct_posts_total"] == distinct, row
+        assert row.values["user_activity.last_upvote_at"].replace(tzinfo=None) == last, row
+    keys = {int(k.decode().rsplit(":", 1)[1]) for k in store.client.keys(f"{settings.redis_prefix}:user:*")}
+    assert keys == set(truth), f"users in Redis that no good event has: {sorted(keys - set(truth))}"
+
+
+def _wait_for_letters(settings, group, count: int, timeout_s: float = 90) -> list[dict]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        letters = _dead_letters(settings, group)
+        if len(letters) >= count:
+            return letters
+        time.sleep(1)
+    raise AssertionError(f"{len(_dead_letters(settings, group))} dead letters after {timeout_s} s, expected {count}")
+
+
+@pytest.mark.slow
+def test_each_bad_line_between_good_events_is_dead_lettered_never_counted(contract_job, registry, redis_url):
+    settings, group = contract_job
+    directory = stream_directory(settings, registry.sources["upvote_events"])
+    store = _store(redis_url)
+    plan = WritePlan.for_group(group, registry.entity_of(group), settings.redis_prefix)
+    process = runner.start(registry, settings, group, redis_url)
+    bad = bad_lines()
+    good_events, second = [], 0
+    for index, (_kind, line, _reason) in enumerate(bad):  # one file per kind: good, bad, good
+        before, after = _good_event(index % 7, second), _good_event((index + 3) % 7, second + 1)
+        second += 2
+        good_events += [before, after]
+        _write_lines(directory, f"{index:04d}-kind", [_line(before), line, _line(after)])
+    odd = unusual_good_lines(first_user=100)
+    _write_lines(directory, "9999-unusual", [line for _kind, line, _event in odd])
+    good_events += [event for _kind, _line_, event in odd]
+
+    letters = _wait_for_letters(settings, group, len(bad))
+    _wait_quiet(store, plan)
+    status = stream_status(registry, settings, group, redis_url)
+    assert status.state == "RUNNING" and runner.running_job(settings, group).pid == process.pid
+    assert status.records_in == 3 * len(bad) + len(odd)  # every line read once
+    _assert_redis_holds(registry, store, settings, _lifetime_truth(good_events))
+    # Exactly the bad lines are dead letters, each once, with the reason the contract gives.
+    expected = sorted((shown_record(line, MAX_LINE_BYTES), reason) for _kind, line, reason in bad)
+    got = sorted((letter["record"], letter["reason"]) for letter in letters)
+    assert [record for record, _ in got] == [record for record, _ in expected]
+    for (_record, reason), (_same, prefix) in zip(got, expected):
+        assert reason.startswith(prefix), (reason, prefix)
+    assert all(letter["source"] == "upvote_events" for letter in letters)
+
+
+@pytest.mark.slow
+def test_a_job_restarted_on_a_file_of_every_bad_kind_keeps_running(contract_job, registry, redis_url):
+    settings, group = contract_job
+    directory = stream_directory(settings, registry.sources["upvote_events"])
+    store = _store(redis_url)
+    plan = WritePlan.for_group(group, registry.entity_of(group), settings.redis_prefix)
+    if runner.running_job(settings, group) is None:
+        runner.start(registry, settings, group, redis_url)
+    time.sleep(settings.stream_checkpoint_seconds + 2)
+    runner.kill(settings, group)  # a crash; then one file holding every bad kind at once arrives
+    letters_before = len(_dead_letters(settings, group))
+    truth_before = {user: _read_user(registry, store, settings, user)
+                    for user in (int(k.decode().rsplit(":", 1)[1]) for k in store.client.keys("ct:user:*"))}
+    late = [{**_good_event(1, 10_000), "post_id": 99}, _good_event(555, 10_001)]  # post 99: new to user 1
+    _write_lines(directory, "a-every-bad-kind", [_line(late[0]), *(line for _k, line, _r in bad_lines()), _line(late[1])])
+    written = store.progress(plan)["rows_written"]
+    process = runner.start(registry, settings, group, redis_url)
+    assert process.restored_from and "/chk-" in process.restored_from
+    _wait_for_letters(settings, group, letters_before + len(bad_lines()))
+    _wait_quiet(store, plan, after=written)
+    assert stream_status(registry, settings, group, redis_url).state == "RUNNING"
+    count, distinct, _last = truth_before.get(1, (0, 0, None))
+    assert _read_user(registry, store, settings, 1) == (count + 1, distinct + 1, late[0]["event_time"])
+    assert _read_user(registry, store, settings, 555) == (1, 1, late[1]["event_time"])
+
+
+def _read_user(registry, store, settings, user: int) -> tuple[int, int, datetime]:
+    plan = build_read_plan(registry, settings.redis_prefix, "user", ["user_activity"])
+    values = get_features(store, plan, [user])[0].values
+    return (values["user_activity.upvotes_total"], values["user_activity.distinct_posts_total"],
+            values["user_activity.last_upvote_at"].replace(tzinfo=None))

@@ -1,5 +1,6 @@
--- The upvote stream, with the columns of the upvote_events contract; the platform fills in the connector
--- from the active profile (a watched directory of JSON-lines files locally, a Kafka topic on a cluster).
+-- The upvote stream as typed rows: the columns of the upvote_events contract, computed columns and the
+-- watermark. The platform reads the raw lines (a watched directory locally, a Kafka topic on a cluster),
+-- checks each against the contract and dead-letters the ones it refuses.
 CREATE TABLE upvote_events (
   event_id   STRING,
   user_id    BIGINT,

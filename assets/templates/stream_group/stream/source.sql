@@ -1,5 +1,6 @@
--- The {{ source }} stream, with the columns of its contract (assets/sources/{{ source }}.yaml); the platform
--- fills in the connector from the active profile (a watched directory locally, a Kafka topic on a cluster).
+-- The {{ source }} stream as typed rows: the columns of its contract (assets/sources/{{ source }}.yaml),
+-- computed columns and the watermark. The platform reads the raw lines (a watched directory locally,
+-- a Kafka topic on a cluster), checks each against the contract and dead-letters the ones it refuses.
 CREATE TABLE {{ source }} (
 {{ stream_columns }}
   rowtime AS CAST({{ event_time }} AS TIMESTAMP(3)),
