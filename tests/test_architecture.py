@@ -1,8 +1,9 @@
 """The layering README "Layout" describes, checked from the import statements of the production code.
 
 Every top-level package (a folder with `__init__.py`, tests aside) is parsed, imports inside functions
-included: Dagster is imported only in orchestration/, never through its private modules, and the package
-graph has no cycle, every import pointing down the layers.
+included: Dagster is imported only in orchestration/, its private modules only in the one module that
+wraps the unavoidable uses (pinned to the installed version by its own test), and the package graph has
+no cycle, every import pointing down the layers.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from infra.settings import PROJECT_ROOT
 
 # Lowest first; a package may import only packages before it (README "Layout" explains each one).
 LAYERS = ("infra", "assets", "serving", "batch", "quality", "streaming", "eventlog", "orchestration")
+PRIVATE_DAGSTER_WRAPPER = "orchestration/dagster_internals.py"  # tests/operate/test_dagster_internals.py pins it
 PACKAGES = tuple(sorted(p.name for p in PROJECT_ROOT.iterdir() if (p / "__init__.py").exists() and p.name != "tests"))
 
 
@@ -82,8 +84,9 @@ def test_dagster_is_imported_only_in_orchestration():
                       and module.parts[0] != "orchestration") == {}
 
 
-def test_no_private_dagster_module_is_imported():
-    assert _importing(lambda _module, name: name.startswith(("dagster._", "dagster_pyspark._"))) == {}
+def test_private_dagster_modules_are_imported_only_by_their_wrapper():
+    assert _importing(lambda module, name: name.startswith(("dagster._", "dagster_pyspark._"))
+                      and str(module) != PRIVATE_DAGSTER_WRAPPER) == {}
 
 
 def test_the_package_graph_has_no_cycle():
