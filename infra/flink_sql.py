@@ -10,13 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from assets.dtypes import FLINK_TYPES
+from assets.dtypes import DTYPE_OF_FLINK_TYPE
 
-# Flink SQL type names (as DESCRIBE prints them, without length or precision) -> platform dtype.
-DTYPE_OF_FLINK_TYPE: dict[str, str] = {
-    **{flink.split("(")[0]: dtype for dtype, flink in FLINK_TYPES.items()},
-    "INTEGER": "int32", "VARCHAR": "string", "CHAR": "string", "TIMESTAMP_LTZ": "timestamp",
-}
 TIME_ATTRIBUTE_MARK = re.compile(r"\s*\*(ROWTIME|PROCTIME)\*")
 
 
