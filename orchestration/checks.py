@@ -16,14 +16,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict
 
 import dagster as dg
-from dagster._core.definitions.asset_checks.asset_check_evaluation import (
-    AssetCheckEvaluationTargetMaterializationData,  # not exported at the top level; needed to link a result
-)
 from dagster_pyspark import PySparkResource
 
 from assets.registry import Registry
 from assets.specs import FeatureGroup, Source
 from infra.settings import Settings
+from orchestration.dagster_internals import check_target
 from orchestration.upstream import CONTRACT_CHECK
 from quality.alerts import AlertSinks, SchemaChangeAlert
 from quality.report import PartitionReport, json_value
@@ -67,17 +65,6 @@ def _partitioned_check(**kwargs):
     return decorate
 
 
-def _target(instance: dg.DagsterInstance, asset_key: dg.AssetKey, ds: str
-            ) -> AssetCheckEvaluationTargetMaterializationData | None:
-    """The materialization of partition `ds` a result is about, so the UI shows it against that one."""
-    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[ds]),
-                                              limit=1).records
-    if not records:
-        return None
-    return AssetCheckEvaluationTargetMaterializationData(storage_id=records[0].storage_id,
-                                                         run_id=records[0].run_id, timestamp=records[0].timestamp)
-
-
 def evaluate_partitions(context: dg.AssetCheckExecutionContext, asset_key: dg.AssetKey, name: str,
                         check_day: Callable[[str], tuple[PartitionReport, SchemaChangeAlert]],
                         sinks: AlertSinks) -> Iterator:
@@ -92,7 +79,7 @@ def evaluate_partitions(context: dg.AssetCheckExecutionContext, asset_key: dg.As
             sinks.send(alert, context.log)
         yield dg.AssetCheckEvaluation(
             asset_key=asset_key, check_name=name, passed=report.passed, metadata=check_metadata(report),
-            target_materialization_data=_target(context.instance, asset_key, ds),
+            target_materialization_data=check_target(context.instance, asset_key, ds),
             severity=dg.AssetCheckSeverity.ERROR, description=report.summary(),
             blocking=True, partition=ds)
     yield dg.Output(None)  # the check's own output: downstream steps wait on it

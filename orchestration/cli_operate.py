@@ -16,25 +16,25 @@ from orchestration.cli import cli, console, load_platform, progress_bar
 @click.option("--end", type=click.DateTime(["%Y-%m-%d"]), required=True, help="Last day, YYYY-MM-DD (included).")
 @click.option("--group", "groups", multiple=True, help="Feature group (repeatable); default: all.")
 def backfill(start: datetime, end: datetime, groups: tuple[str, ...]) -> None:
-    """Recompute and republish START..END of some or all groups as one Dagster backfill (one run, listed in the UI).
+    """Recompute and republish START..END of some or all groups as one Dagster backfill (listed in the UI).
 
     Re-running it changes nothing: partitions are overwritten with the same rows and the online publish
     never replaces a value Redis holds as of a later event time.
     """
-    from orchestration.factory import build_definitions
-    from orchestration.runs import backfill_assets, backfill_days, dagster_instance, run_backfill
+    from orchestration.backfills import backfill_assets, backfill_days, run_backfill
+    from orchestration.runs import dagster_instance
 
     settings, registry = load_platform()
     days = backfill_days(settings, start.date(), end.date())
     assets = backfill_assets(registry, groups)
-    with redis_url_for(settings) as url:
-        defs = build_definitions(registry, settings.model_copy(update={"redis_url": url}))
+    with redis_url_for(settings):  # one server for every step (the online store finds it running)
         instance = dagster_instance(settings)
         with progress_bar() as progress:
             task = progress.add_task(f"backfill {days[0]}..{days[-1]} (asset partitions)", total=len(days) * len(assets))
-            result = run_backfill(defs, instance, days, assets,
+            result = run_backfill(instance, days, assets,
                                   progress=lambda done, total: progress.update(task, completed=done))
-    table = Table(title=f"backfill {result.backfill_id}: {result.status} ({len(days)} days, run {result.run_id[:8]})")
+    runs = ", ".join(run_id[:8] for run_id in result.run_ids)
+    table = Table(title=f"backfill {result.backfill_id}: {result.status} ({len(days)} days, runs {runs})")
     for column in ("asset", "partitions", "rows", "landed in Redis", "seconds"):
         table.add_column(column, justify="left" if column == "asset" else "right")
     for asset in assets:

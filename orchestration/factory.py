@@ -224,6 +224,8 @@ def build_definitions(registry: Registry, settings: Settings) -> dg.Definitions:
     daily = dg.define_asset_job(DAILY_JOB, selection=dg.AssetSelection.all() - dg.AssetSelection.key_prefixes("stream"),
                                 description="Every source check, feature table and online publish for one day.")
     return dg.Definitions(
+        # A run is one process: one Spark session for all its steps (the local Derby metastore admits one JVM).
+        executor=dg.in_process_executor,
         assets=assets,
         asset_checks=[*quality_checks(registry, settings, partitions),
                       *(freshness_check(registry, group) for group in registry.groups.values())],

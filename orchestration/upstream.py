@@ -11,9 +11,9 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import dagster as dg
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from assets.specs import FeatureGroup
+from orchestration.dagster_internals import failed_check_partitions
 
 CONTRACT_CHECK = "contract"
 
@@ -27,14 +27,6 @@ def window_days(group: FeatureGroup, source: str, ds: str) -> list[str] | None:
     return [(day - timedelta(days=k)).isoformat() for k in reversed(range(window))]
 
 
-def _failed_days(instance: dg.DagsterInstance, source: str, days: list[str] | None) -> set[str]:
-    """Days of `source` (all when None) whose latest contract check failed: one query to the instance."""
-    key = dg.AssetCheckKey(dg.AssetKey(["raw", source]), CONTRACT_CHECK)
-    return {info.partition_key for info in instance.event_log_storage.get_asset_check_partition_info(
-                [key], partition_keys=days)
-            if info.latest_execution_status == AssetCheckExecutionRecordStatus.FAILED and info.partition_key}
-
-
 def failed_source_partitions(instance: dg.DagsterInstance, group: FeatureGroup, partitions: list[str]
                              ) -> dict[str, list[str]]:
     """For each of the run's `partitions` that reads a failed source day: `raw/<source> ds=<day>` for each such day.
@@ -45,7 +37,7 @@ def failed_source_partitions(instance: dg.DagsterInstance, group: FeatureGroup, 
     for source in group.sources:
         windows = {ds: window_days(group, source, ds) for ds in partitions}
         wanted = None if None in windows.values() else sorted({d for days in windows.values() for d in days})
-        failed = _failed_days(instance, source, wanted)
+        failed = failed_check_partitions(instance, dg.AssetCheckKey(dg.AssetKey(["raw", source]), CONTRACT_CHECK), wanted)
         for ds, days in windows.items():
             read = sorted(d for d in failed if (d in days if days is not None else d <= ds))
             blocked.setdefault(ds, []).extend(f"raw/{source} ds={d}" for d in read)

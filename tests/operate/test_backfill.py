@@ -1,4 +1,4 @@
-"""Backfills: a date range as one Dagster run and one recorded backfill; re-running it changes nothing."""
+"""Backfills: Dagster backfills (launched through GraphQL, advanced by the daemon's iteration); re-running one changes nothing."""
 
 from __future__ import annotations
 
@@ -8,45 +8,101 @@ from datetime import date
 
 import dagster as dg
 import pytest
-from dagster._core.execution.asset_backfill import AssetBackfillStatus
-from dagster._core.execution.backfill import BulkActionStatus
 
-from assets.registry import DEFAULT_ROOT, load_registry
+from assets.registry import DEFAULT_ROOT
 from infra.errors import PlatformError
-from orchestration.factory import build_definitions
-from orchestration.runs import backfill_assets, backfill_days, run_backfill
+from orchestration.backfills import (
+    AssetPartitions,
+    backfill_assets,
+    backfill_days,
+    backfill_state,
+    finish_backfill,
+    run_backfill,
+)
+from orchestration.dagster_internals import CODE_LOCATION_MODULE, execute_graphql, in_process_workspace
+from orchestration.runs import dagster_instance
+from tests.conftest import run_featctl
 
 DAYS = ["2026-01-08", "2026-01-09", "2026-01-10"]
+
+# What the Backfills page asks for: every backfill with its status and each asset's partition counts.
+BACKFILLS_PAGE = """
+query Backfills {
+  partitionBackfillsOrError {
+    ... on PartitionBackfills {
+      results {
+        id status isAssetBackfill title
+        assetBackfillData { assetBackfillStatuses { ... on AssetPartitionsStatusCounts {
+          assetKey { path } numPartitionsTargeted numPartitionsMaterialized numPartitionsFailed } } }
+      }
+    }
+  }
+}"""
+
+# What the UI's launch dialog sends for a date range of selected assets.
+UI_LAUNCH = """
+mutation LaunchPartitionBackfill($backfillParams: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $backfillParams) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on Error { message }
+  }
+}"""
+
+
+@pytest.fixture
+def code_location_env(monkeypatch, settings):
+    """The environment the code location reads its settings from (as under dagster dev): the test session's."""
+    monkeypatch.setenv("FP_PROFILE", "local")
+    monkeypatch.setenv("FP_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("FP_REDIS_URL", settings.redis_url)
+    monkeypatch.setenv("FP_PARTITIONS_START", settings.partitions_start.isoformat())
+    monkeypatch.delenv("FP_REGISTRY_DIR", raising=False)
+    monkeypatch.setenv("DAGSTER_HOME", str(settings.dagster_home))  # featctl's dagster_instance() sets it
 
 
 def _redis_snapshot(client) -> dict[bytes, dict[bytes, bytes]]:
     return {key: client.hgetall(key) for key in sorted(client.scan_iter())}
 
 
-def _check_results(instance: dg.DagsterInstance, run_id: str) -> dict[tuple[str, str | None], bool]:
-    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
+def _check_results(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[tuple[str, str | None], bool]:
     results = {}
-    for record in records:
-        evaluation = record.event_log_entry.dagster_event.event_specific_data
-        results[(f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}", evaluation.partition)] = evaluation.passed
+    for run_id in run_ids:
+        for record in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records:
+            evaluation = record.event_log_entry.dagster_event.event_specific_data
+            results[(f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}", evaluation.partition)] = (
+                evaluation.passed)
     return results
+
+
+def _backfills_page(instance: dg.DagsterInstance) -> dict[str, dict]:
+    """The Backfills page's rows by id: status, title and each asset's (targeted, materialized, failed) partitions."""
+    with in_process_workspace(instance, CODE_LOCATION_MODULE) as workspace:
+        rows = execute_graphql(workspace, BACKFILLS_PAGE)["partitionBackfillsOrError"]["results"]
+    return {row["id"]: {
+        "status": row["status"], "asset_backfill": row["isAssetBackfill"], "title": row["title"],
+        "partitions": {"/".join(s["assetKey"]["path"]): (s["numPartitionsTargeted"], s["numPartitionsMaterialized"],
+                                                         s["numPartitionsFailed"])
+                       for s in row["assetBackfillData"]["assetBackfillStatuses"]}} for row in rows}
 
 
 @pytest.mark.slow
 def test_a_3_day_backfill_materializes_3_partitions_per_group_and_a_rerun_changes_nothing(
-        registry, settings, event_log, redis_client, tmp_path):
-    defs = build_definitions(registry, settings)
+        registry, settings, event_log, redis_client, tmp_path, code_location_env):
     assets = backfill_assets(registry)
     seen = []
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
-        first = run_backfill(defs, instance, DAYS, assets, progress=lambda done, total: seen.append((done, total)))
+        first = run_backfill(instance, DAYS, assets, progress=lambda done, total: seen.append((done, total)))
         assert first.error is None and first.status == "COMPLETED_SUCCESS"
         assert seen[-1] == (len(DAYS) * len(assets), len(DAYS) * len(assets))
 
-        run = instance.get_run_by_id(first.run_id)
-        assert run.tags["dagster/backfill"] == first.backfill_id
-        assert (run.tags["dagster/asset_partition_range_start"], run.tags["dagster/asset_partition_range_end"]) == (
-            DAYS[0], DAYS[-1])
+        assert first.run_ids
+        for run_id in first.run_ids:
+            run = instance.get_run_by_id(run_id)
+            assert run.status == dg.DagsterRunStatus.SUCCESS
+            assert run.tags["dagster/backfill"] == first.backfill_id
+            assert (run.tags["dagster/asset_partition_range_start"], run.tags["dagster/asset_partition_range_end"]) == (
+                DAYS[0], DAYS[-1])
         for group in registry.groups:
             for kind in ("features", "online"):
                 key = dg.AssetKey([kind, group])
@@ -54,7 +110,7 @@ def test_a_3_day_backfill_materializes_3_partitions_per_group_and_a_rerun_change
                 for ds in DAYS:
                     [record] = instance.fetch_materializations(
                         dg.AssetRecordsFilter(asset_key=key, asset_partitions=[ds]), limit=5).records
-                    assert record.run_id == first.run_id
+                    assert record.run_id in first.run_ids
 
         features = next(s for s in first.steps if s.asset == "features/user_upvotes")
         assert sorted(features.metadata["rows_by_partition"]) == DAYS
@@ -62,27 +118,71 @@ def test_a_3_day_backfill_materializes_3_partitions_per_group_and_a_rerun_change
         rendered = features.metadata[f"sql (ds={DAYS[-1]})"]
         assert f"'{DAYS[-1]}'" in rendered and "{{ ds }}" not in rendered
 
-        checks = _check_results(instance, first.run_id)
+        checks = _check_results(instance, first.run_ids)
         for group in registry.groups:
             assert [checks[(f"features/{group}:expectations", ds)] for ds in DAYS] == [True, True, True]
         assert [checks[("raw/upvote_events:contract", ds)] for ds in DAYS] == [True, True, True]
         assert all(checks[(f"online/{group}:freshness", None)] for group in registry.groups)
 
-        recorded = instance.get_backfill(first.backfill_id)
-        assert recorded.status == BulkActionStatus.COMPLETED_SUCCESS
-        assert recorded.title == f"featctl backfill {DAYS[0]}..{DAYS[-1]}"
-        status = recorded.asset_backfill_data.get_backfill_status_per_asset_key(defs.resolve_asset_graph())
-        assert {s.asset_key.to_user_string(): (s.num_targeted_partitions, s.partitions_counts_by_status[
-            AssetBackfillStatus.MATERIALIZED]) for s in status} == {a: (len(DAYS), len(DAYS)) for a in assets}
+        assert first.state.title == f"featctl backfill {DAYS[0]}..{DAYS[-1]}"
+        assert first.state.assets == {a: AssetPartitions(targeted=len(DAYS), in_progress=0, materialized=len(DAYS),
+                                                         failed=0) for a in assets}
 
         before = _redis_snapshot(redis_client)
         assert any(key.startswith(b"fp:") for key in before) and len(before) > 10
-        second = run_backfill(defs, instance, DAYS, assets)
+        second = run_backfill(instance, DAYS, assets)
         assert second.status == "COMPLETED_SUCCESS" and second.backfill_id != first.backfill_id
         assert _redis_snapshot(redis_client) == before
         read = [{s.asset: s.metadata["rows"] for s in run.steps if s.asset.startswith("online/")} for run in (first, second)]
         assert read[0] == read[1] and set(read[0]) == {f"online/{g}" for g in registry.groups}
-        assert len(instance.get_backfills()) == 2
+        page = _backfills_page(instance)
+        assert set(page) == {first.backfill_id, second.backfill_id}
+        assert all(row["status"] == "COMPLETED_SUCCESS" and row["asset_backfill"] for row in page.values())
+
+
+@pytest.mark.slow
+def test_featctl_and_ui_backfills_are_alike_on_the_backfills_page_and_reruns_leave_redis_byte_identical(
+        registry, settings, event_log, redis_client, monkeypatch, capsys, code_location_env):
+    assets = ["features/user_upvotes", "online/user_upvotes", "raw/upvote_events"]
+    instance = dagster_instance(settings)
+    args = ("backfill", "--start", DAYS[0], "--end", DAYS[-1], "--group", "user_upvotes")
+
+    def featctl_backfill() -> str:
+        code, out = run_featctl(monkeypatch, capsys, *args)
+        assert code == 0, out
+        [backfill_id] = re.findall(r"Backfills page as (\S+)", out)
+        assert f"backfill {backfill_id}: COMPLETED_SUCCESS" in " ".join(out.split())
+        return backfill_id
+
+    def ui_backfill() -> str:
+        """The UI's launch of features and online for the range, settled as the daemon settles it."""
+        params = {"assetSelection": [{"path": ["features", "user_upvotes"]}, {"path": ["online", "user_upvotes"]}],
+                  "partitionNames": DAYS, "fromFailure": False, "tags": []}
+        with in_process_workspace(instance, CODE_LOCATION_MODULE) as workspace:
+            launched = execute_graphql(workspace, UI_LAUNCH, {"backfillParams": params})["launchPartitionBackfill"]
+            assert launched["__typename"] == "LaunchBackfillSuccess", launched
+            assert backfill_state(workspace, launched["backfillId"]).status == "REQUESTED"  # what the daemon picks up
+            assert finish_backfill(workspace, launched["backfillId"]).status == "COMPLETED_SUCCESS"
+        return launched["backfillId"]
+
+    from_featctl = featctl_backfill()
+    published = _redis_snapshot(redis_client)
+    assert any(b"user_upvotes:v1:upvotes_7d" in fields for fields in published.values())
+    from_ui = ui_backfill()
+    assert _redis_snapshot(redis_client) == published
+    again = [featctl_backfill(), ui_backfill()]
+    assert _redis_snapshot(redis_client) == published
+
+    page = _backfills_page(instance)
+    for backfill_id in (from_featctl, again[0]):
+        assert page[backfill_id]["status"] == "COMPLETED_SUCCESS" and page[backfill_id]["asset_backfill"]
+        assert page[backfill_id]["partitions"] == {a: (len(DAYS), len(DAYS), 0) for a in assets}
+    for backfill_id in (from_ui, again[1]):
+        assert page[backfill_id]["status"] == "COMPLETED_SUCCESS" and page[backfill_id]["asset_backfill"]
+        assert page[backfill_id]["partitions"] == {a: (len(DAYS), len(DAYS), 0) for a in assets if a != "raw/upvote_events"}
+    for backfill_id in (from_featctl, from_ui, *again):
+        runs = instance.get_run_records(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+        assert runs and all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in runs)
 
 
 def test_backfill_ranges_are_checked(settings):
@@ -103,7 +203,8 @@ def test_backfill_assets_are_the_groups_sources_features_and_publishes(registry)
 
 
 @pytest.mark.slow
-def test_one_bad_day_in_a_backfill_blocks_the_ranges_publish_and_the_backfill_fails(registry, settings, event_log, redis_client, tmp_path):
+def test_one_bad_day_in_a_backfill_blocks_the_ranges_publish_and_the_backfill_fails(
+        registry, settings, event_log, redis_client, tmp_path, monkeypatch, code_location_env):
     root = tmp_path / "assets"
     shutil.copytree(DEFAULT_ROOT, root, ignore=shutil.ignore_patterns("__pycache__"))
     for folder in (root / "features").iterdir():
@@ -113,21 +214,20 @@ def test_one_bad_day_in_a_backfill_blocks_the_ranges_publish_and_the_backfill_fa
     sql = folder / "batch.sql"  # a bug that shows on one day only: negative daily counts on 2026-01-09
     sql.write_text(sql.read_text().replace("THEN 1 ELSE 0 END) AS upvotes_1d",
                                            "THEN 1 ELSE 0 END) - IF('{{ ds }}' = '2026-01-09', 1000, 0) AS upvotes_1d"))
-    defs = build_definitions(load_registry(root), settings)
+    monkeypatch.setenv("FP_REGISTRY_DIR", str(root))  # the code location loads this registry
     assets = ["raw/upvote_events", "features/ranged_upvotes", "online/ranged_upvotes"]
     (tmp_path / "dagster").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
-        result = run_backfill(defs, instance, DAYS, assets)
+        result = run_backfill(instance, DAYS, assets)
         assert isinstance(result.error, PlatformError)
         assert re.search(r"partition 2026-01-08..2026-01-10: step .*ranged_upvotes.* failed", str(result.error))
-        checks = _check_results(instance, result.run_id)
+        assert "features/ranged_upvotes:expectations ds=2026-01-09" in str(result.error)
+        checks = _check_results(instance, result.run_ids)
         assert [checks[("features/ranged_upvotes:expectations", ds)] for ds in DAYS] == [True, False, True]
         assert instance.get_materialized_partitions(dg.AssetKey(["features", "ranged_upvotes"])) == set(DAYS)
         assert instance.get_materialized_partitions(dg.AssetKey(["online", "ranged_upvotes"])) == set()
-        recorded = instance.get_backfill(result.backfill_id)
-        assert result.status == "COMPLETED_FAILED" and recorded.status == BulkActionStatus.COMPLETED_FAILED
-        status = recorded.asset_backfill_data.get_backfill_status_per_asset_key(defs.resolve_asset_graph())
-        counts = {s.asset_key.to_user_string(): s.partitions_counts_by_status for s in status}
-        assert counts["online/ranged_upvotes"][AssetBackfillStatus.FAILED] == len(DAYS)
-        assert counts["features/ranged_upvotes"][AssetBackfillStatus.MATERIALIZED] == len(DAYS)
+        assert result.status == "COMPLETED_FAILED"
+        assert result.state.assets["online/ranged_upvotes"].failed == len(DAYS)
+        assert result.state.assets["features/ranged_upvotes"].materialized == len(DAYS)
+        assert _backfills_page(instance)[result.backfill_id]["status"] == "COMPLETED_FAILED"
     assert not any(b"ranged_upvotes" in field for key in redis_client.scan_iter() for field in redis_client.hkeys(key))
