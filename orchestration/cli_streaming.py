@@ -50,14 +50,19 @@ def stream_status_command(groups: tuple[str, ...]) -> None:
     for column in ("group", "state", "records in", "rows written", "max event time", "watermark",
                    "last checkpoint", "lag s", "dead letters"):
         table.add_column(column)
+    causes = []
     with redis_url_for(settings) as url:
         for group in selected:
             s = stream_status(registry, settings, group, url)
+            if s.cause:
+                causes.append(f"{s.group} {s.state}: {s.cause}")
             when = lambda t: t.strftime("%Y-%m-%d %H:%M:%S") if t else "-"  # noqa: E731
             table.add_row(s.group, s.state, "-" if s.records_in is None else f"{s.records_in:,}",
                           f"{s.rows_written:,}", when(s.max_event_time), when(s.watermark), when(s.last_checkpoint),
                           "-" if s.lag_seconds is None else f"{s.lag_seconds:.1f}", str(s.dead_letters))
     console.print(table)
+    for cause in causes:
+        console.print(cause, markup=False)
 
 @stream.command("stop")
 @click.argument("group")

@@ -4,8 +4,9 @@ Materializing `stream/<group>` makes sure the group's Flink job runs: it starts 
 process (never inside Dagster). The sensor reads Flink's REST API and the injector's progress markers on
 every tick, records an observation on the asset (state, lag, rows/s, watermark, checkpoint, problems), raises
 one alert per incident through the platform's alert sinks (log, `<data_dir>/alerts/streams.jsonl`, webhook)
-when the job is down or staler than the group's freshness target, and requests a run of the asset
-to restart a job that crashed (one stopped on purpose stays stopped).
+when the job failed (with its cause), stopped, restarts, or is staler than the group's freshness target,
+and requests a run of the asset to restart a job that failed (one stopped on purpose stays stopped), until
+MAX_CRASHES_WITHOUT_PROGRESS launches in a row failed without getting further: then it alerts and waits.
 """
 
 import hashlib
@@ -27,6 +28,8 @@ from streaming import runner
 from streaming.status import StreamStatus, stream_status
 
 SENSOR_INTERVAL_S = 30
+MAX_CRASHES_WITHOUT_PROGRESS = 3  # then the sensor stops restarting the job and raises a `gave_up` alert
+CRASH_KEYS = ("crashes", "crash_reached", "crashed_start")
 STREAM_ALERT_FILE = Path("alerts") / "streams.jsonl"
 
 
@@ -87,20 +90,41 @@ class StreamAlert:
                 "detected_at": datetime.now(timezone.utc).isoformat()}
 
 
-def stream_alerts(group: FeatureGroup, job: runner.JobProcess, status: StreamStatus, crashed: bool) -> list[StreamAlert]:
-    """What is wrong with the group's job right now: down, not running, or lagging past the freshness target."""
+def stream_alerts(group: FeatureGroup, job: runner.JobProcess, status: StreamStatus,
+                  gave_up: bool = False) -> list[StreamAlert]:
+    """What is wrong with the group's job right now: failed (and whether restarts gave up), stopped,
+    not running, or lagging past the freshness target."""
     def alert(problem: str, text: str) -> StreamAlert:
         return StreamAlert(group.name, problem, job.started_at, text, status.state, status.lag_seconds)
 
+    if status.state == "FAILED" and gave_up:
+        return [alert("gave_up", f"{group.name} stream FAILED {MAX_CRASHES_WITHOUT_PROGRESS} times in a row without "
+                                 f"writing a row, not restarting it again: {status.cause} (fix the cause, then "
+                                 f"materialize stream/{group.name})")]
+    if status.state == "FAILED":
+        return [alert("down", f"{group.name} stream FAILED: {status.cause}")]
     if status.state == "STOPPED":
-        return [alert("down", f"{group.name} stream is down: "
-                              + ("the job process died" if crashed else "stopped on purpose"))]
+        return [alert("down", f"{group.name} stream is down: stopped on purpose")]
     if status.state != "RUNNING":
-        return [alert("state", f"{group.name} stream is {status.state}")]
+        return [alert("state", f"{group.name} stream is {status.state}"
+                               + (f": {status.cause}" if status.cause else ""))]
     if group.freshness and status.lag_seconds is not None and status.lag_seconds > group.freshness.total_seconds():
         return [alert("lagging", f"{group.name} stream is lagging: input has waited {status.lag_seconds:.0f} s for "
                                  f"Redis, freshness target {group.freshness.total_seconds():.0f} s")]
     return []
+
+
+def crash_count(previous: dict, job: runner.JobProcess, status: StreamStatus) -> dict:
+    """The sensor's crash record after this tick: how many launches in a row failed without the stream
+    getting past the newest event time it had written (a crash loop on the same input; a restored job
+    replays what came after its checkpoint, so rows written alone would look like progress). Each
+    failed launch is counted once, however many ticks see it."""
+    kept = {k: previous[k] for k in CRASH_KEYS if k in previous}
+    if status.state != "FAILED" or kept.get("crashed_start") == job.started_at:
+        return kept
+    reached = status.max_event_time.isoformat() if status.max_event_time else None
+    in_a_row = kept.get("crashes", 0) + 1 if "crashes" in kept and kept.get("crash_reached") == reached else 1
+    return {"crashes": in_a_row, "crash_reached": reached, "crashed_start": job.started_at}
 
 
 def stream_sensor(registry: Registry, settings: Settings, group: FeatureGroup) -> dg.SensorDefinition:
@@ -120,20 +144,24 @@ def stream_sensor(registry: Registry, settings: Settings, group: FeatureGroup) -
         now = time.time()
         elapsed = now - previous.get("at", now)
         rate = (status.rows_written - previous.get("rows", 0)) / elapsed if elapsed > 0 else None
-        crashed = status.state == "STOPPED" and not last.stopped
-        alerts = stream_alerts(group, last, status, crashed)
+        crashes = crash_count(previous, last, status)
+        gave_up = status.state == "FAILED" and crashes.get("crashes", 0) >= MAX_CRASHES_WITHOUT_PROGRESS
+        alerts = stream_alerts(group, last, status, gave_up)
         metadata = {
             "state": status.state, "rows_written": status.rows_written, "dead_letters": status.dead_letters,
             "lag_seconds": dg.MetadataValue.float(status.lag_seconds if status.lag_seconds is not None else -1.0),
             "rows_per_second": dg.MetadataValue.float(rate if rate is not None else 0.0),
             "watermark": str(status.watermark or "-"), "last_checkpoint": str(status.last_checkpoint or "-"),
             "max_event_time": str(status.max_event_time or "-"), "healthy": not alerts,
-            "problems": "; ".join(a.message() for a in alerts) or "none",
+            "problems": "; ".join(a.message() for a in alerts) or "none", "cause": status.cause or "-",
+            "crashes_in_a_row": crashes.get("crashes", 0) if status.state == "FAILED" else 0,
         }
         for alert in alerts:
             sinks.send(alert, context.log)
-        context.update_cursor(json.dumps({"at": now, "rows": status.rows_written}))
-        restart = [dg.RunRequest(run_key=f"restart-{group.name}-{int(now)}", asset_selection=[asset_key])] if crashed else []
+        context.update_cursor(json.dumps({"at": now, "rows": status.rows_written, **crashes}))
+        # One restart per failed launch (the run key names the launch), none once restarts gave up.
+        restart = [dg.RunRequest(run_key=f"restart-{group.name}-{last.started_at}", asset_selection=[asset_key])
+                   ] if status.state == "FAILED" and not gave_up else []
         return dg.SensorResult(asset_events=[dg.AssetObservation(asset_key=asset_key, metadata=metadata)],
                                run_requests=restart)
 

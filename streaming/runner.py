@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -30,6 +31,8 @@ from streaming.codegen import build_job, job_dir
 from streaming.connectors import stream_directory
 
 START_TIMEOUT_S = 120
+FAILED_STATES = ("FAILING", "FAILED")
+EXCEPTION_LINE = re.compile(r"^(?:Caused by: )?([\w.$]*(?:Error|Exception|Exit)[\w$]*(?:: .*)?)$")
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,8 @@ class JobProcess:
     started_at: float
     restored_from: str | None
     stopped: bool = False  # stopped on purpose (featctl stream stop), as opposed to crashed
+    log_offset: int = 0  # where this launch's output starts in the job's log
+    killed: bool = False  # ended by `featctl stream kill` (SIGKILL, no savepoint), as a crash would end it
 
 
 def _state_path(settings: Settings, group: FeatureGroup) -> Path:
@@ -100,6 +105,35 @@ def flink_job(rest: str) -> dict | None:
     return max(live, key=lambda j: j["start-time"]) if live else None
 
 
+def one_line_cause(text: str) -> str:
+    """The root cause in a Java or Python stack trace, as one line: the last exception line it names."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    causes = [m.group(1) for m in map(EXCEPTION_LINE.match, lines) if m]
+    return (causes[-1] if causes else lines[-1] if lines else "no output")[:300]
+
+
+def failure_cause(settings: Settings, group: FeatureGroup) -> str | None:
+    """Why the group's last launched job ended, from its log since that launch (None if it never ran)."""
+    process = last_job(settings, group)
+    log_path = job_dir(settings, group) / "job.log"
+    if process is not None and process.killed:
+        return "killed with SIGKILL (featctl stream kill): no savepoint, the next start resumes from a checkpoint"
+    if process is None or not log_path.exists():
+        return None
+    with open(log_path, "rb") as log:
+        log.seek(process.log_offset)
+        return one_line_cause(log.read().decode(errors="replace"))
+
+
+def job_exception(rest: str, jid: str) -> str | None:
+    """The newest exception Flink recorded for job `jid`, as one line (None when it has none)."""
+    try:
+        history = rest_call(rest, f"/jobs/{jid}/exceptions").get("exceptionHistory", {}).get("entries", [])
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException):
+        return None
+    return one_line_cause(history[0].get("stacktrace", "")) if history else None
+
+
 def _launch(settings: Settings, group: FeatureGroup, script: Path, redis_url: str,
             restore: str | None) -> JobProcess | None:
     """Start run.py on a free REST port and wait until every task runs.
@@ -121,9 +155,9 @@ def _launch(settings: Settings, group: FeatureGroup, script: Path, redis_url: st
                                 env=env, start_new_session=True)
     rest = settings.flink_rest or f"127.0.0.1:{port}"
     process = JobProcess(group=group.name, pid=proc.pid, rest=rest, redis_url=redis_url, started_at=time.time(),
-                         restored_from=restore)
+                         restored_from=restore, log_offset=log_start)
     _state_path(settings, group).write_text(json.dumps(asdict(process)))
-    deadline = time.monotonic() + START_TIMEOUT_S
+    deadline, job = time.monotonic() + START_TIMEOUT_S, None
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             with open(log_path, "rb") as log:
@@ -131,13 +165,19 @@ def _launch(settings: Settings, group: FeatureGroup, script: Path, redis_url: st
                 output = log.read().decode(errors="replace")
             if "BindException" in output and not settings.flink_rest:
                 return None
-            raise PlatformError(f"the {group.name} job exited with status {proc.returncode}: ...{output[-1500:]}",
-                                f"see {log_path}")
+            raise PlatformError(f"the {group.name} job exited with status {proc.returncode}: "
+                                f"{one_line_cause(output)}", f"the whole output is in {log_path}")
         job = flink_job(rest)
+        if job and job["state"] in FAILED_STATES:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise PlatformError(f"the {group.name} job failed as it started: {job_exception(rest, job['jid'])}",
+                                f"the whole output is in {log_path}")
         if job and job["state"] == "RUNNING" and job["tasks"]["running"] == job["tasks"]["total"]:
             return process
         time.sleep(0.5)
-    raise PlatformError(f"the {group.name} job did not reach RUNNING in {START_TIMEOUT_S} s", f"see {log_path}")
+    cause = job_exception(rest, job["jid"]) if job else None
+    raise PlatformError(f"the {group.name} job did not reach RUNNING in {START_TIMEOUT_S} s"
+                        + (f": {cause}" if cause else ""), f"the whole output is in {log_path}")
 
 
 def start(registry: Registry, settings: Settings, group: FeatureGroup, redis_url: str) -> JobProcess:
@@ -195,3 +235,5 @@ def kill(settings: Settings, group: FeatureGroup) -> None:
         return
     os.killpg(process.pid, signal.SIGKILL)
     _wait_exit(process.pid, timeout_s=10)
+    state = _state_path(settings, group)
+    state.write_text(json.dumps({**json.loads(state.read_text()), "killed": True}))

@@ -16,7 +16,7 @@ from serving.codec import micros_to_datetime
 from serving.online_store import OnlineStore, WritePlan, connect
 from streaming.codegen import job_dir
 from streaming.connectors import stream_directory
-from streaming.runner import flink_job, rest_call, running_job
+from streaming.runner import failure_cause, flink_job, job_exception, last_job, rest_call, running_job
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,10 @@ class StreamStatus:
     """What an operator asks of a stream: is it up, how far has it got, how fresh is Redis."""
 
     group: str
-    state: str                          # RUNNING, ... or STOPPED when no job process lives
+    # RUNNING (every task runs), RESTARTING (the job lives but not all its tasks run), FAILED (the job
+    # process ended without being asked to), STOPPED (stopped on purpose, or never started), or another
+    # Flink job state (INITIALIZING, ...); UNREACHABLE when the process lives but its REST API is silent
+    state: str
     records_in: int | None              # records read by the source operators
     rows_written: int                   # feature rows the injector wrote to Redis
     last_write: datetime | None
@@ -34,6 +37,7 @@ class StreamStatus:
     checkpoint_path: str | None
     dead_letters: int
     lag_seconds: float | None           # age of the oldest input not yet reflected in Redis (0: caught up)
+    cause: str | None = None            # why the job failed or restarts, one line (None when it runs well)
 
 
 def _millis(value) -> datetime | None:
@@ -59,6 +63,11 @@ def _flink_details(rest: str) -> dict:
     if job is None:
         return {"state": "UNREACHABLE"}
     details = {"state": job["state"]}
+    tasks = job.get("tasks", {})
+    if job["state"] == "RUNNING" and tasks.get("running", 0) < tasks.get("total", 0):
+        details["state"] = "RESTARTING"
+    if details["state"] != "RUNNING":
+        details["cause"] = job_exception(rest, job["jid"])
     try:
         jid = job["jid"]
         vertices = rest_call(rest, f"/jobs/{jid}")["vertices"]
@@ -107,7 +116,12 @@ def last_write_time(progress: dict) -> datetime | None:
 def stream_status(registry: Registry, settings: Settings, group: FeatureGroup, redis_url: str) -> StreamStatus:
     """The group's stream status now."""
     process = running_job(settings, group)
-    flink = _flink_details(process.rest) if process else {"state": "STOPPED"}
+    if process is not None:
+        flink = _flink_details(process.rest)
+    else:
+        last = last_job(settings, group)
+        crashed = last is not None and not last.stopped
+        flink = {"state": "FAILED", "cause": failure_cause(settings, group)} if crashed else {"state": "STOPPED"}
     progress = stream_progress(registry, group, redis_url, settings.redis_prefix)
     last_write = last_write_time(progress)
     return StreamStatus(
@@ -116,4 +130,5 @@ def stream_status(registry: Registry, settings: Settings, group: FeatureGroup, r
         lag_seconds=input_lag_seconds(settings, registry.sources[group.stream.source_table], last_write),
         max_event_time=micros_to_datetime(progress["max_event_time"]) if progress.get("max_event_time") else None,
         watermark=flink.get("watermark"), last_checkpoint=flink.get("last_checkpoint"),
-        checkpoint_path=flink.get("checkpoint_path"), dead_letters=count_dead_letters(settings, group))
+        checkpoint_path=flink.get("checkpoint_path"), dead_letters=count_dead_letters(settings, group),
+        cause=flink.get("cause"))

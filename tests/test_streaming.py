@@ -16,6 +16,7 @@ import pytest
 import redis
 
 from infra.errors import PlatformError
+from infra.redis_server import free_loopback_port
 from orchestration.resources import OnlineStoreResource
 from orchestration.streaming_defs import stream_sensor
 from quality.contracts import shown_record
@@ -214,7 +215,8 @@ def test_status_reports_state_checkpoint_and_progress(job, registry, redis_url):
     assert status.last_checkpoint is not None and status.checkpoint_path
     assert status.records_in and status.records_in > 0
     runner.kill(settings, group)
-    assert stream_status(registry, settings, group, redis_url).state == "STOPPED"
+    killed = stream_status(registry, settings, group, redis_url)
+    assert (killed.state, killed.cause.split(":")[0]) == ("FAILED", "killed with SIGKILL (featctl stream kill)")
 
 
 # --- the source contract in front of the running job -------------------------------------------------------
@@ -344,3 +346,32 @@ def _read_user(registry, store, settings, user: int) -> tuple[int, int, datetime
     values = get_features(store, plan, [user])[0].values
     return (values["user_activity.upvotes_total"], values["user_activity.distinct_posts_total"],
             values["user_activity.last_upvote_at"].replace(tzinfo=None))
+
+
+@pytest.mark.slow
+def test_a_failed_job_reports_failed_with_its_cause_and_the_sensor_restarts_it(registry, settings, redis_url,
+                                                                                tmp_path_factory):
+    """A job whose Redis refuses connections: RESTARTING, then FAILED, each with the one-line cause."""
+    failing = settings.model_copy(update={"data_dir": tmp_path_factory.mktemp("failing"), "redis_prefix": "fl"})
+    group = registry.groups["user_activity"]
+    closed = f"redis://127.0.0.1:{free_loopback_port()}"  # nothing listens there
+    _write_lines(stream_directory(failing, registry.sources["upvote_events"]), "0001", [_line(_good_event(1, 0))])
+    try:
+        runner.start(registry, failing, group, closed)
+    except PlatformError as exc:  # it may fail before every task ran once; the cause is the same
+        assert "Connection refused" in str(exc)
+    deadline = time.monotonic() + 120
+    while runner.running_job(failing, group) and time.monotonic() < deadline:
+        time.sleep(1)
+    status = stream_status(registry, failing, group, redis_url)
+    assert status.state == "FAILED"
+    assert status.cause.startswith("redis.exceptions.ConnectionError: Error 111 connecting to 127.0.0.1:"), status.cause
+    sensor = stream_sensor(registry, failing, group)
+    resource = OnlineStoreResource(url=redis_url, local_dir=str(failing.data_dir / "redis"), prefix="fl")
+    with dg.instance_for_test() as instance, \
+            dg.build_sensor_context(instance=instance, resources={"online_store": resource}) as context:
+        result = sensor(context)
+    assert result.asset_events[0].metadata["state"].value == "FAILED"
+    assert result.asset_events[0].metadata["cause"].value == status.cause
+    assert result.asset_events[0].metadata["crashes_in_a_row"].value == 1
+    assert [r.asset_selection for r in result.run_requests] == [[dg.AssetKey(["stream", "user_activity"])]]
