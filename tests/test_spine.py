@@ -12,6 +12,7 @@ import pytest
 
 from orchestration.factory import build_definitions
 from orchestration.runs import run_partition
+from serving import layout
 from serving.get_features import build_read_plan, get_features
 from serving.online_store import OnlineStore
 from tests.conftest import PARTITION
@@ -50,7 +51,7 @@ def test_published_values_equal_the_pandas_reference(published, registry, settin
     assert steps[f"online/{group_name}"].rows == len(expected)
 
     entity = registry.entity_of(group)
-    assert len(client.keys(f"{settings.redis_prefix}:{entity.name}:*")) == len(expected)
+    assert len(client.keys(layout.entity_key(settings.redis_prefix, entity.name, "*"))) == len(expected)
     plan = build_read_plan(registry, settings.redis_prefix, entity.name, [group_name])
     rows = get_features(OnlineStore(client), plan, [int(i) for i in expected.index])
     as_of = datetime.fromisoformat(PARTITION).replace(tzinfo=timezone.utc) + timedelta(days=1)
