@@ -55,7 +55,8 @@ def feature_query(spark, registry: Registry, group: FeatureGroup, ds: str):
         where = "entity key" if index == 0 else f"features[{index - 1}].{name}"
         if name not in actual:
             raise RegistryError(f"{sql_file}: {where}: the query has no output column {name!r} "
-                                f"(it outputs {', '.join(actual)})", "add the column to the SELECT or remove the feature from feature.yaml")
+                                f"(it outputs {', '.join(actual)})",
+                                "add the column to the SELECT or remove the feature from feature.yaml")
         if actual[name] != SPARK_TYPES[dtype]:
             raise RegistryError(f"{sql_file}: {where}: output column {name!r} is {actual[name]}, "
                                 f"feature.yaml declares {dtype} ({SPARK_TYPES[dtype]})",

@@ -16,10 +16,9 @@ Entries are keyed by the group's ref (`user_upvotes@v1`); keys of locks written 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
-
-import re
 
 import yaml
 
@@ -114,7 +113,8 @@ def read_lock(path: Path) -> dict[str, LockedSchema]:
     try:
         data = yaml.safe_load(path.read_text()) or {}
         return {_current_ref(ref): LockedSchema(entity=body["entity"], key=next(iter(body["key"].items())),
-                                  features=tuple(body["features"].items())) for ref, body in data.items()}
+                                                features=tuple(body["features"].items()))
+                for ref, body in data.items()}
     except (yaml.YAMLError, AttributeError, KeyError, TypeError, StopIteration) as exc:
         raise RegistryError(f"{_relative(path)}: (file): not a registry lock ({exc})",
                             "restore it from git, or rebuild it with `featctl check --update-lock`") from None

@@ -17,8 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from assets.registry import Registry, RegistryError
 from assets.offline_layout import ensure_raw_table
+from assets.registry import Registry, RegistryError
 from batch.feature_job import feature_query
 from infra.errors import PlatformError
 from infra.settings import Settings

@@ -108,6 +108,17 @@ def test_a_malformed_folder_fails_with_file_and_field(featctl, tmp_path, file, o
     assert any(line.startswith(f"error: {root}/features/user_upvotes/{where}") for line in _problems(lines)), lines
 
 
+def test_a_feature_missing_from_the_select_says_to_add_the_column_or_remove_the_feature(featctl, tmp_path):
+    root = copy_registry(tmp_path / "assets", ("user_upvotes",))
+    sql = root / "features" / "user_upvotes" / "batch.sql"
+    sql.write_text(sql.read_text().replace("AS distinct_items_7d", "AS distinct_posts_7d"))
+    code, lines = featctl("check", registry_dir=root)
+    assert code == 1
+    (error,) = _problems(lines)
+    assert error.startswith(f"error: {sql}: features[1].distinct_items_7d: the query has no output column")
+    assert error.endswith("(fix: add the column to the SELECT or remove the feature from feature.yaml)")
+
+
 def test_stream_sql_is_validated_by_flink_naming_file_and_line(featctl, tmp_path):
     root = copy_registry(tmp_path / "assets", ("user_activity",))
     transform = root / "features" / "user_activity" / "stream" / "transform.sql"
