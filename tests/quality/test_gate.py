@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import date
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -215,3 +216,63 @@ def test_a_bad_source_day_blocks_every_window_that_reads_it(clean_run, defs, spa
         assert run_daily(defs, bad_day, ["raw/upvote_events"], instance).checks[RAW_CHECK].passed
         assert run_daily(defs, CLEAN, ASSETS, instance).success
     assert _snapshot(store) == before, "the same values again: the republished partition changes nothing"
+
+
+def _every_kind_of_bad_row(table: pa.Table) -> pa.Table:
+    """The stream's bad kinds that a typed raw partition can hold, in separate rows: a missing or null
+    id, event id or event time (a null in Parquet), and an event time outside the partition's day."""
+    columns = {name: table.column(name).to_pylist() for name in table.column_names}
+    for column, rows in BAD_ROWS.items():
+        for row in rows:
+            if column == "late event_time":
+                columns["event_time"][row] = columns["event_time"][row].replace(year=2027)
+            else:
+                columns[column][row] = None
+    return pa.table({name: pa.array(values, table.schema.field(name).type) for name, values in columns.items()})
+
+
+BAD_ROWS = {"user_id": range(0, 3), "post_id": range(3, 8), "event_id": range(8, 9), "event_time": range(9, 13),
+            "late event_time": range(13, 20)}
+
+
+def test_the_contract_check_counts_every_kind_of_bad_row_and_publishes_nothing(clean_run, defs, spark, qa_registry,
+                                                                             sample, store):
+    source = qa_registry.sources["upvote_events"]
+    before = _snapshot(store)
+    with upstream_rewrite(spark, qa_registry, sample, "upvote_events", BAD, _every_kind_of_bad_row):
+        report = check_source_partition(spark, source, BAD)
+        outcome = run_daily(defs, BAD, ASSETS)
+    counts = {(f.expectation, f.column): f.unexpected_count for f in report.failures}
+    assert counts == {
+        ("expect_column_values_to_not_be_null", "user_id"): 3,
+        ("expect_column_values_to_not_be_null", "post_id"): 5,
+        ("expect_column_values_to_not_be_null", "event_id"): 1,
+        ("expect_column_values_to_not_be_null", "event_time"): 4,
+        ("expect_column_values_to_be_between", "event_time"): 7,
+    }
+    assert not outcome.success and outcome.materialized == {"raw/upvote_events"}
+    assert _snapshot(store) == before
+
+
+def _first_rows_delivered_twice(table: pa.Table) -> pa.Table:
+    return pa.concat_tables([table, table.slice(0, DUPLICATES)])
+
+
+DUPLICATES = 10
+
+
+def test_an_exact_duplicate_event_passes_the_contract_and_counts_again(clean_run, spark, qa_registry, sample):
+    """The platform's rule for a repeated event_id, the same as the stream's: another delivery, counted again
+    (tests/test_streaming.py checks the stream side); deduplication is the producer's or the query's choice."""
+    from batch.feature_job import feature_query
+
+    source, group = qa_registry.sources["upvote_events"], qa_registry.groups[QA_GROUP]
+    events = sample.events("upvote_events", date.fromisoformat(BAD))
+    repeated = events.head(DUPLICATES)["user_id"].value_counts()
+    with upstream_rewrite(spark, qa_registry, sample, "upvote_events", BAD, _first_rows_delivered_twice):
+        assert check_source_partition(spark, source, BAD).passed
+        counted = feature_query(spark, qa_registry, group, BAD).toPandas().set_index("user_id")["upvotes_1d"]
+    once = events["user_id"].value_counts()
+    assert counted.sum() == len(events) + DUPLICATES
+    for user, extra in repeated.items():
+        assert counted[user] == once[user] + extra
