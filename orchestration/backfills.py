@@ -24,7 +24,6 @@ from assets.registry import Registry
 from infra.errors import PlatformError
 from infra.settings import Settings
 from orchestration.dagster_internals import (
-    CODE_LOCATION_MODULE,
     Workspace,
     advance_backfill,
     execute_graphql,
@@ -184,7 +183,7 @@ def run_backfill(instance: dg.DagsterInstance, days: list[str], assets: list[str
     """
     total = len(days) * len(assets)
     outcome: dict = {}
-    with in_process_workspace(instance, CODE_LOCATION_MODULE) as workspace:
+    with in_process_workspace(instance) as workspace:
         backfill_id = launch_backfill(workspace, days, assets, f"featctl backfill {days[0]}..{days[-1]}",
                                       QUIET_LOGS)
 

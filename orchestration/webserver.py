@@ -20,9 +20,11 @@ STOP_GRACE_SECONDS = 30
 
 
 def start_dagster_dev(env: dict[str, str], port: int, output: Path | None = None) -> subprocess.Popen:
-    """Start `dagster dev -m orchestration.definitions` on 127.0.0.1:`port`; output to `output` or inherited."""
-    command = [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port),
-               "-m", "orchestration.definitions"]
+    """Start `dagster dev` on 127.0.0.1:`port`; output to `output` or inherited.
+
+    It loads the code location pyproject.toml names ([tool.dagster]: orchestration.definitions, as feature_platform).
+    """
+    command = [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port)]
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         if output is None:

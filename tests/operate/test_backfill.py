@@ -19,7 +19,7 @@ from orchestration.backfills import (
     finish_backfill,
     run_backfill,
 )
-from orchestration.dagster_internals import CODE_LOCATION_MODULE, execute_graphql, in_process_workspace
+from orchestration.dagster_internals import execute_graphql, in_process_workspace
 from orchestration.runs import dagster_instance
 from tests.conftest import run_featctl
 
@@ -77,7 +77,7 @@ def _check_results(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[tup
 
 def _backfills_page(instance: dg.DagsterInstance) -> dict[str, dict]:
     """The Backfills page's rows by id: status, title and each asset's (targeted, materialized, failed) partitions."""
-    with in_process_workspace(instance, CODE_LOCATION_MODULE) as workspace:
+    with in_process_workspace(instance) as workspace:
         rows = execute_graphql(workspace, BACKFILLS_PAGE)["partitionBackfillsOrError"]["results"]
     return {row["id"]: {
         "status": row["status"], "asset_backfill": row["isAssetBackfill"], "title": row["title"],
@@ -158,7 +158,7 @@ def test_featctl_and_ui_backfills_are_alike_on_the_backfills_page_and_reruns_lea
         """The UI's launch of features and online for the range, settled as the daemon settles it."""
         params = {"assetSelection": [{"path": ["features", "user_upvotes"]}, {"path": ["online", "user_upvotes"]}],
                   "partitionNames": DAYS, "fromFailure": False, "tags": []}
-        with in_process_workspace(instance, CODE_LOCATION_MODULE) as workspace:
+        with in_process_workspace(instance) as workspace:
             launched = execute_graphql(workspace, UI_LAUNCH, {"backfillParams": params})["launchPartitionBackfill"]
             assert launched["__typename"] == "LaunchBackfillSuccess", launched
             assert backfill_state(workspace, launched["backfillId"]).status == "REQUESTED"  # what the daemon picks up

@@ -25,8 +25,9 @@ def test_dagster_is_the_version_the_private_calls_were_written_against():
 
 
 def test_the_private_names_have_the_shapes_the_module_uses():
+    from dagster._core.execution.api import execute_run
     from dagster._core.instance.ref import InstanceRef
-    from dagster._core.launcher.sync_in_memory_run_launcher import SyncInMemoryRunLauncher
+    from dagster._core.launcher import LaunchRunContext
     from dagster._core.run_coordinator import DefaultRunCoordinator
     from dagster._daemon.backfill import execute_backfill_jobs
     from dagster_graphql.cli import execute_query
@@ -35,7 +36,9 @@ def test_the_private_names_have_the_shapes_the_module_uses():
         "workspace_process_context", "logger", "backfill_jobs"]
     assert list(inspect.signature(execute_query).parameters) == ["workspace_process_context", "query", "variables"]
     assert {"run_coordinator_data", "run_launcher_data"} <= set(InstanceRef._fields)
-    for data, cls in ((dagster_internals.RUN_LAUNCHER, SyncInMemoryRunLauncher),
+    assert list(inspect.signature(execute_run).parameters)[:3] == ["job", "dagster_run", "instance"]
+    assert {"dagster_run", "job_code_origin"} <= {n for n in dir(LaunchRunContext) if not n.startswith("_")}
+    for data, cls in ((dagster_internals.RUN_LAUNCHER, dagster_internals.DeferredRunLauncher),
                       (dagster_internals.RUN_COORDINATOR, DefaultRunCoordinator)):
         assert getattr(importlib.import_module(data.module_name), data.class_name) is cls
     target = dagster_internals.AssetCheckEvaluationTargetMaterializationData(storage_id=7, run_id="r", timestamp=1.5)
@@ -48,10 +51,9 @@ def test_an_instance_launching_runs_here_shares_the_storage(tmp_path):
         instance.report_runless_asset_event(dg.AssetMaterialization(["raw", "upvote_events"], partition="2026-01-09"))
         local = dagster_internals.runs_in_this_process(instance)
         try:
-            from dagster._core.launcher.sync_in_memory_run_launcher import SyncInMemoryRunLauncher
             from dagster._core.run_coordinator import DefaultRunCoordinator
 
-            assert isinstance(local.run_launcher, SyncInMemoryRunLauncher)
+            assert isinstance(local.run_launcher, dagster_internals.DeferredRunLauncher)
             assert isinstance(local.run_coordinator, DefaultRunCoordinator)  # submitted runs launch at once
             assert local.get_materialized_partitions(dg.AssetKey(["raw", "upvote_events"])) == {"2026-01-09"}
         finally:
