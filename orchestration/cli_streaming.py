@@ -29,12 +29,18 @@ def stream_build(group: str) -> None:
 @stream.command("run")
 @click.argument("group")
 def stream_run(group: str) -> None:
-    """Start (or resume from its last savepoint/checkpoint) the group's job on the local mini-cluster."""
-    from streaming.runner import start
+    """Start (or resume from its last savepoint/checkpoint) the group's job on the local mini-cluster.
+
+    The first start replays the group's window of the event log, so the stream continues the batch values."""
+    from infra.spark import spark_session
+    from streaming.runner import latest_restore_point, start
 
     settings, registry = load_platform()
-    with console.status(f"starting the {group} stream"):
-        process = start(registry, settings, registry.group(group), _stream_redis_url(settings))
+    spec = registry.group(group)
+    first = latest_restore_point(settings, spec) is None  # a first start replays the event log (Spark)
+    with console.status(f"starting the {group} stream" + (", replaying the event log first" if first else "")):
+        process = start(registry, settings, spec, _stream_redis_url(settings),
+                        spark=spark_session(settings) if first else None)
     resumed = f", resumed from {process.restored_from}" if process.restored_from else ""
     console.print(f"{group}: RUNNING (pid {process.pid}, Flink REST http://{process.rest}{resumed})")
 
@@ -122,15 +128,13 @@ def events_live(rate: float, seconds: float, malformed: float) -> None:
 @click.option("--ds", default=None, help="Partition to compare (default: yesterday).")
 def consistency(group: str, ds: str | None) -> None:
     """Replay one slice of the event log through the batch query and the Flink job, and diff the values."""
-    from eventlog.generator import RedditSample
     from infra.spark import spark_session
     from streaming.consistency import check_consistency
 
     settings, registry = load_platform()
     day = ds or yesterday_utc().isoformat()
-    sample = RedditSample(start=settings.partitions_start, size="tiny")
-    with console.status(f"replaying {group} up to {day} through Spark and Flink"):
-        report = check_consistency(spark_session(settings), registry, settings, registry.group(group), sample, day)
+    with console.status(f"replaying {group}'s event log up to {day} through Spark and Flink"):
+        report = check_consistency(spark_session(settings), registry, settings, registry.group(group), day)
     if not report.consistent:
         for line in report.differences[:20]:
             console.print(f"  {line}")

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import dagster as dg
+from dagster_pyspark import PySparkResource
 
 from assets.registry import Registry
 from assets.specs import FeatureGroup
@@ -51,10 +52,13 @@ def stream_asset(registry: Registry, settings: Settings, group: FeatureGroup) ->
         metadata={"transform.sql": dg.MetadataValue.md(f"```sql\n{group.stream.transform_sql.strip()}\n```"),
                   "freshness_target": str(group.freshness or "none")},
     )
-    def stream(context: dg.AssetExecutionContext, online_store: OnlineStoreResource) -> dg.MaterializeResult:
+    def stream(context: dg.AssetExecutionContext, online_store: OnlineStoreResource,
+               spark: PySparkResource) -> dg.MaterializeResult:
         process = runner.running_job(settings, group)
-        if process is None:
-            process = runner.start(registry, settings, group, _redis_url(online_store))
+        if process is None:  # a first start replays the event log through Spark (streaming/bootstrap.py)
+            first = runner.latest_restore_point(settings, group) is None
+            process = runner.start(registry, settings, group, _redis_url(online_store),
+                                   spark=spark.spark_session if first else None)
             context.log.info(f"started {group.name} stream, pid {process.pid}, resumed from {process.restored_from}")
         return dg.MaterializeResult(metadata={"pid": process.pid, "flink_rest": f"http://{process.rest}",
                                               "restored_from": process.restored_from or "nothing (first start)"})

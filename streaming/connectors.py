@@ -5,6 +5,7 @@ The same source.sql renders for both; only the WITH clause differs, filled from 
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 from assets.specs import Source
@@ -22,17 +23,30 @@ def _options(values: dict[str, str]) -> str:
     return ",\n  ".join(f"'{key}' = '{value}'" for key, value in values.items())
 
 
-def source_options(settings: Settings, source: Source, group: str) -> str:
-    """WITH options reading the source's stream as raw lines (the contract check parses them)."""
+def source_options(settings: Settings, source: Source, group: str, cutoff: str | None = None) -> str:
+    """WITH options reading the source's stream as raw lines (the contract check parses them).
+
+    With a bootstrap `cutoff` (UTC, `YYYY-MM-DD HH:MM:SS`) a Kafka source starts at the cutoff's offsets,
+    since what came before is replayed from the event log; a restored job resumes from its checkpoint.
+    """
     if settings.kafka_bootstrap_servers:
         options = {"connector": "kafka", "topic": source.stream.topic,
                    "properties.bootstrap.servers": settings.kafka_bootstrap_servers,
                    "properties.group.id": f"fp-{group}", "scan.startup.mode": "group-offsets",
                    "properties.auto.offset.reset": "earliest", "format": "raw"}
+        if cutoff:
+            millis = int(datetime.fromisoformat(cutoff).replace(tzinfo=timezone.utc).timestamp() * 1000)
+            options.update({"scan.startup.mode": "timestamp", "scan.startup.timestamp-millis": str(millis)})
     else:
         options = {"connector": "filesystem", "path": stream_directory(settings, source).as_uri(), "format": "raw",
                    "source.monitor-interval": MONITOR_INTERVAL}
     return _options(options)
+
+
+def replay_options(directory: Path) -> str:
+    """WITH options reading a job's replayed event-log files (streaming/bootstrap.py) as raw lines."""
+    return _options({"connector": "filesystem", "path": directory.resolve().as_uri(), "format": "raw",
+                     "source.monitor-interval": MONITOR_INTERVAL})
 
 
 def dead_letter_options(directory: Path, roll_seconds: int) -> str:

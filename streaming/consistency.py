@@ -1,9 +1,10 @@
 """Batch/stream consistency: the same slice of the event log through the HiveQL batch query and through
 the Flink job must give the same feature values. Run before release, for every group with both.
 
-The batch side computes partition `ds` with Spark; the stream side replays every event up to the end of
-`ds` as a backlog of files into a fresh job with its own Redis and data directory, waits until the
-injector has gone quiet, and reads the values back. Differences are listed per entity and feature.
+The batch side computes partition `ds` with Spark; the stream side is a fresh job with its own Redis and
+data directory whose first start replays the event log's partitions up to `ds` (the ones the group's
+window reads, in event-time order, as every first start does: streaming/bootstrap.py); it waits until the
+injector has gone quiet and reads the values back. Differences are listed per entity and feature.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 
 from assets.registry import Registry
@@ -25,8 +25,7 @@ from serving.codec import decode_value
 from serving.get_features import build_read_plan, get_features
 from serving.online_store import OnlineStore, WritePlan, connect
 from streaming import runner
-from streaming.connectors import stream_directory
-from streaming.event_files import write_backlog
+from streaming.bootstrap import prepare_bootstrap
 
 QUIET_SECONDS = 4.0
 
@@ -46,12 +45,6 @@ class ConsistencyReport:
         return not self.differences
 
 
-def _replay_window(group: FeatureGroup, sample, ds: date) -> list[date]:
-    window = group.sources[group.stream.source_table].window_days
-    first = sample.start if window == "all" else max(sample.start, date.fromordinal(ds.toordinal() - window + 1))
-    return sample.days(first, ds)
-
-
 def _wait_until_quiet(store: OnlineStore, plan: WritePlan, timeout_s: float) -> int:
     deadline, last, still_since = time.monotonic() + timeout_s, -1, time.monotonic()
     while time.monotonic() < deadline:
@@ -65,20 +58,17 @@ def _wait_until_quiet(store: OnlineStore, plan: WritePlan, timeout_s: float) -> 
                         "see the job log under the consistency run's data directory")
 
 
-def check_consistency(spark, registry: Registry, settings: Settings, group: FeatureGroup, sample, ds: str,
-                      rows_per_file: int = 2_000, timeout_s: float = 300) -> ConsistencyReport:
-    """Compare partition `ds` of the batch query with the stream job's values over the same events."""
+def check_consistency(spark, registry: Registry, settings: Settings, group: FeatureGroup, ds: str,
+                      timeout_s: float = 300) -> ConsistencyReport:
+    """Compare partition `ds` of the batch query with the stream job's values over the same events: the
+    raw partitions the group's window reads as of `ds`, replayed from the event log in event-time order."""
     if group.stream is None:
         raise PlatformError(f"{group.name} has no stream/ folder: nothing to compare", "pick a group with both")
     batch = feature_query(spark, registry, group, ds).toPandas()
     entity = registry.entity_of(group)
-    source = registry.sources[group.stream.source_table]
-    days = _replay_window(group, sample, date.fromisoformat(ds))
     with tempfile.TemporaryDirectory(prefix=f"fp-consistency-{group.name}-") as tmp, local_redis() as url:
         replay = settings.model_copy(update={"data_dir": Path(tmp), "redis_url": url})
-        events = sum(len(sample.events(source.name, d)) for d in days)
-        write_backlog(stream_directory(replay, source), source, (sample.events(source.name, d) for d in days),
-                      rows_per_file)
+        events = prepare_bootstrap(spark, registry, replay, group, through_ds=ds).events
         store = OnlineStore(connect(url))
         plan = WritePlan.for_group(group, entity, replay.redis_prefix)
         runner.start(registry, replay, group, url)

@@ -27,6 +27,7 @@ from infra.errors import PlatformError
 from infra.java import ensure_java_home
 from infra.redis_server import free_loopback_port
 from infra.settings import PROJECT_ROOT, Settings
+from streaming.bootstrap import prepare_bootstrap, recorded_bootstrap
 from streaming.codegen import build_job, job_dir
 from streaming.connectors import stream_directory
 
@@ -180,14 +181,22 @@ def _launch(settings: Settings, group: FeatureGroup, script: Path, redis_url: st
                         + (f": {cause}" if cause else ""), f"the whole output is in {log_path}")
 
 
-def start(registry: Registry, settings: Settings, group: FeatureGroup, redis_url: str) -> JobProcess:
-    """Build run.py and launch it, resuming from the newest savepoint/checkpoint; wait until RUNNING."""
+def start(registry: Registry, settings: Settings, group: FeatureGroup, redis_url: str, spark=None) -> JobProcess:
+    """Build run.py and launch it, resuming from the newest savepoint/checkpoint; wait until RUNNING.
+
+    A first start (nothing to resume) with a Spark session replays the event log first, so the stream
+    continues the batch history (streaming/bootstrap.py); without one it starts from its live input alone.
+    """
     if running_job(settings, group):
         raise PlatformError(f"the {group.name} stream is already running", f"featctl stream stop {group.name}")
-    script = build_job(registry, settings, group)
+    restore = latest_restore_point(settings, group)
+    if restore is None and spark is not None:
+        bootstrap = prepare_bootstrap(spark, registry, settings, group)
+    else:
+        bootstrap = recorded_bootstrap(settings, group)
+    script = build_job(registry, settings, group, bootstrap.cutoff_text if bootstrap else None)
     if not settings.kafka_bootstrap_servers:  # the watched directory must exist before the source lists it
         stream_directory(settings, registry.sources[group.stream.source_table]).mkdir(parents=True, exist_ok=True)
-    restore = latest_restore_point(settings, group)
     for _attempt in range(3):
         process = _launch(settings, group, script, redis_url, restore)
         if process is not None:

@@ -11,6 +11,7 @@ import re
 import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from pyflink.common import Configuration
@@ -138,25 +139,32 @@ class ContractCheck(TableFunction):
     oversized line never reaches this worker whole (quality.contracts decides everything else).
     """
 
-    def __init__(self, source, max_bytes: int):
+    def __init__(self, source, max_bytes: int, cutoff: str | None):
         self.source = source
         self.max_bytes = max_bytes
+        self.cutoff = datetime.fromisoformat(cutoff) if cutoff else None
+        self.event_time = [c.name for c in source.columns].index(source.event_time)
         self.empty = (None,) * len(source.columns)
 
-    def eval(self, line: bytes):
+    def eval(self, line: bytes, replayed: bool):
         from quality.contracts import check_line, shown_record
 
         reason, values = check_line(self.source, line, self.max_bytes)
+        if reason is None and not replayed and self.cutoff and values[self.event_time] < self.cutoff:
+            reason = (f"event time {values[self.event_time]} is before the stream's cutoff {self.cutoff}: the "
+                      "event log holds it and the job replayed it from there, so it is not counted again")
         if reason is None:
             yield (None, None, *values)
         else:
             yield (reason, shown_record(line, self.max_bytes), *self.empty)
 
 
-def contract_check(source, max_bytes: int):
-    """The contract UDTF of one source: (reason, record, <the contract's columns, typed>) per line."""
+def contract_check(source, max_bytes: int, cutoff: str | None = None):
+    """The contract UDTF of one source: (reason, record, <the contract's columns, typed>) per line, for
+    live lines (`replayed` false) and lines replayed from the event log alike; live lines older than the
+    bootstrap `cutoff` are refused (see streaming/bootstrap.py)."""
     types = ["STRING", "STRING", *(FLINK_TYPES[c.dtype] for c in source.columns)]
-    return udtf(ContractCheck(source, max_bytes), result_types=types)
+    return udtf(ContractCheck(source, max_bytes, cutoff), result_types=types)
 
 
 def create_view_read_once(t_env: StreamTableEnvironment, name: str, query: str) -> None:

@@ -27,7 +27,7 @@ from streaming.codegen import render_job
 from streaming.connectors import stream_directory
 from streaming.event_files import MALFORMED, write_backlog, write_file
 from streaming.status import count_dead_letters, stream_status
-from tests.conftest import START
+from tests.conftest import LAST_DAY, START
 from tests.reference import user_activity
 from tests.stream_lines import MAX_LINE_BYTES, bad_lines, unusual_good_lines
 
@@ -38,8 +38,12 @@ def test_codegen_renders_the_local_job(registry, settings):
     assert "CREATE TABLE upvote_events__lines (line BYTES) WITH (" in text and "'format' = 'raw'" in text
     assert f"'path' = '{stream_directory(settings, registry.sources['upvote_events']).as_uri()}'" in text
     # One contract check in front of the typed source, fed lines cut one byte past the limit.
-    assert (f"LATERAL TABLE(upvote_events__contract(CAST(line AS VARBINARY({settings.stream_max_line_bytes + 1}))))"
-            " AS checked(reason, record, event_id, user_id, post_id, event_time)") in text
+    assert (f"LATERAL TABLE(upvote_events__contract(CAST(line AS VARBINARY({settings.stream_max_line_bytes + 1})), "
+            "replayed)) AS checked(reason, record, event_id, user_id, post_id, event_time)") in text
+    # The event log replayed on a first start is the second input, judged by the same contract.
+    assert "SELECT line, TRUE AS replayed FROM upvote_events__replayed_lines" in text and "CUTOFF = None" in text
+    with_cutoff = render_job(registry, settings, registry.groups["user_activity"], cutoff="2026-01-11 00:00:00")
+    assert "CUTOFF = '2026-01-11 00:00:00'" in with_cutoff
     assert "WATERMARK FOR rowtime AS rowtime - INTERVAL '5' SECOND\n)\n" in text  # source.sql, no connector
     assert "{{ connector }}" not in text and "'format' = 'json'\n" not in text.split("# Generation")[0]
     assert "FROM upvote_events__checked WHERE reason IS NOT NULL" in text
@@ -53,6 +57,9 @@ def test_codegen_renders_the_same_sql_for_kafka(registry, settings):
     text = render_job(registry, cluster, registry.groups["user_activity"])
     assert "'connector' = 'kafka'" in text and "'topic' = 'upvote_events'" in text
     assert "'properties.bootstrap.servers' = 'kafka-1:9092,kafka-2:9092'" in text
+    resumed_at_cutoff = render_job(registry, cluster, registry.groups["user_activity"], cutoff="2026-01-11 00:00:00")
+    assert "'scan.startup.mode' = 'timestamp'" in resumed_at_cutoff  # the cutoff, 2026-01-11 00:00:00 UTC:
+    assert "'scan.startup.timestamp-millis' = '1768089600000'" in resumed_at_cutoff
     assert "flink_rest='jobmanager:8081'" in text
     local = render_job(registry, settings, registry.groups["user_activity"])
     assert local.split("# Generation")[1] == text.split("# Generation")[1]  # same transform and injection
@@ -383,3 +390,59 @@ def test_a_failed_job_reports_failed_with_its_cause_and_the_sensor_restarts_it(r
     assert result.asset_events[0].metadata["cause"].value == status.cause
     assert result.asset_events[0].metadata["crashes_in_a_row"].value == 1
     assert [r.asset_selection for r in result.run_requests] == [[dg.AssetKey(["stream", "user_activity"])]]
+
+
+# --- a stream started after the batch history ----------------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("event_log")
+def test_a_stream_started_after_the_batch_history_continues_it(registry, settings, spark, sample, redis_url,
+                                                                tmp_path_factory):
+    """The batch values of LAST_DAY are in Redis; the stream's first start replays the event log, so n new
+    upvotes of a user give the batch value plus n (not n), and a live event the event log already holds
+    is refused rather than counted twice."""
+    from batch.feature_job import materialize_partition
+    from batch.publish import publish_partition
+    from streaming.bootstrap import recorded_bootstrap
+
+    boot = settings.model_copy(update={"data_dir": tmp_path_factory.mktemp("bootstrap"), "redis_prefix": "bs"})
+    group, ds = registry.groups["user_activity"], LAST_DAY.isoformat()
+    materialize_partition(spark, registry, group, ds)
+    publish_partition(spark, registry, group, ds, redis_url, boot.redis_prefix)
+    batch = user_activity(sample, ds)
+    store = _store(redis_url)
+    plan = WritePlan.for_group(group, registry.entity_of(group), boot.redis_prefix)
+
+    runner.start(registry, boot, group, redis_url, spark=spark)
+    bootstrap = recorded_bootstrap(boot, group)
+    cutoff = datetime.combine(LAST_DAY + timedelta(days=1), datetime.min.time())
+    assert bootstrap.days == tuple(d.isoformat() for d in sample.days(START, LAST_DAY)) and bootstrap.cutoff == cutoff
+    assert bootstrap.events == sum(len(sample.events("upvote_events", d)) for d in sample.days(START, LAST_DAY))
+
+    users = [int(u) for u in batch.index[:5]]
+    live = [{"event_id": f"live-{u}-{k}", "user_id": u, "post_id": 10_000_000 + k,
+             "event_time": cutoff + timedelta(minutes=10 * n + k)}
+            for n, u in enumerate(users) for k in range(n + 1)]
+    late = {"event_id": "late-1", "user_id": users[0], "post_id": 1, "event_time": cutoff - timedelta(hours=1)}
+    _write_lines(stream_directory(boot, registry.sources["upvote_events"]), "live-0001",
+                 [_line(e) for e in [late, *live]])
+    letters = _wait_for_letters(boot, group, 1, timeout_s=180)
+    _wait_quiet(store, plan, timeout_s=180)
+
+    for n, user in enumerate(users):  # batch value + the n + 1 new upvotes, each of a new post
+        want = batch.loc[user]
+        assert _read_user(registry, store, boot, user) == (
+            want["upvotes_total"] + n + 1, want["distinct_posts_total"] + n + 1, live_last(live, user))
+    untouched = [int(u) for u in batch.index[5:]]
+    rows = get_features(store, build_read_plan(registry, boot.redis_prefix, "user", ["user_activity"]), untouched)
+    for row in rows:  # every other user still holds its batch value, as of the end of LAST_DAY
+        assert row.values["user_activity.upvotes_total"] == batch.loc[row.entity_id]["upvotes_total"]
+        assert row.event_times["user_activity.upvotes_total"].replace(tzinfo=None) == cutoff
+    assert len(store.client.keys("bs:user:*")) == len(batch)
+    assert [letter["record"] for letter in letters] == [_line(late).decode()]
+    assert "is before the stream's cutoff 2026-01-11 00:00:00" in letters[0]["reason"]
+    runner.kill(boot, group)
+
+
+def live_last(events: list[dict], user: int) -> datetime:
+    return max(e["event_time"] for e in events if e["user_id"] == user)
