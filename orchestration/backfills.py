@@ -179,7 +179,8 @@ def run_backfill(instance: dg.DagsterInstance, days: list[str], assets: list[str
     instance's event log while the backfill advances in a worker thread). Re-running a backfill changes
     nothing: feature partitions are overwritten with the same rows, and the online guard never lets a
     value replace one Redis holds as of a later event time (one as of the same time gets the same bytes).
-    A failed step or check is the result's error; a bug is re-raised once the backfill is settled.
+    A failed step or check (the backfill then ends COMPLETED_FAILED) is the result's error; an error of
+    Dagster's own while launching or advancing it is re-raised.
     """
     total = len(days) * len(assets)
     outcome: dict = {}

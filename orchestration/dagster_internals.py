@@ -77,8 +77,8 @@ RUN_COORDINATOR = ConfigurableClassData("dagster._core.run_coordinator", "Defaul
 RUN_LAUNCHER = ConfigurableClassData(__name__, DeferredRunLauncher.__name__, "{}")
 
 
-class BackfillIterationError(RuntimeError):
-    """Dagster's backfill iteration failed with an error of its own (a bug, not a failed step)."""
+class DagsterCallError(RuntimeError):
+    """A GraphQL request or backfill iteration failed with an error of Dagster's own (a bug, not a failed step)."""
 
 
 def runs_in_this_process(instance: dg.DagsterInstance) -> dg.DagsterInstance:
@@ -113,7 +113,7 @@ def execute_graphql(workspace: Workspace, query: str, variables: Mapping[str, ob
 
     result = execute_query(workspace, query, dict(variables or {}))
     if result.get("errors"):
-        raise BackfillIterationError("; ".join(e.get("message", str(e)) for e in result["errors"]))
+        raise DagsterCallError("; ".join(e.get("message", str(e)) for e in result["errors"]))
     return result["data"]
 
 
@@ -128,7 +128,7 @@ def advance_backfill(workspace: Workspace, backfill_id: str, logger: logging.Log
     backfill = workspace.instance.get_backfill(backfill_id)
     for error in execute_backfill_jobs(workspace, logger, [backfill]):
         if error is not None:
-            raise BackfillIterationError(f"backfill {backfill_id}: {error.to_string()}")
+            raise DagsterCallError(f"backfill {backfill_id}: {error.to_string()}")
     workspace.instance.run_launcher.execute_launched()
 
 
