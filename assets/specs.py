@@ -9,11 +9,11 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from assets.dtypes import DTYPES, NUMERIC_DTYPES, Dtype
+from assets.dtypes import DTYPES, INT_RANGES, NUMERIC_DTYPES, Dtype
 from assets.offline_layout import feature_table
 
 NAME = r"^[a-z][a-z0-9_]*$"
@@ -103,6 +103,8 @@ class Feature(Strict):
 
     `nullable`, `min`, `max` and `allowed_values` are expectations the quality gate checks on every
     partition before it reaches the online store; they are not part of the schema (no version bump).
+    `empty_value` (a value of the dtype, or null) is what the feature is in a windowed group for an entity
+    with no events left in the window (0 for a count); without it the entity keeps its last value.
     """
 
     name: str = Field(pattern=NAME)
@@ -112,6 +114,12 @@ class Feature(Strict):
     min: float | None = None
     max: float | None = None
     allowed_values: tuple[str | int | bool, ...] | None = Field(default=None, min_length=1)
+    empty_value: Any = None  # checked against the dtype below (a YAML date is refused with that reason)
+
+    @property
+    def declares_empty_value(self) -> bool:
+        """Whether feature.yaml says what the feature is once its window holds no events (null included)."""
+        return "empty_value" in self.model_fields_set
 
     @model_validator(mode="after")
     def _expectations_fit_the_dtype(self) -> Feature:
@@ -124,7 +132,19 @@ class Feature(Strict):
             if python_type is None or any(type(v) is not python_type for v in self.allowed_values):
                 raise ValueError(f"allowed_values: must be {self.dtype} values (sets apply to string, integer "
                                  f"and bool features)")
+        if self.empty_value is not None and not _is_value_of(self.dtype, self.empty_value):
+            allowed = "null" if self.dtype in ("timestamp", "date") else f"a {self.dtype} literal or null"
+            raise ValueError(f"empty_value: {self.empty_value} is not a {self.dtype} value (it can be {allowed})")
         return self
+
+
+def _is_value_of(dtype: str, value) -> bool:
+    """Whether a YAML scalar is a literal of `dtype` (timestamps and dates have no empty literal but null)."""
+    if dtype in INT_RANGES:
+        low, high = INT_RANGES[dtype]
+        return type(value) is int and low <= value <= high
+    return {"float64": type(value) in (int, float), "string": type(value) is str,
+            "bool": type(value) is bool}.get(dtype, False)
 
 
 class RowCountBounds(Strict):
@@ -218,6 +238,13 @@ class FeatureGroup(Strict):
     @property
     def stream_dir(self) -> Path:
         return self.folder / "stream"
+
+    @property
+    def expires_absent_entities(self) -> bool:
+        """Whether a partition also gives empty values to entities that left the window: the group reads
+        a source over a finite window and declares what at least one feature is once it is empty."""
+        return (any(s.window_days != "all" for s in self.sources.values())
+                and any(f.declares_empty_value for f in self.features))
 
     def feature(self, name: str) -> Feature:
         return next(f for f in self.features if f.name == name)

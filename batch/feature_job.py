@@ -68,10 +68,44 @@ def feature_query(spark, registry: Registry, group: FeatureGroup, ds: str):
     return frame.select(*[name for name, _ in expected])
 
 
+def _literal(dtype: str, value) -> str:
+    """A feature's empty value as a Spark SQL literal of its type."""
+    if value is None:
+        return f"CAST(NULL AS {SPARK_TYPES[dtype]})"
+    if dtype == "string":
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return f"CAST({str(value).upper() if dtype == 'bool' else value!r} AS {SPARK_TYPES[dtype]})"
+
+
+def previous_population(spark, registry: Registry, group: FeatureGroup, ds: str):
+    """The entities (key and features) with events in the window ending the day before `ds`: that
+    partition's rows that are not themselves empty, or, where it was never computed, its query's rows."""
+    previous = (date.fromisoformat(ds) - timedelta(days=1)).isoformat()
+    columns = [name for name, _ in feature_table_columns(registry, group)[:-1]]
+    if spark.table(group.table).where(f"{PARTITION_COLUMN} = '{previous}'").limit(1).count():
+        still_full = " OR ".join(f"NOT (`{f.name}` <=> {_literal(f.dtype, f.empty_value)})"
+                                 for f in group.features if f.declares_empty_value)
+        return spark.table(group.table).where(f"{PARTITION_COLUMN} = '{previous}' AND ({still_full})").select(*columns)
+    return feature_query(spark, registry, group, previous)
+
+
+def with_absent_entities(spark, registry: Registry, group: FeatureGroup, ds: str, frame):
+    """Partition `ds`'s rows plus one row per entity that had events in the previous day's window but has
+    none in this one, holding each feature's declared empty value (the last value where none is declared),
+    so a windowed value leaves its window online and in training sets instead of staying as it was."""
+    key = registry.entity_of(group).key
+    left = previous_population(spark, registry, group, ds).join(frame.select(key), on=key, how="left_anti")
+    carried = left.selectExpr(f"`{key}`", *(f"{_literal(f.dtype, f.empty_value)} AS `{f.name}`"
+                                            if f.declares_empty_value else f"`{f.name}`" for f in group.features))
+    return frame.unionByName(carried.localCheckpoint())  # read before the table's partition is overwritten
+
+
 def materialize_partition(spark, registry: Registry, group: FeatureGroup, ds: str) -> int:
     """Compute partition `ds` of `group` and replace it in the offline table; returns its row count."""
     frame = feature_query(spark, registry, group, ds)
     ensure_feature_table(spark, registry, group)
+    if group.expires_absent_entities:
+        frame = with_absent_entities(spark, registry, group, ds, frame)
     view = f"computed_{group.name}"
     frame.createOrReplaceTempView(view)
     columns = ", ".join(f"`{name}`" for name, _ in feature_table_columns(registry, group)[:-1])

@@ -32,7 +32,29 @@ def _hot_score():
     return module.hot_score
 
 
+def _with_entities_that_left(active, sample, ds: str, empty: dict) -> pd.DataFrame:
+    """What a windowed group's partition holds: the entities with events in its window (`active`) plus,
+    with the `empty` values (other features as they were), those that had events in the previous day's
+    window but have none in this one's."""
+    now = active(sample, ds)
+    previous_day = date.fromisoformat(ds) - timedelta(days=1)
+    if previous_day < sample.start:
+        return now
+    before = active(sample, previous_day.isoformat())
+    left = before.loc[before.index.difference(now.index)].copy()
+    if left.empty:
+        return now
+    for column, value in empty.items():
+        left[column] = pd.Series(value, index=left.index, dtype=now[column].dtype)
+    return pd.concat([now, left])
+
+
 def user_upvotes(sample, ds: str) -> pd.DataFrame:
+    return _with_entities_that_left(_active_user_upvotes, sample, ds, {
+        "upvotes_7d": 0, "distinct_items_7d": 0, "upvotes_1d": 0, "last_upvote_at": pd.NaT})
+
+
+def _active_user_upvotes(sample, ds: str) -> pd.DataFrame:
     up = _window(sample, "upvote_events", ds, 7)
     grouped = up.groupby("user_id")
     return pd.DataFrame({
@@ -44,6 +66,11 @@ def user_upvotes(sample, ds: str) -> pd.DataFrame:
 
 
 def subreddit_activity(sample, ds: str) -> pd.DataFrame:
+    return _with_entities_that_left(_active_subreddit_activity, sample, ds, {
+        "upvotes_1d": 0, "distinct_upvoters_1d": 0, "upvoted_posts_1d": 0, "upvotes_per_post_1d": None})
+
+
+def _active_subreddit_activity(sample, ds: str) -> pd.DataFrame:
     up = _window(sample, "upvote_events", ds, 1)
     posts = _window(sample, "post_events", ds, None)
     joined = up.merge(posts[["post_id", "subreddit_id", "subreddit"]], on="post_id")
@@ -73,8 +100,6 @@ def post_popularity(sample, ds: str) -> pd.DataFrame:
         "hot_score": [hot(int(n), int(s)) for n, s in zip(upvotes_7d, created_seconds)],
         "is_trending": upvotes_1d >= 5,
     })
-
-
 
 
 def user_activity(sample, ds: str) -> pd.DataFrame:

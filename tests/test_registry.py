@@ -19,6 +19,8 @@ def test_examples_load_into_typed_specs(registry):
         ("upvotes_7d", "int64"), ("distinct_items_7d", "int64"), ("upvotes_1d", "int64"),
         ("last_upvote_at", "timestamp")]
     assert user.sources["upvote_events"].window_days == 7
+    assert [(f.declares_empty_value, f.empty_value) for f in user.features] == [(True, 0)] * 3 + [(True, None)]
+    assert user.expires_absent_entities and not registry.groups["user_activity"].expires_absent_entities
     assert registry.groups["post_popularity"].udfs[0].name == "hot_score"
     assert registry.sources["upvote_events"].table == "raw.upvote_events"
 
@@ -66,6 +68,10 @@ CASES = [
      "sources/upvote_events.yaml: event_time: 'user_id' must name a timestamp column"),
     ("entities.yaml", "dtype: int64", "dtype: float64",
      "entities.yaml: user.dtype: Input should be"),
+    ("features/user_upvotes/feature.yaml", "empty_value: 0              #", "empty_value: none              #",
+     "features/user_upvotes/feature.yaml: features[0]: empty_value: none is not a int64 value (it can be a int64 "),
+    ("features/user_upvotes/feature.yaml", "    empty_value: null", "    empty_value: 2026-01-01",
+     "features/user_upvotes/feature.yaml: features[3]: empty_value: 2026-01-01 is not a timestamp value (it can be null)"),
 ]
 
 

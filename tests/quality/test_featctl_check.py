@@ -90,8 +90,8 @@ def test_a_group_missing_from_the_lock_fails_until_it_is_recorded(featctl, tmp_p
 
 @pytest.mark.parametrize("file, old, new, where", [
     ("feature.yaml", "dtype: int64", "dtype: integer", "feature.yaml: features[0].dtype: Input should be"),
-    ("feature.yaml", "description: Time of the user's latest upvote in the window.",
-     "description: Time of the user's latest upvote in the window.\n    min: 0",
+    ("feature.yaml", "description: Time of the user's latest upvote in the window (null once the window holds none).",
+     "description: Time of the user's latest upvote in the window (null once the window holds none).\n    min: 0",
      "feature.yaml: features[3]: min: ranges apply to numeric dtypes"),
     ("feature.yaml", "  min_ratio: 0.5", "  min_ratio: -1", "feature.yaml: row_count_vs_previous.min_ratio:"),
     ("batch.sql", "COUNT(DISTINCT post_id)", "COUNT(DISTINCT item_id)", "batch.sql: (query): Spark cannot analyse it:"),
