@@ -2,15 +2,14 @@
 schema back (physical, computed and metadata columns, watermarks) without PyFlink's private Java handles.
 
 The stream job uses it to rebuild source.sql's declared schema on top of the contract-checked lines;
-`featctl check` uses it to compare source.sql and transform.sql with the contract and feature.yaml.
+`featctl check` uses it to compare source.sql and transform.sql with the contract and feature.yaml
+(mapping type names to platform dtypes with assets.dtypes.DTYPE_OF_FLINK_TYPE).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-
-from assets.dtypes import DTYPE_OF_FLINK_TYPE
 
 TIME_ATTRIBUTE_MARK = re.compile(r"\s*\*(ROWTIME|PROCTIME)\*")
 
@@ -34,10 +33,9 @@ class FlinkColumn:
         return self.extras.removeprefix("AS ") if self.extras and self.extras.startswith("AS ") else None
 
     @property
-    def dtype(self) -> str:
-        """The platform dtype of the column's type, or the Flink type itself when none matches."""
-        bare = self.type.removesuffix(" NOT NULL")
-        return DTYPE_OF_FLINK_TYPE.get(bare.split("(")[0], bare)
+    def type_name(self) -> str:
+        """The type without length, precision or nullability: BIGINT, TIMESTAMP, VARCHAR."""
+        return self.type.removesuffix(" NOT NULL").split("(")[0]
 
 
 def describe(t_env, name: str) -> list[FlinkColumn]:

@@ -21,7 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from assets.dtypes import FLINK_TYPES
+from assets.dtypes import DTYPE_OF_FLINK_TYPE, FLINK_TYPES
 from assets.registry import Registry, RegistryError, _relative, load_registry
 from assets.specs import FeatureGroup
 from assets.udfs import load_udf_module
@@ -48,6 +48,11 @@ def _where(message: str) -> str:
     return f"line {match.group(1)}, column {match.group(2)}" if match else "(query)"
 
 
+def _dtype(column) -> str:
+    """The platform dtype of a Flink column, or its Flink type where no dtype matches."""
+    return DTYPE_OF_FLINK_TYPE.get(column.type_name, column.type)
+
+
 def _problem(path: Path, field: str, message: str, fix: str) -> dict:
     return {"what": f"{_relative(path)}: {field}: {message}", "fix": fix}
 
@@ -70,9 +75,9 @@ def group_problems(t_env, registry: Registry, group: FeatureGroup) -> list[dict]
                 problems.append(_problem(
                     source_path, column.name, f"{column.extras} columns cannot be declared: the platform reads "
                     "the stream's raw lines and checks them against the contract", "remove the column"))
-            elif column.physical and contract.get(column.name) != column.dtype:
+            elif column.physical and contract.get(column.name) != _dtype(column):
                 problems.append(_problem(
-                    source_path, column.name, f"column is {column.dtype}, the contract {source.file.name} has "
+                    source_path, column.name, f"column is {_dtype(column)}, the contract {source.file.name} has "
                     f"{contract[column.name] if column.name in contract else 'no such column'}",
                     "declare the contract's columns with their types (computed columns are free)"))
         problems += _transform_problems(t_env, registry, group, transform_path)
@@ -100,7 +105,7 @@ def _transform_problems(t_env, registry: Registry, group: FeatureGroup, path: Pa
     expected = {entity.key: entity.dtype, **{f.name: f.dtype for f in group.features}, EVENT_TIME_COLUMN: "timestamp"}
     t_env.create_temporary_view(TRANSFORM_VIEW, table)
     try:
-        actual = {column.name: column.dtype for column in describe(t_env, TRANSFORM_VIEW)}
+        actual = {column.name: _dtype(column) for column in describe(t_env, TRANSFORM_VIEW)}
     finally:
         t_env.drop_temporary_view(TRANSFORM_VIEW)
     problems = [_problem(path, name, f"the query outputs no column {name!r} (it outputs {', '.join(actual)})",
