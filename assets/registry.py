@@ -6,19 +6,22 @@ Layout (adding a folder is the whole change):
     assets/features/<group>/feature.yaml    metadata and features of a group (the folder name is its name)
     assets/features/<group>/batch.sql       HiveQL for one daily partition; `{{ ds }}` is the template var
     assets/features/<group>/udf.py          optional Python UDFs named in feature.yaml `udfs:`
+    assets/features/<group>/on_demand.py    optional request-time functions named in feature.yaml `on_demand:`
+    assets/services/<service>.yaml          a model's inputs by one name: feature refs and on-demand features
+    assets/services/on_demand.py            the services' request-time functions
 """
 
 from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
 
-from assets.specs import Entity, FeatureGroup, Source, StreamQueries
+from assets.specs import FEATURE_REF, Entity, FeatureGroup, FeatureServiceSpec, OnDemandFeature, Source, StreamQueries
 from infra.errors import PlatformError
 
 DEFAULT_ROOT = Path(__file__).resolve().parent
@@ -34,12 +37,13 @@ class RegistryError(PlatformError):
 
 @dataclass(frozen=True)
 class Registry:
-    """Every entity, source and feature group, validated against each other."""
+    """Every entity, source, feature group and feature service, validated against each other."""
 
     root: Path
     entities: dict[str, Entity]
     sources: dict[str, Source]
     groups: dict[str, FeatureGroup]
+    services: dict[str, FeatureServiceSpec] = field(default_factory=dict)
 
     def group(self, name: str) -> FeatureGroup:
         """The group called `name`, or an error listing the known ones."""
@@ -198,8 +202,72 @@ def _load_group(folder: Path, entities: dict[str, Entity], sources: dict[str, So
     return group
 
 
+def _ref_target(groups: dict[str, FeatureGroup], ref: str) -> tuple[FeatureGroup, str | None]:
+    """The group version and feature (None: the whole group) a ref names, or a ValueError saying why not."""
+    match = FEATURE_REF.match(ref)
+    if match is None:
+        raise ValueError(f"{ref!r} is not a feature ref (group, group.feature, group@vN.feature)")
+    group = groups.get(match["group"])
+    if group is None:
+        raise ValueError(f"{ref!r}: no feature group {match['group']!r} (groups: {', '.join(sorted(groups))})")
+    if match["version"] is not None and int(match["version"]) != group.version:
+        raise ValueError(f"{ref!r}: {group.name} v{int(match['version'])} is retired or unknown: the registry "
+                         f"serves v{group.version}")
+    names = [f.name for f in group.features] + [f.name for f in group.on_demand]
+    if match["feature"] is not None and match["feature"] not in names:
+        raise ValueError(f"{ref!r}: group {group.name!r} has no feature {match['feature']!r} "
+                         f"(it has: {', '.join(names)})")
+    return group, match["feature"]
+
+
+def _check_on_demand(path: Path, module: Path, features: tuple[OnDemandFeature, ...], entity: str | None,
+                     groups: dict[str, FeatureGroup]) -> str | None:
+    """Refuse on-demand features whose function is not in `module` or whose stored inputs do not exist or
+    describe another entity; the entity of their inputs (or `entity`) is returned."""
+    defined = _defined_functions(module) if module.exists() else set()
+    for index, feature in enumerate(features):
+        where = f"on_demand[{index}]"
+        if feature.function not in defined:
+            raise _fail(path, f"{where}.function", f"{feature.function!r} is not a function in {_relative(module)}",
+                        f"define `def {feature.function}({', '.join(feature.inputs)})` there, taking and "
+                        "returning pandas Series")
+        for argument, ref in feature.feature_inputs.items():
+            try:
+                group, name = _ref_target(groups, ref)
+            except ValueError as exc:
+                raise _fail(path, f"{where}.inputs.{argument}", str(exc)) from None
+            if name in {f.name for f in group.on_demand}:
+                raise _fail(path, f"{where}.inputs.{argument}", f"{ref!r} is itself on-demand",
+                            "read the stored features it is computed from")
+            if entity is not None and group.entity != entity:
+                raise _fail(path, f"{where}.inputs.{argument}", f"{ref!r} describes {group.entity!r}, not {entity!r}",
+                            "read features of one entity")
+            entity = group.entity
+    return entity
+
+
+def _load_service(path: Path, groups: dict[str, FeatureGroup]) -> FeatureServiceSpec:
+    """One `services/<name>.yaml`: its refs must name served features of one entity."""
+    data = _read_yaml(path)
+    if "name" in data:
+        raise _fail(path, "name", "is the file name; remove the key")
+    service = _validate(FeatureServiceSpec, path, {"name": path.stem, **data}, file=path)
+    entity = None
+    for index, ref in enumerate(service.features):
+        try:
+            group, _ = _ref_target(groups, ref)
+        except ValueError as exc:
+            raise _fail(path, f"features[{index}]", str(exc), "name a feature the registry serves") from None
+        if entity is not None and group.entity != entity:
+            raise _fail(path, f"features[{index}]", f"{ref!r} describes {group.entity!r}, the service's earlier "
+                        f"features {entity!r}", "a service serves one entity: split it into two services")
+        entity = entity or group.entity
+    _check_on_demand(path, service.on_demand_path, service.on_demand, entity, groups)
+    return service.model_copy(update={"entity": entity})
+
+
 def load_registry(root: Path | None = None) -> Registry:
-    """Load every entity, source and feature group under `root` (default: this package's folder)."""
+    """Load every entity, source, feature group and service under `root` (default: this package's folder)."""
     root = Path(root or DEFAULT_ROOT)
     entities = _load_entities(root)
     sources = {p.stem: _load_source(p, entities) for p in sorted((root / "sources").glob("*.yaml"))}
@@ -213,7 +281,9 @@ def load_registry(root: Path | None = None) -> Registry:
                 raise _fail(group.folder / "feature.yaml", f"udfs[{index}].name",
                             f"{udf.name!r} is already defined by group {udf_owner[udf.name]!r}", "rename the UDF")
             udf_owner[udf.name] = group.name
-    return Registry(root=root, entities=entities, sources=sources, groups=groups)
+        _check_on_demand(group.folder / "feature.yaml", group.on_demand_path, group.on_demand, group.entity, groups)
+    services = {p.stem: _load_service(p, groups) for p in sorted((root / "services").glob("*.yaml"))}
+    return Registry(root=root, entities=entities, sources=sources, groups=groups, services=services)
 
 
 def render_batch_sql(group: FeatureGroup, ds: str) -> str:

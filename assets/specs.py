@@ -17,6 +17,9 @@ from assets.dtypes import DTYPES, INT_RANGES, NUMERIC_DTYPES, Dtype
 from assets.offline_layout import feature_table
 
 NAME = r"^[a-z][a-z0-9_]*$"
+# A feature ref: `group`, `group.feature`, `group@vN`, `group@vN.feature` (serving/feature_refs.py resolves them).
+FEATURE_REF = re.compile(r"^(?P<group>[a-z][a-z0-9_]*)(?:@v(?P<version>[0-9]+))?(?:\.(?P<feature>[a-z][a-z0-9_]*))?$")
+REQUEST_TIME = "request.time"  # the on-demand input that is the request time (a training set's observation time)
 OWNER = r"^([^@\s]+@[^@\s]+\.[^@\s]+|team:[a-z0-9_-]+)$"
 DURATION = re.compile(r"^(\d+)([smhdw])$")
 DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -174,6 +177,52 @@ class Udf(Strict):
     returns: Dtype
 
 
+class OnDemandFeature(Strict):
+    """A request-time feature: a function of the folder's on_demand.py over stored features and request fields.
+
+    `inputs` maps each argument of the function to what it receives, as a pandas Series with one value per
+    row: a stored feature (`group.feature`, `group@vN.feature`), the request time (`request.time`, UTC), or a
+    request field (`request.<field>`, typed by `request_fields`). The same function runs in the service over
+    the ids of one call and in training sets over the observation rows, so there is one implementation.
+    """
+
+    name: str = Field(pattern=NAME)
+    dtype: Dtype
+    description: str
+    function: str = Field(pattern=NAME)
+    inputs: dict[str, str] = Field(min_length=1)
+    request_fields: dict[str, Dtype] = {}
+
+    @model_validator(mode="after")
+    def _inputs_well_formed(self) -> OnDemandFeature:
+        used = set()
+        for argument, source in self.inputs.items():
+            if not re.match(NAME, argument):
+                raise ValueError(f"inputs: {argument!r} is not a Python argument name (snake_case)")
+            if source.startswith("request."):
+                field = source.removeprefix("request.")
+                if source != REQUEST_TIME and field not in self.request_fields:
+                    raise ValueError(f"inputs: {argument}: request field {field!r} is not declared under "
+                                     f"request_fields (with its dtype)")
+                used.add(field)
+                continue
+            match = FEATURE_REF.match(source)
+            if match is None or match["feature"] is None:
+                raise ValueError(f"inputs: {argument}: {source!r} is neither a feature (group.feature, "
+                                 f"group@vN.feature) nor request.time / request.<field>")
+        unused = sorted(set(self.request_fields) - used)
+        if unused:
+            raise ValueError(f"request_fields: {', '.join(unused)} not read by any input")
+        if "time" in self.request_fields:
+            raise ValueError("request_fields: time is the request time itself (request.time); do not declare it")
+        return self
+
+    @property
+    def feature_inputs(self) -> dict[str, str]:
+        """Arguments that receive stored features, with their refs."""
+        return {a: s for a, s in self.inputs.items() if not s.startswith("request.")}
+
+
 class StreamQueries(Strict):
     """The group's Flink SQL: the input table DDL (source.sql) and the feature query (transform.sql)."""
 
@@ -202,6 +251,7 @@ class FeatureGroup(Strict):
     batch_sql: str = Field(exclude=True)
     stream: StreamQueries | None = Field(default=None, exclude=True)
     row_count_vs_previous: RowCountBounds | None = None  # expectation of the quality gate
+    on_demand: tuple[OnDemandFeature, ...] = ()  # request-time features of on_demand.py (not stored)
 
     @field_validator("ttl", "freshness", mode="before")
     @classmethod
@@ -216,6 +266,14 @@ class FeatureGroup(Strict):
         if duplicates:
             raise ValueError(f"duplicate feature names {sorted(duplicates)}")
         return features
+
+    @model_validator(mode="after")
+    def _on_demand_names_free(self) -> FeatureGroup:
+        stored = {f.name for f in self.features}
+        for index, feature in enumerate(self.on_demand):
+            if feature.name in stored:
+                raise ValueError(f"on_demand[{index}].name: {feature.name!r} is also a stored feature")
+        return self
 
     @property
     def ref(self) -> str:
@@ -236,6 +294,10 @@ class FeatureGroup(Strict):
         return self.folder / "udf.py"
 
     @property
+    def on_demand_path(self) -> Path:
+        return self.folder / "on_demand.py"
+
+    @property
     def stream_dir(self) -> Path:
         return self.folder / "stream"
 
@@ -248,3 +310,33 @@ class FeatureGroup(Strict):
 
     def feature(self, name: str) -> Feature:
         return next(f for f in self.features if f.name == name)
+
+
+class FeatureServiceSpec(Strict):
+    """A model's inputs by one name (`assets/services/<name>.yaml`): feature refs in order, plus on-demand
+    features computed by the functions of `assets/services/on_demand.py`. `entity` is not written in the
+    YAML: the registry sets it from the features, which must all describe one entity."""
+
+    name: str = Field(pattern=NAME)
+    owner: str = Field(pattern=OWNER)
+    description: str
+    version: int = Field(ge=1)
+    features: tuple[str, ...] = Field(min_length=1)
+    on_demand: tuple[OnDemandFeature, ...] = ()
+    entity: str = Field(default="", exclude=True)
+    file: Path = Field(exclude=True)
+
+    @field_validator("features")
+    @classmethod
+    def _refs(cls, features):
+        for index, ref in enumerate(features):
+            if not isinstance(ref, str) or not FEATURE_REF.match(ref):
+                raise ValueError(f"[{index}] {ref!r} is not a feature ref (group, group.feature, group@vN.feature)")
+        duplicates = sorted({r for r in features if features.count(r) > 1})
+        if duplicates:
+            raise ValueError(f"listed twice: {', '.join(duplicates)}")
+        return features
+
+    @property
+    def on_demand_path(self) -> Path:
+        return self.file.with_name("on_demand.py")

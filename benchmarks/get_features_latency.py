@@ -198,7 +198,7 @@ def _median_parts(stages: list[tuple[str, object]], id_lists: list) -> dict[str,
 def parts_of_calls(in_process: InProcessClient, over_http: HttpClient, entities: int, requests: int) -> dict:
     """Per ids per request, where the time of a (b) and a (c) call goes, part by part (median microseconds)."""
     work = workload()
-    plan = in_process.plans.plan(work.entity, work.refs)
+    plan = in_process.plans.plan(work.entity, work.refs).read
     in_process_stages = [
         ("plan + id check", lambda ids: check_ids(in_process.plans.plan(work.entity, work.refs), ids, 1000)),
         ("Redis read (one buffer of HMGETs)", lambda ids: (ids, read_raw(in_process.store, plan, entity_keys(plan, ids)))),

@@ -2,7 +2,9 @@
 
 `InProcessClient` reads Redis from the caller's process (no HTTP hop: for batch scoring and services
 written in Python); `HttpClient` asks the feature service over one keep-alive connection per thread. Both
-return `FeatureRow`s and raise the same errors: `UnknownName` / `InvalidRequest` for requests that cannot
+ask by feature refs (`get_features`) or by a feature service's name (`get_service`), optionally with
+request fields for on-demand features (`request={"time": ..., <field>: ...}`), return `FeatureRow`s and
+raise the same errors: `UnknownName` / `InvalidRequest` for requests that cannot
 be answered as written, `StoreUnavailable` while Redis is down.
 """
 
@@ -20,8 +22,10 @@ import redis
 from assets.registry import Registry
 from infra.errors import PlatformError
 from serving.feature_refs import InvalidRequest, UnknownName
-from serving.get_features import FeatureRow, ReadPlans, check_ids, get_features
+from serving.codec import micros_to_datetime
+from serving.get_features import FeatureRow, check_ids, get_features, now_micros
 from serving.online_store import OnlineStore
+from serving.request_plan import RequestPlan, RequestPlans, finish_rows
 from serving.wire import rows_from_body
 
 DEFAULT_MAX_IDS = 1000
@@ -40,8 +44,12 @@ def store_unavailable(exc: Exception) -> StoreUnavailable:
 class FeatureClient(Protocol):
     """What every GetFeatures client offers."""
 
-    def get_features(self, entity: str, ids: Sequence, features: Sequence[str]) -> list[FeatureRow]:
+    def get_features(self, entity: str, ids: Sequence, features: Sequence[str],
+                     request: dict | None = None) -> list[FeatureRow]:
         """Values, event times and staleness of `features` for each of `ids`, in order."""
+
+    def get_service(self, service: str, ids: Sequence, request: dict | None = None) -> list[FeatureRow]:
+        """The features of the feature service `service` for each of `ids`, in the service's order."""
 
     def close(self) -> None:
         """Release connections."""
@@ -50,7 +58,7 @@ class FeatureClient(Protocol):
 class InProcessClient:
     """GetFeatures from Redis in this process: a cached read plan, one pipelined round trip, a decode."""
 
-    def __init__(self, store: OnlineStore, plans: ReadPlans, max_ids: int = DEFAULT_MAX_IDS):
+    def __init__(self, store: OnlineStore, plans: RequestPlans, max_ids: int = DEFAULT_MAX_IDS):
         self.store = store
         self.plans = plans
         self.max_ids = max_ids
@@ -61,16 +69,26 @@ class InProcessClient:
         """A client on the Redis at `redis_url` (AUTH and TLS come from the URL: redis://user:pw@, rediss://)."""
         client = redis.Redis.from_url(redis_url, socket_keepalive=True, socket_timeout=timeout_seconds,
                                       socket_connect_timeout=timeout_seconds)
-        return cls(OnlineStore(client), ReadPlans(registry, prefix), max_ids)
+        return cls(OnlineStore(client), RequestPlans(registry, prefix), max_ids)
 
-    def get_features(self, entity: str, ids: Sequence, features: Sequence[str]) -> list[FeatureRow]:
-        """Values, event times and staleness of `features` for each of `ids`, in order."""
-        plan = self.plans.plan(entity, features)
-        ids = check_ids(plan, ids, self.max_ids)
+    def _answer(self, plan: RequestPlan, ids: Sequence, request: dict | None) -> list[FeatureRow]:
+        now = now_micros()
+        ids = check_ids(plan.read, ids, self.max_ids)
+        fields = plan.request(request, micros_to_datetime(now))
         try:
-            return get_features(self.store, plan, ids)
+            rows = get_features(self.store, plan.read, ids, now)
         except redis.RedisError as exc:
             raise store_unavailable(exc) from None
+        return finish_rows(plan, rows, fields)
+
+    def get_features(self, entity: str, ids: Sequence, features: Sequence[str],
+                     request: dict | None = None) -> list[FeatureRow]:
+        """Values, event times and staleness of `features` for each of `ids`, in order."""
+        return self._answer(self.plans.plan(entity, features), ids, request)
+
+    def get_service(self, service: str, ids: Sequence, request: dict | None = None) -> list[FeatureRow]:
+        """The features of the feature service `service` for each of `ids`, in the service's order."""
+        return self._answer(self.plans.service(service), ids, request)
 
     def close(self) -> None:
         """Close the Redis connections."""
@@ -121,13 +139,22 @@ class HttpClient:
                                     f"{exc}", "start it with `featctl serve` or fix the URL") from None
         raise AssertionError("unreachable")
 
-    def get_features(self, entity: str, ids: Sequence, features: Sequence[str]) -> list[FeatureRow]:
-        """Values, event times and staleness of `features` for each of `ids`, in order."""
-        status, body = self._post(orjson.dumps({"entity": entity, "ids": list(ids), "features": list(features)},
-                                               option=orjson.OPT_SERIALIZE_NUMPY))
+    def _ask(self, payload: dict, request: dict | None) -> list[FeatureRow]:
+        if request is not None:
+            payload["request"] = request
+        status, body = self._post(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY))
         if status == 200:
             return rows_from_body(body)
         raise _error_from_response(status, body)
+
+    def get_features(self, entity: str, ids: Sequence, features: Sequence[str],
+                     request: dict | None = None) -> list[FeatureRow]:
+        """Values, event times and staleness of `features` for each of `ids`, in order."""
+        return self._ask({"entity": entity, "ids": list(ids), "features": list(features)}, request)
+
+    def get_service(self, service: str, ids: Sequence, request: dict | None = None) -> list[FeatureRow]:
+        """The features of the feature service `service` for each of `ids`, in the service's order."""
+        return self._ask({"service": service, "ids": list(ids)}, request)
 
     def close(self) -> None:
         """Close this thread's connection."""

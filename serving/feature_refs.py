@@ -8,15 +8,14 @@ it asked for. The registry holds one version per group folder, so any other vers
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from assets.registry import Registry
-from assets.specs import Feature, FeatureGroup
+from assets.specs import FEATURE_REF, Feature, FeatureGroup
 from infra.errors import PlatformError
 
-REF = re.compile(r"^(?P<group>[a-z][a-z0-9_]*)(?:@v(?P<version>[0-9]+))?(?:\.(?P<feature>[a-z][a-z0-9_]*))?$")
+REF = FEATURE_REF
 
 
 class InvalidRequest(PlatformError):

@@ -1,7 +1,9 @@
 """The feature service: GetFeatures over HTTP, an ASGI app served by uvicorn (httptools parser, uvloop loop).
 
     POST /features      {"entity": "user", "ids": [42, 7], "features": ["user_upvotes.upvotes_7d", "user_upvotes"]}
-                        -> per id: values, per-feature event times, stale flags (serving/wire.py)
+                        or {"service": "ranking", "ids": [42, 7]} (a feature service, assets/services/)
+                        -> per id: values, per-feature event times, stale flags (serving/wire.py); both forms
+                        may add "request": {"time": ..., <field>: ...} for on-demand features
     GET  /healthz       200 when Redis answers a PING, else 503 with the reason
     GET  /metrics       Prometheus text: request latency histogram, Redis errors
     GET  /openapi.json  the OpenAPI 3.1 description of the above
@@ -10,8 +12,8 @@ The request path does the least work it can: the read plan comes from a cache ke
 Redis is read with one round trip on an asyncio connection (a slow Redis delays only the requests waiting
 for it) by sending the plan's pre-encoded HMGETs as one buffer, and orjson encodes the rows. Requests that cannot be
 answered as written get a 4xx with `{"error": what, "fix": how}`: 400 malformed body, 401 missing or
-wrong API token, 404 unknown entity, group, version or feature, 422 bad or too many ids, an entity
-mismatch or a malformed ref. A Redis failure is a 503 with the reason and `Retry-After`; the next
+wrong API token, 404 unknown entity, group, version, feature or service, 422 bad or too many ids, an
+entity mismatch, a malformed ref, or a missing or mistyped request field. A Redis failure is a 503 with the reason and `Retry-After`; the next
 request reconnects, so the service recovers on its own when Redis is back.
 """
 
@@ -36,12 +38,17 @@ from infra.errors import PlatformError
 from infra.settings import Settings
 from serving.client import store_unavailable
 from serving.feature_refs import InvalidRequest, UnknownName
-from serving.get_features import ReadPlan, ReadPlans, check_ids, decode_rows, entity_keys, hmget_commands, now_micros
+from serving.codec import micros_to_datetime
+from serving.get_features import ReadPlan, check_ids, decode_rows, entity_keys, hmget_commands, now_micros
 from serving.metrics import CONTENT_TYPE, Counter, Histogram, exposition
 from serving.openapi import openapi_document
+from serving.request_plan import RequestPlans, finish_rows
 from serving.wire import response_body
 
-REQUEST_FIELDS = frozenset({"entity", "ids", "features"})
+REQUEST_FORMS = (frozenset({"entity", "ids", "features"}), frozenset({"service", "ids"}))
+OPTIONAL_FIELDS = frozenset({"request"})
+SHAPES = '{"entity": ..., "ids": [...], "features": [...]} or {"service": ..., "ids": [...]}'
+
 MAX_BODY_BYTES = 1 << 20
 ROUTES = ("/features", "/healthz", "/metrics", "/openapi.json")
 
@@ -63,15 +70,16 @@ def _request_fields(body: bytes) -> dict:
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"the request body is not JSON: {exc}",
-                             'send {"entity": ..., "ids": [...], "features": [...]}') from None
+        raise InvalidRequest(f"the request body is not JSON: {exc}", f"send {SHAPES}") from None
     if not isinstance(payload, dict):
         raise InvalidRequest(f"the request body must be a JSON object, got {type(payload).__name__}",
-                             'send {"entity": ..., "ids": [...], "features": [...]}')
-    missing, unknown = REQUEST_FIELDS - payload.keys(), payload.keys() - REQUEST_FIELDS
+                             f"send {SHAPES}")
+    form = REQUEST_FORMS[1] if "service" in payload else REQUEST_FORMS[0]
+    missing, unknown = form - payload.keys(), payload.keys() - form - OPTIONAL_FIELDS
     if missing or unknown:
         problem = f"missing {sorted(missing)}" if missing else f"unknown {sorted(unknown)}"
-        raise InvalidRequest(f"request fields: {problem}", "send exactly entity, ids and features")
+        raise InvalidRequest(f"request fields: {problem}", "send exactly entity, ids and features, or service and "
+                             "ids (either with an optional request)")
     return payload
 
 
@@ -109,7 +117,7 @@ class FeatureService:
         self.registry = registry
         self.redis_url = redis_url
         self.redis_timeout_seconds = redis_timeout_seconds
-        self.plans = ReadPlans(registry, prefix)
+        self.plans = RequestPlans(registry, prefix)
         self.max_ids = max_ids
         self.api_token = api_token.encode() if api_token else None
         self.redis: aioredis.Redis | None = None
@@ -166,7 +174,7 @@ class FeatureService:
                 await pool.release(connection)
 
     async def features(self, request: Request) -> Response:
-        """POST /features: GetFeatures for one entity, many ids, many feature refs."""
+        """POST /features: GetFeatures for one entity, many ids, many feature refs (or one feature service)."""
         if not self._authorized(request):
             return _error(401, PlatformError("missing or wrong API token",
                                              "send the header `Authorization: Bearer <FP_SERVING_API_TOKEN>`"),
@@ -175,17 +183,20 @@ class FeatureService:
             payload = _request_fields(await request.body())
         except InvalidRequest as exc:
             return _error(400, exc)
+        now = now_micros()
         try:
-            plan = self.plans.plan(payload["entity"], payload["features"])
-            ids = check_ids(plan, payload["ids"], self.max_ids)
+            plan = (self.plans.service(payload["service"]) if "service" in payload
+                    else self.plans.plan(payload["entity"], payload["features"]))
+            ids = check_ids(plan.read, payload["ids"], self.max_ids)
+            request = plan.request(payload.get("request"), micros_to_datetime(now))
         except InvalidRequest as exc:
             return _error(_status_of(exc), exc)
         try:
-            raw = await self._read(plan, entity_keys(plan, ids))
+            raw = await self._read(plan.read, entity_keys(plan.read, ids))
         except redis.RedisError as exc:
             self.redis_errors.inc()
             return _error(503, store_unavailable(exc), {"retry-after": "1"})
-        rows = decode_rows(plan, ids, raw, now_micros())
+        rows = finish_rows(plan, decode_rows(plan.read, ids, raw, now), request)
         return Response(response_body(plan, rows), media_type="application/json")
 
     async def healthz(self, _request: Request) -> Response:

@@ -36,6 +36,8 @@ def tree(tmp_path) -> Path:
     root = tmp_path / "assets"
     shutil.copytree(DEFAULT_ROOT, root, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     shutil.copy(DEFAULT_ROOT / "features/post_popularity/udf.py", root / "features/post_popularity/udf.py")
+    for module in DEFAULT_ROOT.rglob("on_demand.py"):  # the on-demand functions feature.yaml and services name
+        shutil.copy(module, root / module.relative_to(DEFAULT_ROOT))
     return root
 
 
