@@ -68,18 +68,20 @@ def generate_events(settings: Settings, registry: Registry, first: date, last: d
         return write_event_log(spark, registry, sample, days, progress=lambda _s, _d: progress.advance(task))
 
 
-def show_features(settings: Settings, registry: Registry, url: str, entity: str, ids: list, features: list[str]) -> None:
-    """Print GetFeatures for `ids` through the in-process client (its id checks and limits): one row per id
-    and feature, with the value's event time."""
+def show_features(settings: Settings, registry: Registry, url: str, entity: str | None, ids: list,
+                  features: list[str], service: str | None = None) -> None:
+    """Print GetFeatures for `ids` (of `features` of `entity`, or of the feature service `service`) through
+    the in-process client (its id checks and limits): one row per id and feature, with the value's event time."""
     from serving.client import InProcessClient
 
     client = InProcessClient.connect(registry, url, settings.redis_prefix, max_ids=settings.serving_max_ids,
                                      timeout_seconds=settings.serving_redis_timeout_seconds)
     try:
-        rows = client.get_features(entity, ids, features)
+        rows = client.get_service(service, ids) if service else client.get_features(entity, ids, features)
     finally:
         client.close()
-    table = Table(title=f"GetFeatures({entity}, {[row.entity_id for row in rows]})")
+    asked = f"service {service}" if service else entity
+    table = Table(title=f"GetFeatures({asked}, {[row.entity_id for row in rows]})")
     for column in ("id", "feature", "value", "event time"):
         table.add_column(column)
     for row in rows:
@@ -170,16 +172,23 @@ def _first_post_id(registry: Registry, settings: Settings, day: date) -> int:
 
 
 @cli.command()
-@click.argument("entity")
-@click.argument("ids")
-@click.argument("features", nargs=-1, required=True)
-def get(entity: str, ids: str, features: tuple[str, ...]) -> None:
-    """Read FEATURES (group.feature or group) of ENTITY for IDS (comma-separated) from the online store."""
+@click.option("--service", default=None, help="A feature service (assets/services/): its features, in its order.")
+@click.argument("args", nargs=-1, required=True, metavar="ENTITY IDS FEATURE... | --service NAME IDS...")
+def get(service: str | None, args: tuple[str, ...]) -> None:
+    """Read FEATUREs (group.feature or group) of ENTITY for IDS (comma-separated) from the online store,
+    or with --service NAME the service's features for IDS (comma-separated or several arguments)."""
     from infra.redis_server import redis_url_for
 
+    if service:
+        entity, ids, features = None, [i for arg in args for i in arg.split(",") if i], []
+    elif len(args) < 3:
+        raise PlatformError(f"featctl get needs ENTITY IDS FEATURE..., got {' '.join(args)}",
+                            "e.g. featctl get user 42,7 user_upvotes, or featctl get --service ranking 42 7")
+    else:
+        entity, ids, features = args[0], args[1].split(","), list(args[2:])
     settings, registry = load_platform()
     with redis_url_for(settings) as url:
-        show_features(settings, registry, url, entity, ids.split(","), list(features))
+        show_features(settings, registry, url, entity, ids, features, service)
 
 
 @cli.command()
@@ -261,7 +270,24 @@ def list_catalog() -> None:
                  f"published: {published.get(group.name, 'never')}")
         for index, feature in enumerate(group.features):
             table.add_row(about if index == 0 else "", feature.name, feature.dtype, feature.description)
+        for feature in group.on_demand:
+            table.add_row("", feature.name, feature.dtype, f"on demand, from {', '.join(feature.inputs.values())}: "
+                          f"{feature.description}")
     console.print(table)
+    if registry.services:
+        console.print(service_catalog(registry))
+
+
+def service_catalog(registry: Registry) -> Table:
+    """The feature services: which model reads which features (refs in order, then on-demand features)."""
+    table = Table(title="feature services", show_lines=True)
+    for column in ("service", "features (in answer order)", "description"):
+        table.add_column(column, no_wrap=column != "description")
+    for service in registry.services.values():
+        features = [*service.features, *(f"{f.name} (on demand, {f.dtype})" for f in service.on_demand)]
+        table.add_row(f"[bold]{service.name} v{service.version}[/]\nentity: {service.entity}\nowner: {service.owner}",
+                      "\n".join(features), service.description.strip())
+    return table
 
 
 @cli.group(cls=AreaGroup)

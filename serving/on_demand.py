@@ -11,7 +11,7 @@ and both build the Series through Arrow from the same dtypes, so both see the sa
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -124,7 +124,7 @@ def select_service(registry: Registry, name: str) -> tuple[str, Selection]:
     if service is None:
         known = ", ".join(sorted(registry.services)) or "none: add assets/services/<name>.yaml"
         raise UnknownName(f"unknown feature service {shown(name)}", f"use one of: {known}")
-    steps = [_step(registry, "services", service.on_demand_path, f, f"{service.name}.{f.name}")
+    steps = [_step(registry, f"service_{service.name}", service.on_demand_path, f, f"{service.name}.{f.name}")
              for f in service.on_demand]
     return service.entity, select(registry, service.features, steps)
 
@@ -227,15 +227,20 @@ def typed_output(step: OnDemandStep, result, rows: int) -> pa.Array:
 
 
 def compute(steps: Sequence[OnDemandStep], columns: Mapping[str, pa.Array | pa.ChunkedArray],
-            request: Mapping[str, pa.Array | pa.ChunkedArray], rows: int) -> dict[str, pa.Array]:
-    """Each step's output over `rows` rows, from stored columns (by ref name) and request columns (by field)."""
+            request: Mapping[str, pa.Array | pa.ChunkedArray], rows: int,
+            functions: Mapping[str, Callable] | None = None) -> dict[str, pa.Array]:
+    """Each step's output over `rows` rows, from stored columns (by ref name) and request columns (by field).
+
+    `functions` (by step name) are the steps' functions already loaded, as a Spark executor receives them.
+    """
     out = {}
     for step in steps:
         arguments = {}
         for argument, source in step.inputs:
             column = request[source.removeprefix("request.")] if source.startswith("request.") else columns[source]
             arguments[argument] = as_series(column)
-        out[step.name] = typed_output(step, step.function()(**arguments), rows)
+        function = functions[step.name] if functions else step.function()
+        out[step.name] = typed_output(step, function(**arguments), rows)
     return out
 
 
