@@ -390,7 +390,7 @@ class PerRecordWriter:
         key, *features, event_time = values
         encoded = [encode_value(dtype, value) for (_, dtype), value in zip(self.plan.features, features)]
         return self.script(keys=[layout.entity_key(self.plan.prefix, self.plan.entity, key)],
-                           args=[*self.plan.script_head, datetime_to_micros(event_time), *encoded])
+                           args=[*self.plan.script_head(), datetime_to_micros(event_time), *encoded])
 
 
 def encode_value(dtype: str, value):

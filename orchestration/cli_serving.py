@@ -85,24 +85,36 @@ class StepProgress:
 @cli.command("training-set")
 @click.option("--observations", type=click.Path(exists=True, path_type=Path), required=True,
               help="Parquet file or directory: entity key columns, the time column, label, any other columns.")
-@click.option("--features", required=True, help="Comma-separated refs: group, group.feature, group@vN.feature.")
+@click.option("--features", default=None, help="Comma-separated refs: group, group.feature, group@vN.feature.")
+@click.option("--service", default=None, help="A feature service (assets/services/) instead of --features.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Parquet output path.")
 @click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
               help="pandas for inputs that fit in memory, Spark for more; auto picks by row count.")
 @click.option("--time-column", default=TIME_COLUMN, show_default=True, help="Observation time column.")
-def training_set(observations: Path, features: str, out: Path, engine: str, time_column: str) -> None:
-    """Write a point-in-time-correct training set: each observation with the features as of its time."""
+def training_set(observations: Path, features: str | None, service: str | None, out: Path, engine: str,
+                 time_column: str) -> None:
+    """Write a point-in-time-correct training set: each observation with the features (or the feature
+    service's features, on-demand ones computed at the observation time) as of its time."""
     from infra.spark import spark_session
-    from serving.training_set import write_training_set
+    from serving.on_demand import select, select_service
+    from orchestration.cli_streaming import load_histories
+    from serving.training_set import plan_joins, write_training_set
 
+    if (features is None) == (service is None):
+        raise PlatformError("pass either --features or --service", "e.g. --features user_upvotes or --service ranking")
     settings, registry = load_platform()
-    refs = [ref.strip() for ref in features.split(",") if ref.strip()]
-    with console.status("starting Spark"):
+    selection = (select_service(registry, service)[1] if service
+                 else select(registry, [ref.strip() for ref in features.split(",") if ref.strip()]))
+    refs = list(selection.reads)  # the stored features joined (on-demand ones are computed from them)
+    with console.status("starting Spark, loading the streamed history"):
         spark = spark_session(settings)
+        joined = {join.group.name: join.group for join in plan_joins(registry, refs)}
+        load_histories(spark, registry, settings, joined.values())
     columns = (TextColumn("{task.description}"), SpinnerColumn(finished_text="[green]done"),
                TimeElapsedColumn(), TextColumn("{task.fields[tasks]}"))
     with Progress(*columns, console=console) as progress, StepProgress(progress, spark) as steps:
-        summary = write_training_set(spark, registry, observations, refs, out, engine, time_column, on_step=steps)
+        summary = write_training_set(spark, registry, observations, selection, out, engine, time_column,
+                                     on_step=steps)
     table = Table(title=f"training set {out}: {summary.rows:,} rows ({summary.engine}, {summary.seconds:.1f} s)")
     table.add_column("feature values as of")
     table.add_column("rows with values", justify="right")

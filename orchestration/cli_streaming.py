@@ -44,6 +44,30 @@ def stream_run(group: str) -> None:
     resumed = f", resumed from {process.restored_from}" if process.restored_from else ""
     console.print(f"{group}: RUNNING (pid {process.pid}, Flink REST http://{process.rest}{resumed})")
 
+def load_histories(spark, registry, settings, groups) -> dict[str, int]:
+    """Move what the streams of `groups` landed in Redis since the last load into their streamed tables
+    (rows per group), so training sets see every value the models were served."""
+    from streaming.history import load_streamed_history
+
+    with redis_url_for(settings) as url:
+        return {g.name: load_streamed_history(spark, registry, g, url, settings.redis_prefix)
+                for g in groups if g.stream}
+
+
+@stream.command("history")
+@click.argument("groups", nargs=-1)
+def stream_history(groups: tuple[str, ...]) -> None:
+    """Load the values each stream landed in Redis into its offline history (features.<group>_v<n>_streamed)."""
+    from infra.spark import spark_session
+
+    settings, registry = load_platform()
+    selected = [registry.group(g) for g in groups] or [g for g in registry.groups.values() if g.stream]
+    with console.status("loading the streamed history"):
+        loaded = load_histories(spark_session(settings), registry, settings, selected)
+    for name, rows in loaded.items():
+        console.print(f"{name}: {rows:,} streamed rows loaded into the offline history")
+
+
 @stream.command("status")
 @click.argument("groups", nargs=-1)
 def stream_status_command(groups: tuple[str, ...]) -> None:

@@ -1,17 +1,24 @@
 -- Event-time-guarded write of one group version for many entity hashes, in one round trip.
--- KEYS: the entity hashes. ARGV[1]: event-time field; ARGV[2]: TTL seconds (0 = no expiry);
+-- KEYS: the entity hashes, then (when ARGV[4+n] is 1) the group version's history stream.
+-- ARGV[1]: event-time field; ARGV[2]: TTL seconds (0 = no expiry);
 -- ARGV[3]: n, the number of feature fields; ARGV[4 .. 3+n]: the feature field names;
+-- ARGV[4+n]: 1 to append every landed row to the history stream (the stream injection), else 0;
 -- then for each key: its event time (integer microseconds) followed by its n encoded values.
 -- A key's values land only if its event time is at least the stored one, so an older write never
 -- replaces a newer value and replaying a partition changes nothing. A value of "\255" deletes the field
 -- (null). Entity TTL: the key expires after the longest TTL of the groups written to it.
+-- A landed row appended to the history stream is exactly what Redis then holds, in the same atomic step,
+-- so the offline history of streamed values (streaming/history.py) is the online store's own record.
 -- Returns the number of keys whose values landed.
 local ts_field = ARGV[1]
 local ttl = tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
+local history = ARGV[4 + n] == '1'
+local entities = history and #KEYS - 1 or #KEYS
 local applied = 0
-local pos = 4 + n
-for _, key in ipairs(KEYS) do
+local pos = 5 + n
+for i = 1, entities do
+  local key = KEYS[i]
   local ts = ARGV[pos]
   local current = redis.call('HGET', key, ts_field)
   if (not current) or tonumber(current) <= tonumber(ts) then
@@ -33,6 +40,14 @@ for _, key in ipairs(KEYS) do
       if remaining == -2 or (remaining >= 0 and remaining < ttl) then redis.call('EXPIRE', key, ttl) end
     elseif remaining >= 0 then
       redis.call('PERSIST', key)
+    end
+    if history then
+      local entry = {'key', key, 'ts', ts}
+      for j = 1, n do
+        entry[#entry + 1] = ARGV[3 + j]
+        entry[#entry + 1] = ARGV[pos + j]
+      end
+      redis.call('XADD', KEYS[#KEYS], '*', unpack(entry))
     end
     applied = applied + 1
   end

@@ -34,3 +34,8 @@ def event_time_field(group: str, version: int) -> str:
 def progress_key(prefix: str, group: str, version: int) -> str:
     """The hash where a group version's streaming injector records its progress."""
     return f"{prefix}:_stream:{group}:v{version}"
+
+
+def history_key(prefix: str, group: str, version: int) -> str:
+    """The Redis stream where the stream injection appends each row it lands, until it is loaded offline."""
+    return f"{prefix}:_history:{group}:v{version}"

@@ -53,9 +53,13 @@ class WritePlan:
         return layout.event_time_field(self.group, self.version)
 
     @property
-    def script_head(self) -> list:
-        """The arguments guarded_write.lua takes before the rows: event-time field, TTL, n, the n field names."""
-        return [self.event_time_field, self.ttl_seconds, len(self.features), *self.fields]
+    def history_key(self) -> str:
+        return layout.history_key(self.prefix, self.group, self.version)
+
+    def script_head(self, history: bool = False) -> list:
+        """The arguments guarded_write.lua takes before the rows: event-time field, TTL, n, the n field
+        names, and whether landed rows are appended to the history stream."""
+        return [self.event_time_field, self.ttl_seconds, len(self.features), *self.fields, int(history)]
 
 
 def connect(url: str, cluster: bool = False) -> redis.Redis | RedisCluster:
@@ -81,35 +85,43 @@ class OnlineStore:
         columns = [encode_column(dtype, batch.column(name)) for name, dtype in plan.features]
         return keys, times, columns
 
-    def _calls(self, plan: WritePlan, keys, times, columns):
+    def _calls(self, plan: WritePlan, keys, times, columns, history: bool):
         """Script calls of at most `chunk_rows` keys, each key set within one cluster slot."""
-        head = plan.script_head
+        head = plan.script_head(history)
         pending: dict[int, tuple[list, list]] = {}
+
+        def done(call):
+            return (call[0] + [plan.history_key], call[1]) if history else call
         for row, key in enumerate(keys):
             call_keys, args = pending.setdefault(self._slot(key), ([], list(head)))
             call_keys.append(key)
             args.append(times[row])
             args.extend(column[row] for column in columns)
             if len(call_keys) >= self.chunk_rows:
-                yield pending.pop(self._slot(key))
-        yield from pending.values()
+                yield done(pending.pop(self._slot(key)))
+        yield from map(done, pending.values())
 
-    def write(self, plan: WritePlan, batch: pa.RecordBatch | pa.Table) -> int:
+    def write(self, plan: WritePlan, batch: pa.RecordBatch | pa.Table, history: bool = False) -> int:
         """Write rows (entity key, features, `feature_ts`) in one pipelined round trip; returns rows that landed.
 
         A row lands only if its event time is at least the stored one for that entity and group version.
+        With `history` (the stream injection), every landed row is also appended to the group version's
+        history stream in the same script call (streaming/history.py loads it into the offline table).
         """
         if batch.num_rows == 0:
             return 0
+        if history and isinstance(self.client, RedisCluster):
+            raise NotImplementedError("the streamed history is not written on Redis Cluster yet: its stream "
+                                      "key would have to share every entity key's slot")
         pipe = self.client.pipeline(transaction=False)
-        for call_keys, args in self._calls(plan, *self._encoded(plan, batch)):
+        for call_keys, args in self._calls(plan, *self._encoded(plan, batch), history):
             self._script(keys=call_keys, args=args, client=pipe)
         return sum(pipe.execute())
 
     def write_per_record(self, plan: WritePlan, batch: pa.RecordBatch | pa.Table) -> int:
         """The same guarded write, one round trip per row: the baseline the batched writer is measured against."""
         keys, times, columns = self._encoded(plan, batch)
-        return sum(self._script(keys=[key], args=[*plan.script_head, times[row], *(c[row] for c in columns)])
+        return sum(self._script(keys=[key], args=[*plan.script_head(), times[row], *(c[row] for c in columns)])
                    for row, key in enumerate(keys))
 
     def record_progress(self, plan: WritePlan, rows: int, landed: int, max_event_micros: int, now_ms: int) -> None:

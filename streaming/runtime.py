@@ -115,7 +115,7 @@ class InjectFeatures(ScalarFunction):
 
         names = [self.plan.key_column, *(name for name, _ in self.plan.features), EVENT_TIME_COLUMN]
         batch = pa.Table.from_pandas(pd.DataFrame(dict(zip(names, columns))), preserve_index=False)
-        landed = self.store.write(self.plan, batch)
+        landed = self.store.write(self.plan, batch, history=True)  # landed rows also go to the history stream
         newest = max((v for v in encode_column("timestamp", batch.column(EVENT_TIME_COLUMN)) if isinstance(v, int)),
                      default=0)
         self.store.record_progress(self.plan, batch.num_rows, landed, newest, int(time.time() * 1000))

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
+import pandas as pd
 import pytest
 import redis
 
@@ -446,3 +447,74 @@ def test_a_stream_started_after_the_batch_history_continues_it(registry, setting
 
 def live_last(events: list[dict], user: int) -> datetime:
     return max(e["event_time"] for e in events if e["user_id"] == user)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("event_log")
+def test_training_sets_get_what_the_stream_served_across_a_crash(registry, settings, spark, sample, redis_url,
+                                                                  tmp_path_factory):
+    """Reads through the client between bursts of live upvotes record (id, time, values); once the streamed
+    history is loaded, a training set for those observations returns the same values for every one, and
+    the history holds each landed value exactly once although the job was killed and resumed midway."""
+    from batch.feature_job import materialize_partition
+    from batch.publish import publish_partition
+    from serving.client import InProcessClient
+    from serving.training_set import training_set_pandas
+    from streaming.history import load_streamed_history
+
+    served = settings.model_copy(update={"data_dir": tmp_path_factory.mktemp("served"), "redis_prefix": "ts"})
+    group, ds = registry.groups["user_activity"], LAST_DAY.isoformat()
+    materialize_partition(spark, registry, group, ds)
+    publish_partition(spark, registry, group, ds, redis_url, served.redis_prefix)
+    batch = user_activity(sample, ds)
+    store = _store(redis_url)
+    plan = WritePlan.for_group(group, registry.entity_of(group), served.redis_prefix)
+    client = InProcessClient.connect(registry, redis_url, prefix=served.redis_prefix)
+    directory = stream_directory(served, registry.sources["upvote_events"])
+    cutoff = datetime.combine(LAST_DAY + timedelta(days=1), datetime.min.time())
+    users = [int(u) for u in batch.index[:12]]
+    counts = {u: (int(batch.loc[u]["upvotes_total"]), set()) for u in users}
+    truth, observations = [], []  # (user, event time, upvotes_total) per live event; (user, time, values)
+    runner.start(registry, served, group, redis_url, spark=spark)
+    for burst in range(6):
+        start = cutoff + timedelta(minutes=10 * burst, seconds=1)  # after the batch values' instant
+        events = [{"event_id": f"burst-{burst}-{i}", "user_id": users[(burst * 5 + i * 7) % len(users)],
+                   "post_id": 20_000_000 + burst * 100 + i, "event_time": start + timedelta(seconds=i)}
+                  for i in range(8)]
+        for event in events:
+            total, _ = counts[event["user_id"]]
+            counts[event["user_id"]] = (total + 1, None)
+            truth.append((event["user_id"], event["event_time"], total + 1))
+        _write_lines(directory, f"burst-{burst:02d}", [_line(e) for e in events])
+        _wait_until_landed(store, plan, events[-1]["event_time"])
+        at = events[-1]["event_time"] + timedelta(minutes=1)
+        for row in client.get_features("user", users, ["user_activity.upvotes_total", "user_activity.last_upvote_at"]):
+            observations.append((row.entity_id, at, row.values["user_activity.upvotes_total"]))
+        if burst == 2:  # a crash after a checkpoint: the resumed job replays what came after it
+            time.sleep(served.stream_checkpoint_seconds + 2)
+            runner.kill(served, group)
+            runner.start(registry, served, group, redis_url, spark=spark)
+    runner.kill(served, group)
+
+    loaded = load_streamed_history(spark, registry, group, redis_url, served.redis_prefix)
+    assert load_streamed_history(spark, registry, group, redis_url, served.redis_prefix) == 0  # loaded once
+    history = spark.table(f"{group.table}_streamed").where(f"feature_ts >= '{cutoff}'").toPandas()
+    got = sorted((int(r.user_id), r.feature_ts.to_pydatetime().replace(tzinfo=None), int(r.upvotes_total))
+                 for r in history.itertuples())
+    assert got == sorted(truth) and loaded >= len(truth)  # each landed value once, none missing
+
+    frame = pd.DataFrame({"user_id": [u for u, _, _ in observations],
+                          "event_time": [t.replace(tzinfo=timezone.utc) for _, t, _ in observations]})
+    joined = training_set_pandas(spark, registry, frame, ["user_activity.upvotes_total"]).to_pandas()
+    assert joined["user_activity__upvotes_total"].tolist() == [v for _, _, v in observations]
+    assert len({v for _, _, v in observations}) > len(users)  # the served values moved between bursts
+
+
+def _wait_until_landed(store, plan, newest: datetime, timeout_s: float = 120) -> None:
+    """Until the injector has written an event as new as `newest` and gone quiet."""
+    micros = int(newest.replace(tzinfo=timezone.utc).timestamp() * 1_000_000)
+    deadline = time.monotonic() + timeout_s
+    while store.progress(plan).get("max_event_time", 0) < micros:
+        assert time.monotonic() < deadline, f"the stream did not land {newest}: {store.progress(plan)}"
+        time.sleep(0.3)
+    _wait_quiet(store, plan, quiet_s=1.5)
