@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from assets.dtypes import DTYPE_OF_FLINK_TYPE, FLINK_TYPES
+from assets.offline_layout import feature_table_columns
 from assets.registry import Registry, RegistryError, _relative, load_registry
 from assets.specs import FeatureGroup
 from assets.udfs import load_udf_module
@@ -29,7 +30,6 @@ from infra.errors import PlatformError
 from infra.flink_sql import describe
 from infra.java import ensure_java_home
 from infra.settings import PROJECT_ROOT
-from serving.online_store import EVENT_TIME_COLUMN
 
 PLACEHOLDER_CONNECTOR = "'connector' = 'datagen'"
 TRANSFORM_VIEW = "transform_sql_output"
@@ -101,8 +101,7 @@ def _transform_problems(t_env, registry: Registry, group: FeatureGroup, path: Pa
     finally:
         for udf in group.udfs:
             t_env.drop_temporary_system_function(udf.name)
-    entity = registry.entity_of(group)
-    expected = {entity.key: entity.dtype, **{f.name: f.dtype for f in group.features}, EVENT_TIME_COLUMN: "timestamp"}
+    expected = dict(feature_table_columns(registry, group))  # the key, the features, then feature_ts
     t_env.create_temporary_view(TRANSFORM_VIEW, table)
     try:
         actual = {column.name: _dtype(column) for column in describe(t_env, TRANSFORM_VIEW)}

@@ -111,7 +111,7 @@ class InjectFeatures(ScalarFunction):
         import pyarrow as pa
 
         from serving.codec import encode_column
-        from serving.online_store import EVENT_TIME_COLUMN
+        from assets.offline_layout import EVENT_TIME_COLUMN
 
         names = [self.plan.key_column, *(name for name, _ in self.plan.features), EVENT_TIME_COLUMN]
         batch = pa.Table.from_pandas(pd.DataFrame(dict(zip(names, columns))), preserve_index=False)
