@@ -221,9 +221,10 @@ def _ref_target(groups: dict[str, FeatureGroup], ref: str) -> tuple[FeatureGroup
 
 
 def _check_on_demand(path: Path, module: Path, features: tuple[OnDemandFeature, ...], entity: str | None,
-                     groups: dict[str, FeatureGroup]) -> str | None:
-    """Refuse on-demand features whose function is not in `module` or whose stored inputs do not exist or
-    describe another entity; the entity of their inputs (or `entity`) is returned."""
+                     groups: dict[str, FeatureGroup], group: str | None = None) -> None:
+    """Refuse on-demand features whose function is not in `module` or whose stored inputs do not exist, are
+    on-demand themselves or describe another entity than `entity` (`group`: the folder's group, which bare
+    feature names refer to)."""
     defined = _defined_functions(module) if module.exists() else set()
     for index, feature in enumerate(features):
         where = f"on_demand[{index}]"
@@ -231,19 +232,17 @@ def _check_on_demand(path: Path, module: Path, features: tuple[OnDemandFeature, 
             raise _fail(path, f"{where}.function", f"{feature.function!r} is not a function in {_relative(module)}",
                         f"define `def {feature.function}({', '.join(feature.inputs)})` there, taking and "
                         "returning pandas Series")
-        for argument, ref in feature.feature_inputs.items():
+        for argument, ref in feature.feature_inputs(group).items():
             try:
-                group, name = _ref_target(groups, ref)
+                source, name = _ref_target(groups, ref)
             except ValueError as exc:
                 raise _fail(path, f"{where}.inputs.{argument}", str(exc)) from None
-            if name in {f.name for f in group.on_demand}:
+            if name in {f.name for f in source.on_demand}:
                 raise _fail(path, f"{where}.inputs.{argument}", f"{ref!r} is itself on-demand",
                             "read the stored features it is computed from")
-            if entity is not None and group.entity != entity:
-                raise _fail(path, f"{where}.inputs.{argument}", f"{ref!r} describes {group.entity!r}, not {entity!r}",
-                            "read features of one entity")
-            entity = group.entity
-    return entity
+            if entity is not None and source.entity != entity:
+                raise _fail(path, f"{where}.inputs.{argument}", f"{ref!r} describes {source.entity!r}, "
+                            f"not {entity!r}", "read features of one entity")
 
 
 def _load_service(path: Path, groups: dict[str, FeatureGroup]) -> FeatureServiceSpec:
@@ -281,7 +280,8 @@ def load_registry(root: Path | None = None) -> Registry:
                 raise _fail(group.folder / "feature.yaml", f"udfs[{index}].name",
                             f"{udf.name!r} is already defined by group {udf_owner[udf.name]!r}", "rename the UDF")
             udf_owner[udf.name] = group.name
-        _check_on_demand(group.folder / "feature.yaml", group.on_demand_path, group.on_demand, group.entity, groups)
+        _check_on_demand(group.folder / "feature.yaml", group.on_demand_path, group.on_demand, group.entity, groups,
+                         group.name)
     services = {p.stem: _load_service(p, groups) for p in sorted((root / "services").glob("*.yaml"))}
     return Registry(root=root, entities=entities, sources=sources, groups=groups, services=services)
 

@@ -181,8 +181,9 @@ class OnDemandFeature(Strict):
     """A request-time feature: a function of the folder's on_demand.py over stored features and request fields.
 
     `inputs` maps each argument of the function to what it receives, as a pandas Series with one value per
-    row: a stored feature (`group.feature`, `group@vN.feature`), the request time (`request.time`, UTC), or a
-    request field (`request.<field>`, typed by `request_fields`). The same function runs in the service over
+    row: a stored feature (`group.feature`, `group@vN.feature`; in a group's feature.yaml a bare name is a
+    feature of that group), the request time (`request.time`, UTC), or a request field (`request.<field>`,
+    typed by `request_fields`). The same function runs in the service over
     the ids of one call and in training sets over the observation rows, so there is one implementation.
     """
 
@@ -207,9 +208,10 @@ class OnDemandFeature(Strict):
                 used.add(field)
                 continue
             match = FEATURE_REF.match(source)
-            if match is None or match["feature"] is None:
+            if match is None or (match["feature"] is None and "@" in source):
                 raise ValueError(f"inputs: {argument}: {source!r} is neither a feature (group.feature, "
-                                 f"group@vN.feature) nor request.time / request.<field>")
+                                 f"group@vN.feature, or a feature of the same group by its name) nor "
+                                 f"request.time / request.<field>")
         unused = sorted(set(self.request_fields) - used)
         if unused:
             raise ValueError(f"request_fields: {', '.join(unused)} not read by any input")
@@ -217,10 +219,10 @@ class OnDemandFeature(Strict):
             raise ValueError("request_fields: time is the request time itself (request.time); do not declare it")
         return self
 
-    @property
-    def feature_inputs(self) -> dict[str, str]:
-        """Arguments that receive stored features, with their refs."""
-        return {a: s for a, s in self.inputs.items() if not s.startswith("request.")}
+    def feature_inputs(self, group: str | None = None) -> dict[str, str]:
+        """Arguments that receive stored features, with their refs (a bare name: a feature of `group`)."""
+        return {a: s if "." in s or group is None else f"{group}.{s}"
+                for a, s in self.inputs.items() if not s.startswith("request.")}
 
 
 class StreamQueries(Strict):

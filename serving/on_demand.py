@@ -68,10 +68,12 @@ class Selection:
         return self.stored + self.inputs
 
 
-def _step(registry: Registry, owner: str, module_path: Path, feature: OnDemandFeature, name: str) -> OnDemandStep:
-    inputs = []
-    for argument, source in feature.inputs.items():
-        inputs.append((argument, source if source.startswith("request.") else resolve_refs(registry, [source])[0].name))
+def _step(registry: Registry, owner: str, module_path: Path, feature: OnDemandFeature, name: str,
+          group: str | None = None) -> OnDemandStep:
+    """The step computing `feature`; its stored inputs resolved (bare names: features of `group`)."""
+    stored = feature.feature_inputs(group)
+    inputs = [(argument, resolve_refs(registry, [stored[argument]])[0].name if argument in stored else source)
+              for argument, source in feature.inputs.items()]
     return OnDemandStep(name=name, feature=feature, module_path=module_path, owner=owner, inputs=tuple(inputs))
 
 
@@ -100,7 +102,7 @@ def select(registry: Registry, refs: Sequence[str], service_steps: Sequence[OnDe
         if on_demand is not None:
             group, feature = on_demand
             if ref not in outputs:
-                steps.append(_step(registry, group.name, group.on_demand_path, feature, ref))
+                steps.append(_step(registry, group.name, group.on_demand_path, feature, ref, group.name))
                 outputs[ref] = feature.dtype
             continue
         for resolved in resolve_refs(registry, [ref]):

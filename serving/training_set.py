@@ -13,10 +13,17 @@ entity and ordered by time, and each observation carries forward the last featur
 not a range join, so no entity's history is multiplied by its observations). pandas is for inputs that fit
 in memory: `merge_asof` over index columns only, then Arrow `take` of the matched history rows, so values
 keep their exact types and nulls. History comes from serving/offline_history.py in both.
+
+On-demand features (a group's `on_demand:`, a feature service's) run after the join with the same
+functions as the service (serving/on_demand.py), over the observation rows with the observation time as
+the request time and request fields read from the observation columns of the same names (pandas engine:
+one call over the whole table; Spark: `mapInPandas`, one call per Arrow batch). Their stored inputs are
+joined as of the observation time and dropped unless asked for.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
@@ -36,6 +43,7 @@ from assets.specs import FeatureGroup
 from infra.errors import PlatformError
 from serving.feature_refs import resolve_refs
 from serving.offline_history import offline_history
+from serving.on_demand import Selection, compute, select
 
 TIME_COLUMN = "event_time"
 ROW_COLUMN = "_fp_observation_row"
@@ -99,6 +107,27 @@ def check_observations(columns: Sequence[str], joins: Sequence[GroupJoin], time_
                                     "rename it in the observations")
 
 
+def as_selection(registry: Registry, features: Sequence[str] | Selection) -> Selection:
+    """Feature refs (or a feature service's selection, serving.on_demand.select_service) as a Selection."""
+    return features if isinstance(features, Selection) else select(registry, features)
+
+
+def check_request_fields(columns: Sequence[str], selection: Selection, where: str) -> None:
+    """Refuse observations without a column for each request field the on-demand features read."""
+    for field, dtype in selection.request_fields.items():
+        if field not in columns:
+            readers = ", ".join(s.name for s in selection.steps if field in s.feature.request_fields)
+            raise PlatformError(f"{where}: no column {field!r}: the request field ({dtype}) {readers} read(s)",
+                                f"add {field} to the observations, one value per row")
+
+
+def _hidden_columns(selection: Selection, joins: Sequence[GroupJoin]) -> list[str]:
+    """Output columns joined only as on-demand inputs: the inputs, and event times of joins with no output."""
+    shown = {output_column(name) for name in selection.stored}
+    hidden = [output_column(name) for name in selection.inputs]
+    return hidden + [j.event_time_column for j in joins if not shown & set(j.columns)]
+
+
 # --- pandas -----------------------------------------------------------------------------------------
 
 def _utc_micros(column: pa.ChunkedArray, where: str) -> pa.ChunkedArray:
@@ -151,14 +180,31 @@ def _history_for(spark, registry: Registry, group: FeatureGroup, keys: pa.Array,
     return history.where(F.col(EVENT_TIME_COLUMN) <= F.lit(until)).toArrow()
 
 
-def training_set_pandas(spark, registry: Registry, observations: pa.Table | pd.DataFrame, refs: Sequence[str],
-                        time_column: str = TIME_COLUMN, on_step: Step = _no_steps,
+def on_demand_pandas(table: pa.Table, selection: Selection, joins: Sequence[GroupJoin],
+                     time_column: str = TIME_COLUMN) -> pa.Table:
+    """The joined table with each on-demand feature computed over its rows, input-only columns dropped."""
+    if not selection.steps:
+        return table
+    columns = {name: table[output_column(name)] for name in selection.reads}
+    request = {"time": table[time_column],
+               **{f: pc.cast(table[f], arrow_type(d)) for f, d in selection.request_fields.items()}}
+    computed = compute(selection.steps, columns, request, table.num_rows)
+    table = table.drop_columns(_hidden_columns(selection, joins))
+    for name, values in computed.items():
+        table = table.append_column(output_column(name), values)
+    return table
+
+
+def training_set_pandas(spark, registry: Registry, observations: pa.Table | pd.DataFrame,
+                        refs: Sequence[str] | Selection, time_column: str = TIME_COLUMN, on_step: Step = _no_steps,
                         where: str = "observations") -> pa.Table:
     """The training set joined in pandas; Spark only reads the (key-filtered) history out of the tables."""
     if isinstance(observations, pd.DataFrame):
         observations = pa.Table.from_pandas(observations, preserve_index=False)
-    joins = plan_joins(registry, refs)
+    selection = as_selection(registry, refs)
+    joins = plan_joins(registry, selection.reads)
     check_observations(observations.column_names, joins, time_column, where)
+    check_request_fields(observations.column_names, selection, where)
     until = pc.max(_utc_micros(observations[time_column], f"{where}: {time_column}")).as_py()
     histories = {}
     for join in joins:
@@ -167,7 +213,8 @@ def training_set_pandas(spark, registry: Registry, observations: pa.Table | pd.D
             keys = pc.drop_null(pc.cast(observations[join.key], arrow_type(join.key_dtype))).combine_chunks()
             histories[join.group.name] = _history_for(spark, registry, join.group, keys, until)
     on_step(f"joining {observations.num_rows:,} observations (pandas)")
-    return join_pandas(observations, joins, histories, time_column, where)
+    return on_demand_pandas(join_pandas(observations, joins, histories, time_column, where), selection, joins,
+                            time_column)
 
 
 # --- Spark ------------------------------------------------------------------------------------------
@@ -216,13 +263,52 @@ def join_spark(observations, joins: Sequence[GroupJoin], histories: Mapping[str,
     return result.orderBy(ROW_COLUMN).drop(ROW_COLUMN)
 
 
-def training_set_spark(spark, registry: Registry, observations, refs: Sequence[str], time_column: str = TIME_COLUMN,
-                       on_step: Step = _no_steps, where: str = "observations"):
+def on_demand_spark(frame, selection: Selection, joins: Sequence[GroupJoin], time_column: str = TIME_COLUMN):
+    """`frame` with each on-demand feature computed by `mapInPandas` (the same functions as the service).
+
+    Spark hands timestamps to pandas as naive times in the session time zone, which the platform's
+    sessions set to UTC (infra/spark.py); each column is typed through Arrow as the pandas engine's are.
+    """
+    if not selection.steps:
+        return frame
+    from pyspark import cloudpickle
+
+    functions = {step.name: step.function() for step in selection.steps}
+    for function in functions.values():  # executors get the code, not an import they cannot do
+        cloudpickle.register_pickle_by_value(sys.modules[function.__module__])
+    column_dtypes = {column: join.group.feature(feature).dtype
+                     for join in joins for column, feature in zip(join.columns, join.features)}
+    inputs = {name: column_dtypes[output_column(name)]
+              for step in selection.steps for _, name in step.inputs if not name.startswith("request.")}
+    fields = {"time": (time_column, "timestamp"), **{f: (f, d) for f, d in selection.request_fields.items()}}
+    steps, outputs = selection.steps, [(output_column(s.name), s.dtype) for s in selection.steps]
+
+    def add_on_demand(batches):
+        for batch in batches:
+            columns = {name: pa.Array.from_pandas(batch[output_column(name)], type=arrow_type(dtype), safe=False)
+                       for name, dtype in inputs.items()}
+            request = {field: pa.Array.from_pandas(batch[column], type=arrow_type(dtype), safe=False)
+                       for field, (column, dtype) in fields.items()}
+            computed = compute(steps, columns, request, len(batch), functions)
+            for (column, _), values in zip(outputs, computed.values()):
+                batch[column] = values.to_pandas()
+            yield batch
+
+    schema = ", ".join([f"{_quoted(f.name)} {f.dataType.simpleString()}" for f in frame.schema.fields]
+                       + [f"{_quoted(column)} {SPARK_TYPES[dtype]}" for column, dtype in outputs])
+    return frame.mapInPandas(add_on_demand, schema).drop(*_hidden_columns(selection, joins))
+
+
+def training_set_spark(spark, registry: Registry, observations, refs: Sequence[str] | Selection,
+                       time_column: str = TIME_COLUMN, on_step: Step = _no_steps, where: str = "observations"):
     """The training set as a (lazy) Spark DataFrame over the offline tables."""
-    joins = plan_joins(registry, refs)
+    selection = as_selection(registry, refs)
+    joins = plan_joins(registry, selection.reads)
+    check_request_fields(observations.columns, selection, where)
     histories = {join.group.name: offline_history(spark, registry, join.group) for join in joins}
     on_step(f"planning the Spark join of {len(joins)} group version(s)")
-    return join_spark(observations, joins, histories, time_column, where)
+    return on_demand_spark(join_spark(observations, joins, histories, time_column, where), selection, joins,
+                           time_column)
 
 
 # --- files ------------------------------------------------------------------------------------------
@@ -255,7 +341,7 @@ def _observation_rows(path: Path) -> int:
         raise PlatformError(f"cannot read observations {path}: {exc}", "pass a Parquet file or directory") from None
 
 
-def write_training_set(spark, registry: Registry, observations: Path, refs: Sequence[str], out: Path,
+def write_training_set(spark, registry: Registry, observations: Path, refs: Sequence[str] | Selection, out: Path,
                        engine: str = "auto", time_column: str = TIME_COLUMN, on_step: Step = _no_steps
                        ) -> TrainingSetSummary:
     """Join the observations in a Parquet file (or directory) and write the training set to `out` as Parquet.
@@ -266,7 +352,10 @@ def write_training_set(spark, registry: Registry, observations: Path, refs: Sequ
     if engine not in ENGINES:
         raise PlatformError(f"unknown engine {engine!r}", f"use one of {', '.join(ENGINES)}")
     started = time.perf_counter()
-    joins = plan_joins(registry, refs)
+    selection = as_selection(registry, refs)
+    joins = plan_joins(registry, selection.reads)
+    hidden = _hidden_columns(selection, joins)
+    joins = [join for join in joins if join.event_time_column not in hidden]  # the ones the output shows
     on_step(f"reading observations {observations}")
     count = _observation_rows(observations)
     engine = engine if engine != "auto" else ("pandas" if count <= LOCAL_MAX_ROWS else "spark")
