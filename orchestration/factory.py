@@ -7,9 +7,12 @@ links to the folder's files, the freshness target and a code version from the fo
 metadata. One job covers every group's daily partition; one schedule runs it for yesterday; a
 backfill of a date range is one run per range (single-run backfill policy), Spark doing every day of
 it in one session. Each online asset carries a freshness check, run after each publish and by a sensor.
+Per feature service: `service/<name>`, downstream of the online assets of every group it reads (its
+features and its on-demand inputs), so the graph shows which models read which features.
 """
 
 import hashlib
+import re
 import warnings
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -19,7 +22,7 @@ from dagster_pyspark import PySparkResource
 
 from assets.offline_layout import PARTITION_COLUMN, feature_table_columns
 from assets.registry import Registry, render_batch_sql
-from assets.specs import FeatureGroup, Source, format_duration
+from assets.specs import FeatureGroup, FeatureServiceSpec, Source, format_duration
 from batch.feature_job import materialize_partitions
 from batch.publish import publish_range
 from infra.settings import Settings
@@ -30,6 +33,7 @@ from orchestration.resources import OnlineStoreResource
 from orchestration.upstream import failed_source_partitions
 from orchestration.streaming_defs import stream_asset, stream_sensor
 from serving import layout
+from serving.on_demand import select_service
 
 DAILY_JOB = "daily_features"
 DAILY_SCHEDULE = f"{DAILY_JOB}_schedule"
@@ -187,6 +191,38 @@ def feature_assets(registry: Registry, group: FeatureGroup, partitions: dg.Parti
     return [features, online]
 
 
+def service_asset(registry: Registry, service: FeatureServiceSpec) -> dg.AssetSpec:
+    """`service/<name>`: a model's inputs, downstream of the online assets it reads; not computed by a run
+    (the feature service answers it from Redis), so it is an asset spec the catalog and lineage show."""
+    _, selection = select_service(registry, service.name)
+    groups = dict.fromkeys(name.split(".")[0].split("@")[0] for name in (*selection.reads, *selection.outputs)
+                           if not name.startswith(f"{service.name}."))
+    descriptions = {**{f"{g.name}.{f.name}": f.description for g in registry.groups.values()
+                       for f in (*g.features, *g.on_demand)},
+                    **{f"{service.name}.{f.name}": f.description for f in service.on_demand}}
+    columns = [(name, dtype, descriptions.get(re.sub(r"@v[0-9]+", "", name), ""))
+               for name, dtype in zip(selection.outputs, selection.dtypes)]
+    team = service.owner.removeprefix("team:") if service.owner.startswith("team:") else None
+    return dg.AssetSpec(
+        key=["service", service.name],
+        deps=[dg.AssetKey(["online", group]) for group in groups],
+        group_name="services",
+        kinds={"python", "redis"},
+        owners=[service.owner],
+        tags={"entity": service.entity, **({"team": team} if team else {})},
+        description=service.description.strip(),
+        code_version=folder_version([service.file, service.on_demand_path]),
+        metadata={
+            "dagster/column_schema": _schema(columns),
+            "features": dg.MetadataValue.md("\n".join(f"{i}. `{name}` ({dtype})" for i, (name, dtype, _)
+                                                      in enumerate(columns, 1))),
+            "version": service.version,
+            "request_fields": ", ".join(["time", *selection.request_fields]),
+            **_code_references(service.file, service.on_demand_path),
+        },
+    )
+
+
 def previous_utc_day(moment: datetime) -> str:
     """The last whole UTC day before `moment`: the partition a run at that moment computes."""
     return (moment.astimezone(timezone.utc).date() - timedelta(days=1)).isoformat()
@@ -221,6 +257,7 @@ def build_definitions(registry: Registry, settings: Settings) -> dg.Definitions:
         if group.stream is not None:
             assets.append(stream_asset(registry, settings, group))
             sensors.append(stream_sensor(registry, settings, group))
+    assets += [service_asset(registry, service) for service in registry.services.values()]
     daily = dg.define_asset_job(DAILY_JOB, selection=dg.AssetSelection.all() - dg.AssetSelection.key_prefixes("stream"),
                                 description="Every source check, feature table and online publish for one day.")
     return dg.Definitions(

@@ -34,7 +34,20 @@ def test_every_group_has_its_raw_features_online_path(graph, registry):
         assert {k.to_user_string() for k in features.parent_keys} == {f"raw/{s}" for s in group.sources}
         online = graph.get(dg.AssetKey(["online", group.name]))
         assert online.parent_keys == {dg.AssetKey(["features", group.name])}
+    expected |= {f"service/{name}" for name in registry.services}
     assert keys == expected
+
+
+def test_a_service_is_an_asset_downstream_of_the_online_groups_it_reads(graph, registry):
+    node = graph.get(dg.AssetKey(["service", "ranking"]))
+    assert node.parent_keys == {dg.AssetKey(["online", "user_upvotes"]), dg.AssetKey(["online", "user_activity"])}
+    assert node.owners == ["team:ranking"] and not node.is_executable
+    assert node.description == registry.services["ranking"].description.strip()
+    assert [(c.name, c.type) for c in node.metadata["dagster/column_schema"].columns] == [
+        ("user_upvotes.upvotes_7d", "int64"), ("user_upvotes.distinct_items_7d", "int64"),
+        ("user_upvotes.hours_since_last_upvote", "float64"), ("user_activity.upvotes_total", "int64"),
+        ("ranking.upvotes_1d_share", "float64")]
+    assert "3. `user_upvotes.hours_since_last_upvote` (float64)" in node.metadata["features"].value
 
 
 def test_assets_carry_owner_schema_sql_and_code_version(graph, registry):
@@ -114,7 +127,7 @@ def test_the_defs_yaml_component_builds_what_featctl_builds(registry, settings):
     graphs = [d.resolve_asset_graph() for d in (loaded, direct)]
     assert graphs[0].get_all_asset_keys() == graphs[1].get_all_asset_keys()
     assert len(graphs[0].get_all_asset_keys()) == len(registry.sources) + 2 * len(registry.groups) + sum(
-        1 for g in registry.groups.values() if g.stream)
+        1 for g in registry.groups.values() if g.stream) + len(registry.services)
     assert graphs[0].asset_check_keys == graphs[1].asset_check_keys
     key = dg.AssetKey(["features", "user_upvotes"])
     assert graphs[0].get(key).code_version == graphs[1].get(key).code_version
