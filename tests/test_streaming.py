@@ -395,6 +395,21 @@ def test_a_failed_job_reports_failed_with_its_cause_and_the_sensor_restarts_it(r
 
 # --- a stream started after the batch history ----------------------------------------------------------------
 
+def _after_batch_history(registry, settings, spark, sample, redis_url, tmp_path_factory, prefix: str):
+    """user_activity's batch values of LAST_DAY published under `prefix`, a data dir of their own, and what
+    the stream tests check against: (settings, group, the pandas batch values, store, plan, the cutoff)."""
+    from batch.feature_job import materialize_partition
+    from batch.publish import publish_partition
+
+    own = settings.model_copy(update={"data_dir": tmp_path_factory.mktemp(prefix), "redis_prefix": prefix})
+    group, ds = registry.groups["user_activity"], LAST_DAY.isoformat()
+    materialize_partition(spark, registry, group, ds)
+    publish_partition(spark, registry, group, ds, redis_url, prefix)
+    plan = WritePlan.for_group(group, registry.entity_of(group), prefix)
+    cutoff = datetime.combine(LAST_DAY + timedelta(days=1), datetime.min.time())
+    return own, group, user_activity(sample, ds), _store(redis_url), plan, cutoff
+
+
 @pytest.mark.slow
 @pytest.mark.usefixtures("event_log")
 def test_a_stream_started_after_the_batch_history_continues_it(registry, settings, spark, sample, redis_url,
@@ -402,21 +417,12 @@ def test_a_stream_started_after_the_batch_history_continues_it(registry, setting
     """The batch values of LAST_DAY are in Redis; the stream's first start replays the event log, so n new
     upvotes of a user give the batch value plus n (not n), and a live event the event log already holds
     is refused rather than counted twice."""
-    from batch.feature_job import materialize_partition
-    from batch.publish import publish_partition
     from streaming.bootstrap import recorded_bootstrap
 
-    boot = settings.model_copy(update={"data_dir": tmp_path_factory.mktemp("bootstrap"), "redis_prefix": "bs"})
-    group, ds = registry.groups["user_activity"], LAST_DAY.isoformat()
-    materialize_partition(spark, registry, group, ds)
-    publish_partition(spark, registry, group, ds, redis_url, boot.redis_prefix)
-    batch = user_activity(sample, ds)
-    store = _store(redis_url)
-    plan = WritePlan.for_group(group, registry.entity_of(group), boot.redis_prefix)
-
+    boot, group, batch, store, plan, cutoff = _after_batch_history(registry, settings, spark, sample, redis_url,
+                                                                   tmp_path_factory, "bs")
     runner.start(registry, boot, group, redis_url, spark=spark)
     bootstrap = recorded_bootstrap(boot, group)
-    cutoff = datetime.combine(LAST_DAY + timedelta(days=1), datetime.min.time())
     assert bootstrap.days == tuple(d.isoformat() for d in sample.days(START, LAST_DAY)) and bootstrap.cutoff == cutoff
     assert bootstrap.events == sum(len(sample.events("upvote_events", d)) for d in sample.days(START, LAST_DAY))
 
@@ -456,22 +462,14 @@ def test_training_sets_get_what_the_stream_served_across_a_crash(registry, setti
     """Reads through the client between bursts of live upvotes record (id, time, values); once the streamed
     history is loaded, a training set for those observations returns the same values for every one, and
     the history holds each landed value exactly once although the job was killed and resumed midway."""
-    from batch.feature_job import materialize_partition
-    from batch.publish import publish_partition
     from serving.client import InProcessClient
     from serving.training_set import training_set_pandas
     from streaming.history import load_streamed_history
 
-    served = settings.model_copy(update={"data_dir": tmp_path_factory.mktemp("served"), "redis_prefix": "ts"})
-    group, ds = registry.groups["user_activity"], LAST_DAY.isoformat()
-    materialize_partition(spark, registry, group, ds)
-    publish_partition(spark, registry, group, ds, redis_url, served.redis_prefix)
-    batch = user_activity(sample, ds)
-    store = _store(redis_url)
-    plan = WritePlan.for_group(group, registry.entity_of(group), served.redis_prefix)
+    served, group, batch, store, plan, cutoff = _after_batch_history(registry, settings, spark, sample, redis_url,
+                                                                     tmp_path_factory, "ts")
     client = InProcessClient.connect(registry, redis_url, prefix=served.redis_prefix)
     directory = stream_directory(served, registry.sources["upvote_events"])
-    cutoff = datetime.combine(LAST_DAY + timedelta(days=1), datetime.min.time())
     users = [int(u) for u in batch.index[:12]]
     counts = {u: (int(batch.loc[u]["upvotes_total"]), set()) for u in users}
     truth, observations = [], []  # (user, event time, upvotes_total) per live event; (user, time, values)

@@ -31,11 +31,13 @@ QA_GROUP = "qa_user_upvotes"
 
 
 def copy_registry(root: Path, groups: tuple[str, ...]) -> Path:
-    """A copy of the project's registry (and its lock) under `root`, keeping only the feature groups `groups`."""
+    """A copy of the project's registry (and its lock) under `root`, keeping only the feature groups `groups`
+    (and no feature services: they name groups the copy may rename or leave out)."""
     shutil.copytree(DEFAULT_ROOT, root, ignore=shutil.ignore_patterns("__pycache__"))
     for folder in (root / "features").iterdir():
         if folder.name not in groups:
             shutil.rmtree(folder)
+    shutil.rmtree(root / "services", ignore_errors=True)
     return root
 
 
