@@ -11,10 +11,17 @@ ERROR = {"$ref": "#/components/schemas/Error"}
 def _catalog(registry: Registry) -> str:
     lines = []
     for group in registry.groups.values():
-        features = ", ".join(f"{f.name} ({f.dtype})" for f in group.features)
+        features = ", ".join([f"{f.name} ({f.dtype})" for f in group.features]
+                             + [f"{f.name} ({f.dtype}, on demand)" for f in group.on_demand])
         ttl = f"TTL {group.ttl}" if group.ttl else "no TTL"
         lines.append(f"- `{group.name}` v{group.version}, entity `{group.entity}`, {ttl}: {features}")
     return "\n".join(lines)
+
+
+def _services(registry: Registry) -> str:
+    return "\n".join(f"- `{s.name}` v{s.version}, entity `{s.entity}`: "
+                     + ", ".join([*s.features, *(f"{s.name}.{f.name}" for f in s.on_demand)])
+                     for s in registry.services.values())
 
 
 def _error_response(description: str) -> dict:
@@ -26,15 +33,32 @@ def openapi_document(registry: Registry, max_ids: int) -> dict:
     example_group = next(iter(registry.groups.values()))
     example = {"entity": example_group.entity, "ids": [42, 7],
                "features": [f"{example_group.name}.{example_group.features[0].name}", example_group.name]}
+    ids = {"type": "array", "minItems": 1, "maxItems": max_ids,
+           "items": {"oneOf": [{"type": "integer"}, {"type": "string", "minLength": 1}]},
+           "description": "Entity ids; int64 entities take integers or strings of digits."}
+    request_fields = {"type": "object", "properties": {"time": {"type": "string", "format": "date-time"}},
+                      "description": "Request fields of on-demand features: `time` (default: now) and the "
+                                     "fields their declarations name; scalars, the same for every id."}
+    by_service = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["service", "ids"],
+        "properties": {
+            "service": {"type": "string", "enum": sorted(registry.services),
+                        "description": "A feature service, answered with its features in its order:\n"
+                                       + _services(registry)},
+            "ids": ids,
+            "request": request_fields,
+        },
+    }
     request = {
         "type": "object",
         "additionalProperties": False,
         "required": ["entity", "ids", "features"],
         "properties": {
             "entity": {"type": "string", "enum": sorted(registry.entities)},
-            "ids": {"type": "array", "minItems": 1, "maxItems": max_ids,
-                    "items": {"oneOf": [{"type": "integer"}, {"type": "string", "minLength": 1}]},
-                    "description": "Entity ids; int64 entities take integers or strings of digits."},
+            "ids": ids,
+            "request": request_fields,
             "features": {"type": "array", "minItems": 1,
                          "items": {"type": "string", "pattern": REF.pattern},
                          "description": "Feature refs: `group`, `group.feature`, `group@vN`, `group@vN.feature`. "
@@ -69,7 +93,8 @@ def openapi_document(registry: Registry, max_ids: int) -> dict:
     error = {"type": "object", "required": ["error"], "properties": {
         "error": {"type": "string", "description": "What was wrong."},
         "fix": {"type": ["string", "null"], "description": "What to do about it."}}}
-    json_body = {"application/json": {"schema": {"$ref": "#/components/schemas/FeaturesRequest"}}}
+    json_body = {"application/json": {"schema": {"oneOf": [{"$ref": "#/components/schemas/FeaturesRequest"},
+                                                           {"$ref": "#/components/schemas/ServiceRequest"}]}}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "feature-platform feature service", "version": "1",
@@ -81,10 +106,12 @@ def openapi_document(registry: Registry, max_ids: int) -> dict:
                 "responses": {
                     "200": {"description": "One row per id, in request order; unknown ids get nulls.",
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FeaturesResponse"}}}},
-                    "400": _error_response("The body is not a JSON object with entity, ids and features."),
+                    "400": _error_response("The body is not a JSON object with entity, ids and features, or "
+                                           "service and ids."),
                     "401": _error_response("Missing or wrong API token."),
-                    "404": _error_response("Unknown entity, group, version or feature."),
-                    "422": _error_response("Bad or too many ids, a malformed ref, or features of another entity."),
+                    "404": _error_response("Unknown entity, group, version, feature or service."),
+                    "422": _error_response("Bad or too many ids, a malformed ref, features of another entity, or "
+                                           "a missing or mistyped request field."),
                     "503": _error_response("Redis did not answer; retry later."),
                 },
                 "security": [{"bearer": []}, {}],
@@ -96,7 +123,7 @@ def openapi_document(registry: Registry, max_ids: int) -> dict:
                 "200": {"description": "Text exposition format 0.0.4", "content": {"text/plain": {}}}}}},
         },
         "components": {
-            "schemas": {"FeaturesRequest": request, "FeaturesResponse": response, "FeatureRow": row, "Error": error},
+            "schemas": {"FeaturesRequest": request, "ServiceRequest": by_service, "FeaturesResponse": response, "FeatureRow": row, "Error": error},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                            "description": "Required when FP_SERVING_API_TOKEN is set."}},
         },

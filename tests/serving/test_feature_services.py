@@ -328,3 +328,13 @@ def test_a_training_set_without_a_request_field_column_names_it(spark, services_
     with pytest.raises(PlatformError, match="no column 'since': the request field \\(timestamp\\) feed.upvoted_since"):
         write_training_set(spark, services_registry, observations, selection, tmp_path / "out.parquet",
                            engine="pandas")
+
+
+def test_openapi_describes_requests_by_service(clients):
+    _, _, url = clients
+    status, _, document = _post(url, b"", method="GET", path="/openapi.json")
+    schemas = orjson.loads(document)["components"]["schemas"]
+    assert status == 200 and schemas["ServiceRequest"]["properties"]["service"]["enum"] == ["feed", "ranking"]
+    assert "ranking.upvotes_1d_share" in schemas["ServiceRequest"]["properties"]["service"]["description"]
+    assert "hours_since_last_upvote (float64, on demand)" in schemas["FeaturesRequest"]["properties"]["features"][
+        "description"]
