@@ -8,7 +8,10 @@ bool, timestamp) of one group, against a private local redis-server holding N en
   (a) raw redis-py: one pipelined HMGET per id of the same 11 fields (10 features + event time), no decode;
   (b) the in-process client: serving.client.InProcessClient.get_features (plan cache, id check, decode);
   (c) the HTTP service: serving.client.HttpClient over one keep-alive connection to the feature service
-      (uvicorn + httptools + uvloop, Starlette, orjson) running in its own process, as `featctl serve` runs.
+      (uvicorn + httptools + uvloop, Starlette, orjson) running in its own process, as `featctl serve` runs;
+  (d) the in-process client asked for the same 10 features plus one on-demand feature (hours since
+      last_seen_at at the request time, benchmarks/on_demand_group/on_demand.py), beside its baseline (b):
+      what the request-time function (Series in, Series out, typed through Arrow) adds to a call.
 
 The variants take turns every 50 requests (on the same ids), so a noisy neighbour slows all of them
 alike. One client thread sends requests back to back; latency is per request (ids drawn at random, draws not timed), requests/s is
@@ -49,6 +52,7 @@ import orjson  # noqa: E402  (after the sys.path fix above)
 import redis  # noqa: E402
 
 from assets.registry import Registry  # noqa: E402
+from assets.specs import OnDemandFeature
 from infra.redis_server import free_loopback_port, local_redis
 from serving import layout
 from serving.client import HttpClient, InProcessClient
@@ -81,6 +85,11 @@ class Workload:
     def refs(self) -> list[str]:
         return [f"{self.group}.{name}" for name, _ in self.features]
 
+    @property
+    def refs_with_on_demand(self) -> list[str]:
+        """The 10 features and the on-demand one: what (d) asks for."""
+        return [*self.refs, f"{self.group}.{ON_DEMAND.name}"]
+
 
 @functools.cache
 def workload() -> Workload:
@@ -90,11 +99,15 @@ def workload() -> Workload:
     sys.modules[spec.name] = data_set
     spec.loader.exec_module(data_set)
     registry, group = data_set.bench_registry(Path(tempfile.gettempdir()))
-    group = group.model_copy(update={"ttl": TTL})
+    group = group.model_copy(update={"ttl": TTL, "folder": ON_DEMAND_FOLDER, "on_demand": (ON_DEMAND,)})
     return Workload(data_set, Registry(root=registry.root, entities=registry.entities, sources={},
                                        groups={group.name: group}))
 
 
+ON_DEMAND_FOLDER = Path(__file__).resolve().with_name("on_demand_group")
+ON_DEMAND = OnDemandFeature(name="hours_since_last_seen", dtype="float64", description="Hours since last_seen_at.",
+                            function="hours_since_last_seen", inputs={"last_seen_at": "last_seen_at",
+                                                                      "now": "request.time"})
 SEED = 20260105
 PREFIX = "bench"
 TTL = timedelta(days=30)
@@ -244,7 +257,8 @@ def render(samples: dict, parts: dict, served: dict, entities: int, requests: in
     """The result table (with ratios and targets) and the where-the-time-goes table."""
     header = ("ids x features", "path", "p50 us", "p99 us", "req/s", "p50 x a", "p99 x a", "target", "result")
     rows = [header]
-    names = {"a": "(a) raw redis-py pipelined HMGET", "b": "(b) in-process client", "c": "(c) HTTP service"}
+    names = {"a": "(a) raw redis-py pipelined HMGET", "b": "(b) in-process client", "c": "(c) HTTP service",
+             "d": "(d) in-process client + 1 on-demand"}
     for n in SCENARIOS:
         base = samples["a", n]
         for key, label in names.items():
@@ -256,6 +270,10 @@ def render(samples: dict, parts: dict, served: dict, entities: int, requests: in
                 target, verdict = f"p99 <= {TARGETS['b/a', n]:g}x a", _verdict(ratio99 <= TARGETS["b/a", n])
             if key == "c" and n == 1:
                 target, verdict = f"p99 <= {HTTP_P99_TARGET_MS:g} ms", _verdict(p99 * 1000 <= HTTP_P99_TARGET_MS)
+            if key == "d":
+                b = samples["b", n]
+                target = (f"vs (b): p50 +{(p50 - b.percentile(0.5)) * 1e6:,.0f} us, "
+                          f"p99 x {p99 / b.percentile(0.99):.2f}")
             rows.append((f"{n} x {len(workload().features)}", label, f"{p50 * 1e6:,.0f}", f"{p99 * 1e6:,.0f}",
                          f"{s.requests_per_second:,.0f}", "" if key == "a" else f"{ratio50:.2f}",
                          "" if key == "a" else f"{ratio99:.2f}", target, verdict))
@@ -273,6 +291,18 @@ def render(samples: dict, parts: dict, served: dict, entities: int, requests: in
              f"{redis_version} on loopback, {requests:,} requests per path and size, paths taking turns every {BLOCK}; "
              f"1-minute load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     return "\n".join([title, "", *lines, *breakdown])
+
+
+def check_on_demand(in_process: InProcessClient) -> None:
+    """Before any figure: (d)'s on-demand value is the hand computation from the stored last_seen_at."""
+    work = workload()
+    asked_at = datetime.now(timezone.utc)
+    rows = in_process.get_features(work.entity, [1, 2], work.refs_with_on_demand, request={"time": asked_at})
+    for row, plain in zip(rows, in_process.get_features(work.entity, [1, 2], work.refs)):
+        seen = row.values[f"{work.group}.last_seen_at"]
+        expected = None if seen is None else (asked_at - seen).total_seconds() / 3600
+        assert row.values[f"{work.group}.{ON_DEMAND.name}"] == expected, "on-demand value differs from the hand computation"
+        assert {ref: row.values[ref] for ref in work.refs} == plain.values, "(d) changed the stored values"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -314,9 +344,11 @@ def main(argv: list[str] | None = None) -> None:
             wait_for_service(over_http)
             assert over_http.get_features(work.entity, [1, 2], work.refs) == in_process.get_features(
                 work.entity, [1, 2], work.refs), "HTTP and in-process answers differ"
+            check_on_demand(in_process)
             log(f"service up on port {port} (pid {server.pid}); measuring")
             variants = {"a": raw_hmget, "b": lambda ids: in_process.get_features(work.entity, ids, work.refs),
-                        "c": lambda ids: over_http.get_features(work.entity, ids, work.refs)}
+                        "c": lambda ids: over_http.get_features(work.entity, ids, work.refs),
+                        "d": lambda ids: in_process.get_features(work.entity, ids, work.refs_with_on_demand)}
             samples, served = measure(variants, args.entities, args.requests, 200, f"http://127.0.0.1:{port}")
             parts = parts_of_calls(in_process, over_http, args.entities, min(args.requests, 2_000))
         finally:
