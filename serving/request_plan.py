@@ -51,6 +51,11 @@ class RequestPlan:
         """Whether the read plan's rows are the answer as they are (no on-demand feature)."""
         return not self.selection.steps and self.read.refs == self.refs
 
+    @cached_property
+    def appends(self) -> bool:
+        """Whether the answer is the read plan's rows with the on-demand values after them (added in place)."""
+        return self.refs == self.read.refs + tuple(step.name for step in self.selection.steps)
+
     def request(self, request, now: datetime) -> dict:
         """The typed request fields of one call (`time` defaults to `now`); InvalidRequest when wrong."""
         return request_values(self.selection, request, now)
@@ -109,6 +114,14 @@ def finish_rows(plan: RequestPlan, rows: list[FeatureRow], request: dict) -> lis
                 for name, array in compute(selection.steps, columns, request_columns(request, selection, count),
                                            count).items()}
     sources = {step.name: [n for _, n in step.inputs if n in dtypes] for step in selection.steps}
+    if plan.appends:
+        for name, values in computed.items():
+            for row, value in zip(rows, values):
+                known = [row.event_times[n] for n in sources[name] if row.event_times[n] is not None]
+                row.values[name] = value
+                row.event_times[name] = min(known) if known else None
+                row.stale[name] = any(row.stale[n] for n in sources[name])
+        return rows
     finished = []
     for index, row in enumerate(rows):
         values, times, stale = {}, {}, {}
