@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import re
-import shutil
 from datetime import date
 
 import dagster as dg
 import pytest
 
-from assets.registry import DEFAULT_ROOT
 from infra.errors import PlatformError
 from orchestration.backfills import (
     AssetPartitions,
@@ -22,6 +20,7 @@ from orchestration.backfills import (
 from orchestration.dagster_internals import execute_graphql, in_process_workspace
 from orchestration.runs import dagster_instance
 from tests.conftest import run_featctl
+from tests.quality.conftest import copy_registry
 
 DAYS = ["2026-01-08", "2026-01-09", "2026-01-10"]
 
@@ -205,11 +204,7 @@ def test_backfill_assets_are_the_groups_sources_features_and_publishes(registry)
 @pytest.mark.slow
 def test_one_bad_day_in_a_backfill_blocks_the_ranges_publish_and_the_backfill_fails(
         registry, settings, event_log, redis_client, tmp_path, monkeypatch, code_location_env):
-    root = tmp_path / "assets"
-    shutil.copytree(DEFAULT_ROOT, root, ignore=shutil.ignore_patterns("__pycache__"))
-    for folder in (root / "features").iterdir():
-        if folder.name != "user_upvotes":
-            shutil.rmtree(folder)
+    root = copy_registry(tmp_path / "assets", ("user_upvotes",))
     folder = (root / "features" / "user_upvotes").rename(root / "features" / "ranged_upvotes")
     sql = folder / "batch.sql"  # a bug that shows on one day only: negative daily counts on 2026-01-09
     sql.write_text(sql.read_text().replace("THEN 1 ELSE 0 END) AS upvotes_1d",
