@@ -31,7 +31,7 @@ from orchestration.checks import quality_checks
 from orchestration.freshness import freshness_check, freshness_sensor
 from orchestration.resources import OnlineStoreResource
 from orchestration.upstream import failed_source_partitions
-from orchestration.streaming_defs import stream_asset, stream_sensor
+from orchestration.streaming_defs import stream_asset, stream_history_asset, stream_sensor
 from serving import layout
 from serving.on_demand import select_service
 
@@ -255,10 +255,11 @@ def build_definitions(registry: Registry, settings: Settings) -> dg.Definitions:
     for group in registry.groups.values():
         assets += feature_assets(registry, group, partitions)
         if group.stream is not None:
-            assets.append(stream_asset(registry, settings, group))
+            assets += [stream_asset(registry, settings, group), stream_history_asset(registry, group)]
             sensors.append(stream_sensor(registry, settings, group))
     assets += [service_asset(registry, service) for service in registry.services.values()]
-    daily = dg.define_asset_job(DAILY_JOB, selection=dg.AssetSelection.all() - dg.AssetSelection.key_prefixes("stream"),
+    unpartitioned = dg.AssetSelection.key_prefixes("stream", "history")  # the streams and what they landed
+    daily = dg.define_asset_job(DAILY_JOB, selection=dg.AssetSelection.all() - unpartitioned,
                                 description="Every source check, feature table and online publish for one day.")
     return dg.Definitions(
         # A run is one process: one Spark session for all its steps (the local Derby metastore admits one JVM).

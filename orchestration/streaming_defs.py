@@ -19,6 +19,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_pyspark import PySparkResource
 
+from assets.offline_layout import streamed_table
 from assets.registry import Registry
 from assets.specs import FeatureGroup
 from infra.redis_server import ensure_local_redis
@@ -26,6 +27,7 @@ from infra.settings import Settings
 from orchestration.resources import OnlineStoreResource
 from quality.alerts import AlertSinks
 from streaming import runner
+from streaming.history import load_streamed_history
 from streaming.status import StreamStatus, stream_status
 
 SENSOR_INTERVAL_S = 30
@@ -64,6 +66,32 @@ def stream_asset(registry: Registry, settings: Settings, group: FeatureGroup) ->
                                               "restored_from": process.restored_from or "nothing (first start)"})
 
     return stream
+
+
+def stream_history_asset(registry: Registry, group: FeatureGroup) -> dg.AssetsDefinition:
+    """`history/<group>`: the values the group's stream landed in Redis, loaded into the offline history
+    that training sets join (materializing it moves what was landed since the last load)."""
+    table = streamed_table(group)
+
+    @dg.asset(
+        key=["history", group.name],
+        deps=[dg.AssetKey(["stream", group.name])],
+        group_name=group.name,
+        kinds={"redis", "spark", "hive"},
+        owners=[group.owner],
+        tags={"entity": group.entity, **group.tags},
+        description=f"Every value the {group.name} v{group.version} stream landed in Redis, in {table} "
+                    "(training sets join it with the batch history).",
+        metadata={"table": table},
+    )
+    def history(context: dg.AssetExecutionContext, online_store: OnlineStoreResource,
+                spark: PySparkResource) -> dg.MaterializeResult:
+        rows = load_streamed_history(spark.spark_session, registry, group, _redis_url(online_store),
+                                     online_store.prefix)
+        context.log.info(f"loaded {rows} streamed rows of {group.name} into {table}")
+        return dg.MaterializeResult(metadata={"rows_loaded": rows, "table": table})
+
+    return history
 
 
 @dataclass(frozen=True)

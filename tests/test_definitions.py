@@ -30,6 +30,10 @@ def test_every_group_has_its_raw_features_online_path(graph, registry):
             stream = graph.get(dg.AssetKey(["stream", group.name]))
             assert stream.kinds == {"flink", "redis"}
             assert stream.parent_keys == {dg.AssetKey(["raw", group.stream.source_table])}
+            expected.add(f"history/{group.name}")  # what the stream landed, loaded for training sets
+            history = graph.get(dg.AssetKey(["history", group.name]))
+            assert history.parent_keys == {dg.AssetKey(["stream", group.name])}
+            assert history.metadata["table"] == f"{group.table}_streamed"
         features = graph.get(dg.AssetKey(["features", group.name]))
         assert {k.to_user_string() for k in features.parent_keys} == {f"raw/{s}" for s in group.sources}
         online = graph.get(dg.AssetKey(["online", group.name]))
@@ -126,8 +130,8 @@ def test_the_defs_yaml_component_builds_what_featctl_builds(registry, settings):
     direct = build_definitions(registry, settings)
     graphs = [d.resolve_asset_graph() for d in (loaded, direct)]
     assert graphs[0].get_all_asset_keys() == graphs[1].get_all_asset_keys()
-    assert len(graphs[0].get_all_asset_keys()) == len(registry.sources) + 2 * len(registry.groups) + sum(
-        1 for g in registry.groups.values() if g.stream) + len(registry.services)
+    assert len(graphs[0].get_all_asset_keys()) == len(registry.sources) + 2 * len(registry.groups) + 2 * sum(
+        1 for g in registry.groups.values() if g.stream) + len(registry.services)  # stream/ and history/
     assert graphs[0].asset_check_keys == graphs[1].asset_check_keys
     key = dg.AssetKey(["features", "user_upvotes"])
     assert graphs[0].get(key).code_version == graphs[1].get(key).code_version
