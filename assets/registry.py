@@ -251,6 +251,9 @@ def _load_service(path: Path, groups: dict[str, FeatureGroup]) -> FeatureService
     if "name" in data:
         raise _fail(path, "name", "is the file name; remove the key")
     service = _validate(FeatureServiceSpec, path, {"name": path.stem, **data}, file=path)
+    if service.name in groups:
+        raise _fail(path, "(file name)", f"{service.name!r} is also a feature group: `{service.name}.<feature>` "
+                    "would name two things", "rename the service file")
     entity = None
     for index, ref in enumerate(service.features):
         try:

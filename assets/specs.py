@@ -339,6 +339,15 @@ class FeatureServiceSpec(Strict):
             raise ValueError(f"listed twice: {', '.join(duplicates)}")
         return features
 
+    @field_validator("on_demand")
+    @classmethod
+    def _unique_on_demand(cls, features):
+        names = [f.name for f in features]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate on-demand feature names {duplicates}")
+        return features
+
     @property
     def on_demand_path(self) -> Path:
         return self.file.with_name("on_demand.py")

@@ -35,10 +35,6 @@ class RequestPlan:
         return self.read.entity
 
     @property
-    def key_dtype(self) -> str:
-        return self.read.key_dtype
-
-    @property
     def refs(self) -> tuple[str, ...]:
         return self.selection.outputs
 

@@ -196,7 +196,10 @@ class FeatureService:
         except redis.RedisError as exc:
             self.redis_errors.inc()
             return _error(503, store_unavailable(exc), {"retry-after": "1"})
-        rows = finish_rows(plan, decode_rows(plan.read, ids, raw, now), request)
+        try:
+            rows = finish_rows(plan, decode_rows(plan.read, ids, raw, now), request)
+        except PlatformError as exc:  # an on-demand function returned what it does not declare: the code's fault
+            return _error(500, exc)
         return Response(response_body(plan, rows), media_type="application/json")
 
     async def healthz(self, _request: Request) -> Response:

@@ -127,7 +127,16 @@ SERVICE_CASES = [
      "inputs: upvotes_7d: request field 'week' is not declared under request_fields"),
     ("upvotes_1d: user_upvotes.upvotes_1d", "upvotes_1d: post_popularity.upvotes_1d", "on_demand[0].inputs.upvotes_1d",
      "describes 'post', not 'user'"),
+    ("upvotes_7d: user_upvotes.upvotes_7d", "upvotes_7d: user_upvotes.hours_since_last_upvote",
+     "on_demand[0].inputs.upvotes_7d", "'user_upvotes.hours_since_last_upvote' is itself on-demand"),
 ]
+
+
+def test_a_service_named_like_a_group_is_refused(tree):
+    (tree / "services/ranking.yaml").rename(tree / "services/user_upvotes.yaml")
+    with pytest.raises(RegistryError, match=r"services/user_upvotes\.yaml: \(file name\): 'user_upvotes' is also a "
+                                            r"feature group"):
+        load_registry(tree)
 
 
 @pytest.mark.parametrize(("old", "new", "field", "message"), SERVICE_CASES)
@@ -233,7 +242,7 @@ def test_an_unknown_service_is_a_404_with_the_fix(clients):
     assert status == 400 and "unknown ['features']" in orjson.loads(payload)["error"]
 
 
-def test_a_mistyped_on_demand_output_names_the_function(services_registry):
+def test_a_mistyped_on_demand_output_names_the_function(services_registry, online):
     feed = services_registry.services["feed"]
     wrong = feed.on_demand[0].model_copy(update={"name": "as_text", "function": "as_text", "dtype": "float64",
                                                  "inputs": {"upvotes_7d": "user_upvotes.upvotes_7d"},
@@ -245,6 +254,9 @@ def test_a_mistyped_on_demand_output_names_the_function(services_registry):
     with pytest.raises(PlatformError, match=r"on_demand\.py: as_text\(\) for feed\.as_text: returned string values, "
                                             r"but it is declared float64"):
         compute(selection.steps, {"user_upvotes.upvotes_7d": pa.array([1, 2])}, {}, 2)
+    with ServerThread(FeatureService(registry, online, PREFIX)) as server:
+        status, _, payload = _post(server.url, orjson.dumps({"service": "feed", "ids": [1]}))
+    assert status == 500 and "returned string values, but it is declared float64" in orjson.loads(payload)["error"]
 
 
 def test_featctl_get_by_service(monkeypatch, capsys, online, settings):
