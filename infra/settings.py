@@ -40,6 +40,10 @@ class Settings(BaseModel):
     serving_api_token: str | None = None  # set: POST /features needs `Authorization: Bearer <token>`
     serving_max_ids: int = 1000  # ids one GetFeatures request may ask for; more is a 422
     serving_redis_timeout_seconds: float = 1.0  # a Redis that does not answer in time makes a 503
+    serving_log_dir: Path | None = None  # set: the service logs responses there (serving/response_log.py)
+    serving_log_sample: float = Field(default=1.0, ge=0.0, le=1.0)  # share of responses logged
+    serving_log_queue: int = Field(default=10_000, ge=1)  # lines waiting for the writer; more are dropped, counted
+    serving_log_flush_seconds: float = Field(default=1.0, gt=0)  # what a crash may lose at most
     partitions_start: date = date(2026, 1, 1)
     alert_webhook_url: str | None = None  # set: schema-change alerts are also POSTed there as JSON
     flink_rest: str | None = None  # host:port of a Flink cluster's REST endpoint; unset = local mini-cluster

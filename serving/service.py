@@ -43,6 +43,7 @@ from serving.get_features import ReadPlan, check_ids, decode_rows, entity_keys, 
 from serving.metrics import CONTENT_TYPE, Counter, Histogram, exposition
 from serving.openapi import openapi_document
 from serving.request_plan import RequestPlans, finish_rows
+from serving.response_log import ResponseLog
 from serving.wire import response_body
 
 REQUEST_FORMS = (frozenset({"entity", "ids", "features"}), frozenset({"service", "ids"}))
@@ -113,7 +114,7 @@ class FeatureService:
     """The service's state (Redis client, plan cache, metrics) and its route handlers."""
 
     def __init__(self, registry: Registry, redis_url: str, prefix: str, api_token: str | None = None,
-                 max_ids: int = 1000, redis_timeout_seconds: float = 1.0):
+                 max_ids: int = 1000, redis_timeout_seconds: float = 1.0, response_log: ResponseLog | None = None):
         self.registry = registry
         self.redis_url = redis_url
         self.redis_timeout_seconds = redis_timeout_seconds
@@ -126,23 +127,32 @@ class FeatureService:
         self.redis_errors = Counter("fp_serving_redis_errors_total",
                                     "Requests that failed because Redis did not answer.")
         self.openapi = orjson.dumps(openapi_document(registry, max_ids))
+        self.response_log = response_log
 
     @classmethod
     def from_settings(cls, settings: Settings, registry: Registry, redis_url: str) -> FeatureService:
         """The service configured by the platform settings (FP_SERVING_* and FP_REDIS_PREFIX)."""
+        log = None if settings.serving_log_dir is None else ResponseLog(
+            settings.serving_log_dir, settings.serving_log_sample, settings.serving_log_queue,
+            settings.serving_log_flush_seconds)
         return cls(registry, redis_url, settings.redis_prefix, settings.serving_api_token, settings.serving_max_ids,
-                   settings.serving_redis_timeout_seconds)
+                   settings.serving_redis_timeout_seconds, log)
 
     @asynccontextmanager
     async def lifespan(self, _app):
-        """One asyncio Redis client (a connection pool) for the life of the server."""
+        """One asyncio Redis client (a connection pool) and the response log's writer for the life of the server;
+        at shutdown the log writes every queued response before the server exits."""
         # No socket timeout: redis-py would arm one per reply (100 ids, 100 timers). Each request has one deadline.
         self.redis = aioredis.Redis.from_url(self.redis_url, socket_connect_timeout=self.redis_timeout_seconds,
                                              socket_keepalive=True)
+        if self.response_log is not None:
+            self.response_log.start()
         try:
             yield
         finally:
             await self.redis.aclose()
+            if self.response_log is not None:
+                await asyncio.to_thread(self.response_log.close)
 
     def _authorized(self, request: Request) -> bool:
         if self.api_token is None:
@@ -200,7 +210,10 @@ class FeatureService:
             rows = finish_rows(plan, decode_rows(plan.read, ids, raw, now), request)
         except PlatformError as exc:  # an on-demand function returned what it does not declare: the code's fault
             return _error(500, exc)
-        return Response(response_body(plan, rows), media_type="application/json")
+        body = response_body(plan, rows)
+        if self.response_log is not None:
+            self.response_log.offer(payload.get("service"), request, body, micros_to_datetime(now))
+        return Response(body, media_type="application/json")
 
     async def healthz(self, _request: Request) -> Response:
         """GET /healthz: ready when Redis answers."""
@@ -214,7 +227,8 @@ class FeatureService:
 
     async def metrics(self, _request: Request) -> Response:
         """GET /metrics: Prometheus text exposition."""
-        return Response(exposition([self.latency, self.redis_errors]), media_type=CONTENT_TYPE)
+        logs = [] if self.response_log is None else [self.response_log.logged, self.response_log.dropped]
+        return Response(exposition([self.latency, self.redis_errors, *logs]), media_type=CONTENT_TYPE)
 
     async def openapi_json(self, _request: Request) -> Response:
         """GET /openapi.json: the service's OpenAPI document, with the feature catalog."""
