@@ -34,6 +34,19 @@ def streamed_table(group: FeatureGroup) -> str:
     return f"{group.table}{STREAMED_SUFFIX}"
 
 
+SERVED_DATABASE = "served"
+# The logged responses of a feature service, one row per (response, id, feature); `value` is the JSON the
+# caller received, so any dtype fits one column (batch/served_log.py writes it, quality/skew.py reads it).
+SERVED_COLUMNS = (("served_at", "timestamp"), ("request_time", "timestamp"), ("entity_id", "string"),
+                  ("feature", "string"), ("dtype", "string"), ("value", "string"), ("event_time", "timestamp"),
+                  ("stale", "bool"))
+
+
+def served_table(service: str) -> str:
+    """The Hive table of a feature service's logged responses, partitioned by the UTC day they were served."""
+    return f"{SERVED_DATABASE}.{service}"
+
+
 def feature_table_columns(registry: Registry, group: FeatureGroup) -> list[tuple[str, str]]:
     """(name, dtype) of a group version's tables: entity key, features, then the event time."""
     entity = registry.entity_of(group)

@@ -96,3 +96,57 @@ def test_a_new_day_starts_a_new_partition(tmp_path):
     log.close()
     by_day = {p.parent.name: len(p.read_bytes().splitlines()) for p in tmp_path.rglob("*.jsonl")}
     assert by_day == {"ds=2026-01-10": 1, "ds=2026-01-11": 2}
+
+
+def test_the_skew_check_finds_nothing_on_a_clean_run_and_exactly_the_altered_rows(spark, event_log, registry,
+                                                                                  redis_url, tmp_path):
+    from assets.registry import DEFAULT_ROOT, Registry
+    from assets.specs import FeatureServiceSpec
+    from batch.feature_job import materialize_partition
+    from batch.publish import publish_range
+    from batch.served_log import load_served
+    from quality.skew import skew_report
+    from tests.serving.conftest import HISTORY_DAYS, renamed_registry
+
+    renamed = renamed_registry(registry, "skew", ["user_upvotes"])
+    share = registry.services["ranking"].on_demand[0].model_copy(update={"inputs": {
+        "upvotes_1d": "skew_user_upvotes.upvotes_1d", "upvotes_7d": "skew_user_upvotes.upvotes_7d"}})
+    service = FeatureServiceSpec(name="skew_ranking", owner="team:ranking", description="Skew test service.",
+                                 version=1, entity="user", file=DEFAULT_ROOT / "services/skew_ranking.yaml",
+                                 features=("skew_user_upvotes.upvotes_7d", "skew_user_upvotes.hours_since_last_upvote"),
+                                 on_demand=(share,))
+    skewed = Registry(root=renamed.root, entities=renamed.entities, sources=renamed.sources, groups=renamed.groups,
+                      services={"skew_ranking": service})
+    group = skewed.groups["skew_user_upvotes"]
+    last = HISTORY_DAYS[-1].isoformat()
+    materialize_partition(spark, skewed, group, last)
+    publish_range(spark, skewed, group, last, last, redis_url, "skew")
+    users = sorted(r.user_id for r in spark.table(group.table).where(f"ds = '{last}'").select("user_id").collect())[:30]
+    asked_at = datetime.combine(HISTORY_DAYS[-1] + timedelta(days=1), datetime.min.time(), UTC) + timedelta(hours=3)
+
+    log = ResponseLog(tmp_path / "served", flush_seconds=0.05)
+    with ServerThread(FeatureService(skewed, redis_url, "skew", response_log=log)) as server:
+        client = HttpClient(server.url)
+        for start in range(0, len(users), 10):
+            client.get_service("skew_ranking", users[start:start + 10], request={"time": asked_at.isoformat()})
+        client.close()
+    ds = next((tmp_path / "served").iterdir()).name.removeprefix("ds=")
+    assert load_served(spark, tmp_path / "served", "skew_ranking", ds) == 3 * len(users)
+
+    clean = skew_report(spark, skewed, "skew_ranking", ds)
+    assert list(clean.features) == ["skew_user_upvotes.upvotes_7d", "skew_user_upvotes.hours_since_last_upvote",
+                                    "skew_ranking.upvotes_1d_share"]
+    assert clean.differing == 0 and all(f.compared == len(users) for f in clean.features.values())
+
+    altered = users[3:5]
+    stored = spark.table(group.table).where(f"ds = '{last}'").drop("ds")
+    frame = stored.toPandas()
+    frame.loc[frame["user_id"].isin(altered), "upvotes_7d"] += 1  # the batch values altered by hand
+    spark.createDataFrame(frame, schema=stored.schema).createOrReplaceTempView("skew_altered")
+    spark.sql(f"INSERT OVERWRITE TABLE {group.table} PARTITION (ds='{last}') SELECT * FROM skew_altered")
+    report = skew_report(spark, skewed, "skew_ranking", ds)
+    by_hand = report.features["skew_user_upvotes.upvotes_7d"]
+    assert (by_hand.differing, sorted(int(e["id"]) for e in by_hand.examples)) == (2, altered)
+    assert all(int(e["offline"]) == int(e["served"]) + 1 for e in by_hand.examples)
+    assert report.features["skew_user_upvotes.hours_since_last_upvote"].differing == 0
+    assert {int(e["id"]) for e in report.features["skew_ranking.upvotes_1d_share"].examples} <= set(altered)
