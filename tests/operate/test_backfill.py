@@ -10,6 +10,7 @@ import pytest
 
 from infra.errors import PlatformError
 from orchestration.backfills import (
+    LAUNCH,
     AssetPartitions,
     backfill_assets,
     backfill_days,
@@ -35,16 +36,6 @@ query Backfills {
           assetKey { path } numPartitionsTargeted numPartitionsMaterialized numPartitionsFailed } } }
       }
     }
-  }
-}"""
-
-# What the UI's launch dialog sends for a date range of selected assets.
-UI_LAUNCH = """
-mutation LaunchPartitionBackfill($backfillParams: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $backfillParams) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on Error { message }
   }
 }"""
 
@@ -158,7 +149,7 @@ def test_featctl_and_ui_backfills_are_alike_on_the_backfills_page_and_reruns_lea
         params = {"assetSelection": [{"path": ["features", "user_upvotes"]}, {"path": ["online", "user_upvotes"]}],
                   "partitionNames": DAYS, "fromFailure": False, "tags": []}
         with in_process_workspace(instance) as workspace:
-            launched = execute_graphql(workspace, UI_LAUNCH, {"backfillParams": params})["launchPartitionBackfill"]
+            launched = execute_graphql(workspace, LAUNCH, {"backfillParams": params})["launchPartitionBackfill"]
             assert launched["__typename"] == "LaunchBackfillSuccess", launched
             assert backfill_state(workspace, launched["backfillId"]).status == "REQUESTED"  # what the daemon picks up
             assert finish_backfill(workspace, launched["backfillId"]).status == "COMPLETED_SUCCESS"

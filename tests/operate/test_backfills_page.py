@@ -18,6 +18,7 @@ import pytest
 import redis
 
 from infra.redis_server import local_redis
+from orchestration.backfills import LAUNCH  # the mutation the UI's launch dialog sends
 from infra.settings import PROJECT_ROOT
 from tests.conftest import LAST_DAY, START
 from tests.e2e.dagster_graphql import graphql
@@ -26,15 +27,6 @@ from tests.e2e.dagster_process import dagster_dev, generate_events, platform_env
 DAYS = ["2026-01-08", "2026-01-09", "2026-01-10"]
 GROUP_ASSETS = ["features/user_upvotes", "online/user_upvotes"]
 DAEMON_SECONDS = 600  # the daemon looks every 30 s, then a run starts its own process and JVM on 2 busy cores
-
-LAUNCH = """
-mutation LaunchPartitionBackfill($backfillParams: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $backfillParams) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on Error { message }
-  }
-}"""
 
 BACKFILLS_PAGE = """
 query Backfills {
