@@ -55,7 +55,7 @@ def check_metadata(report: PartitionReport) -> dict:
     return metadata
 
 
-def _partitioned_check(**kwargs):
+def partitioned_check(**kwargs):
     """`dg.asset_check` for a partitioned check: a preview Dagster API we accept (its warning is silenced)."""
     def decorate(fn):
         with warnings.catch_warnings():
@@ -93,7 +93,7 @@ def source_contract_check(registry: Registry, source: Source, partitions: dg.Par
 
     key = dg.AssetKey(["raw", source.name])
 
-    @_partitioned_check(asset=key, name=CONTRACT_CHECK, blocking=True, partitions_def=partitions,
+    @partitioned_check(asset=key, name=CONTRACT_CHECK, blocking=True, partitions_def=partitions,
                         description=f"The partition's files match {source.file.name}: columns, types, non-null "
                                     "columns, event times within the day.")
     def contract(context: dg.AssetCheckExecutionContext, spark: PySparkResource):
@@ -114,7 +114,7 @@ def feature_expectations_check(registry: Registry, group: FeatureGroup, partitio
 
     key = dg.AssetKey(["features", group.name])
 
-    @_partitioned_check(asset=key, name="expectations", blocking=True, partitions_def=partitions,
+    @partitioned_check(asset=key, name="expectations", blocking=True, partitions_def=partitions,
                         description="The partition matches feature.yaml: columns and types, a non-null unique "
                                     "entity key, declared ranges, allowed values and row-count bounds.")
     def expectations(context: dg.AssetCheckExecutionContext, spark: PySparkResource):

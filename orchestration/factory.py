@@ -8,7 +8,8 @@ metadata. One job covers every group's daily partition; one schedule runs it for
 backfill of a date range is one run per range (single-run backfill policy), Spark doing every day of
 it in one session. Each online asset carries a freshness check, run after each publish and by a sensor.
 Per feature service: `service/<name>`, downstream of the online assets of every group it reads (its
-features and its on-demand inputs), so the graph shows which models read which features.
+features and its on-demand inputs), so the graph shows which models read which features, and the daily
+`served/<name>` (its response log in Hive) with the `skew` check (orchestration/served_defs.py).
 """
 
 import hashlib
@@ -30,6 +31,7 @@ from infra.spark import prepare_spark_environment, spark_config
 from orchestration.checks import quality_checks
 from orchestration.freshness import freshness_check, freshness_sensor
 from orchestration.resources import OnlineStoreResource
+from orchestration.served_defs import served_asset, skew_check
 from orchestration.upstream import failed_source_partitions
 from orchestration.streaming_defs import stream_asset, stream_history_asset, stream_sensor
 from serving import layout
@@ -257,7 +259,8 @@ def build_definitions(registry: Registry, settings: Settings) -> dg.Definitions:
         if group.stream is not None:
             assets += [stream_asset(registry, settings, group), stream_history_asset(registry, group)]
             sensors.append(stream_sensor(registry, settings, group))
-    assets += [service_asset(registry, service) for service in registry.services.values()]
+    for service in registry.services.values():
+        assets += [service_asset(registry, service), served_asset(service, settings, partitions, BACKFILL_POLICY)]
     unpartitioned = dg.AssetSelection.key_prefixes("stream", "history")  # the streams and what they landed
     daily = dg.define_asset_job(DAILY_JOB, selection=dg.AssetSelection.all() - unpartitioned,
                                 description="Every source check, feature table and online publish for one day.")
@@ -266,7 +269,8 @@ def build_definitions(registry: Registry, settings: Settings) -> dg.Definitions:
         executor=dg.in_process_executor,
         assets=assets,
         asset_checks=[*quality_checks(registry, settings, partitions),
-                      *(freshness_check(registry, group) for group in registry.groups.values())],
+                      *(freshness_check(registry, group) for group in registry.groups.values()),
+                      *(skew_check(registry, service, partitions) for service in registry.services.values())],
         jobs=[daily],
         schedules=[daily_schedule(daily, partitions, settings)],
         sensors=sensors,

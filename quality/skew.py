@@ -64,8 +64,10 @@ def skew_report(spark, registry: Registry, service: str, ds: str) -> SkewReport:
     """Compare partition `ds` of `served.<service>` with the offline values at each logged request time."""
     entity, selection = select_service(registry, service)
     key = registry.entities[entity]
-    served = spark.table(served_table(service)).where(f"{PARTITION_COLUMN} = '{ds}'").toArrow()
     features = {name: FeatureSkew() for name in selection.outputs}
+    if not spark.catalog.tableExists(served_table(service)):  # nothing was ever logged
+        return SkewReport(service, ds, features)
+    served = spark.table(served_table(service)).where(f"{PARTITION_COLUMN} = '{ds}'").toArrow()
     if served.num_rows == 0:
         return SkewReport(service, ds, features)
     ids = served["entity_id"].to_pylist()

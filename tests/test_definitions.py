@@ -38,7 +38,7 @@ def test_every_group_has_its_raw_features_online_path(graph, registry):
         assert {k.to_user_string() for k in features.parent_keys} == {f"raw/{s}" for s in group.sources}
         online = graph.get(dg.AssetKey(["online", group.name]))
         assert online.parent_keys == {dg.AssetKey(["features", group.name])}
-    expected |= {f"service/{name}" for name in registry.services}
+    expected |= {f"{kind}/{name}" for name in registry.services for kind in ("service", "served")}
     assert keys == expected
 
 
@@ -52,6 +52,9 @@ def test_a_service_is_an_asset_downstream_of_the_online_groups_it_reads(graph, r
         ("user_upvotes.hours_since_last_upvote", "float64"), ("user_activity.upvotes_total", "int64"),
         ("ranking.upvotes_1d_share", "float64")]
     assert "3. `user_upvotes.hours_since_last_upvote` (float64)" in node.metadata["features"].value
+    served = graph.get(dg.AssetKey(["served", "ranking"]))
+    assert served.parent_keys == {dg.AssetKey(["service", "ranking"])} and served.kinds == {"spark", "hive"}
+    assert served.metadata["dagster/table_name"] == "served.ranking"
 
 
 def test_assets_carry_owner_schema_sql_and_code_version(graph, registry):
@@ -95,14 +98,15 @@ def test_the_daily_job_and_schedule_cover_every_asset(registry, settings):
     defs = build_definitions(registry, settings)
     job = defs.resolve_job_def(DAILY_JOB)
     assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == (
-        {f"raw/{s}" for s in registry.sources} | {f"{kind}/{g}" for g in registry.groups for kind in ("features", "online")})
+        {f"raw/{s}" for s in registry.sources} | {f"{kind}/{g}" for g in registry.groups for kind in ("features", "online")}
+        | {f"served/{s}" for s in registry.services})
     assert [s.name for s in defs.sensors] == ["freshness", *(f"{g.name}_stream_health"
                                                              for g in registry.groups.values() if g.stream)]
     schedule = defs.resolve_schedule_def(f"{DAILY_JOB}_schedule")
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 2 * * *", "UTC")
     checks = {k.to_user_string() for k in job.asset_layer.asset_graph.asset_check_keys}
     assert checks == ({f"raw/{s}:contract" for s in registry.sources} | {f"features/{g}:expectations" for g in registry.groups}
-                      | {f"online/{g}:freshness" for g in registry.groups})
+                      | {f"online/{g}:freshness" for g in registry.groups} | {f"served/{s}:skew" for s in registry.services})
 
 
 def test_loading_the_definitions_warns_nothing_of_ours(registry, settings):
@@ -131,7 +135,7 @@ def test_the_defs_yaml_component_builds_what_featctl_builds(registry, settings):
     graphs = [d.resolve_asset_graph() for d in (loaded, direct)]
     assert graphs[0].get_all_asset_keys() == graphs[1].get_all_asset_keys()
     assert len(graphs[0].get_all_asset_keys()) == len(registry.sources) + 2 * len(registry.groups) + 2 * sum(
-        1 for g in registry.groups.values() if g.stream) + len(registry.services)  # stream/ and history/
+        1 for g in registry.groups.values() if g.stream) + 2 * len(registry.services)  # stream/ and history/
     assert graphs[0].asset_check_keys == graphs[1].asset_check_keys
     key = dg.AssetKey(["features", "user_upvotes"])
     assert graphs[0].get(key).code_version == graphs[1].get(key).code_version

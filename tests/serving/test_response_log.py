@@ -3,6 +3,7 @@ received them; a full queue drops and counts instead of waiting; sampling; rotat
 
 from __future__ import annotations
 
+import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -98,8 +99,21 @@ def test_a_new_day_starts_a_new_partition(tmp_path):
     assert by_day == {"ds=2026-01-10": 1, "ds=2026-01-11": 2}
 
 
+def _materialize_served(spark, registry, settings, log_dir: Path, ds: str):
+    """`served/skew_ranking` and its skew check for `ds`, as the daily job runs them (the definitions' own
+    resources: the Spark resource finds the session's running session)."""
+    import dagster as dg
+
+    from orchestration.factory import build_definitions
+
+    with_log = settings.model_copy(update={"serving_log_dir": log_dir})
+    job = build_definitions(registry, with_log).resolve_implicit_global_asset_job_def()
+    return job.execute_in_process(partition_key=ds, asset_selection=[dg.AssetKey(["served", "skew_ranking"])],
+                                  instance=dg.DagsterInstance.ephemeral())
+
+
 def test_the_skew_check_finds_nothing_on_a_clean_run_and_exactly_the_altered_rows(spark, event_log, registry,
-                                                                                  redis_url, tmp_path):
+                                                                                  redis_url, settings, tmp_path):
     from assets.registry import DEFAULT_ROOT, Registry
     from assets.specs import FeatureServiceSpec
     from batch.feature_job import materialize_partition
@@ -137,6 +151,14 @@ def test_the_skew_check_finds_nothing_on_a_clean_run_and_exactly_the_altered_row
     assert list(clean.features) == ["skew_user_upvotes.upvotes_7d", "skew_user_upvotes.hours_since_last_upvote",
                                     "skew_ranking.upvotes_1d_share"]
     assert clean.differing == 0 and all(f.compared == len(users) for f in clean.features.values())
+
+    yesterday = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()  # a whole day: a Dagster partition
+    shutil.copytree(tmp_path / "served" / f"ds={ds}", tmp_path / "served" / f"ds={yesterday}")
+    materialized = _materialize_served(spark, skewed, settings, tmp_path / "served", yesterday)
+    assert materialized.success
+    [evaluation] = materialized.get_asset_check_evaluations()
+    assert (evaluation.check_name, evaluation.passed, evaluation.partition) == ("skew", True, yesterday)
+    assert evaluation.metadata["differing"].value["skew_user_upvotes.upvotes_7d"] == f"0/{len(users)} (0.0%)"
 
     altered = users[3:5]
     stored = spark.table(group.table).where(f"ds = '{last}'").drop("ds")
