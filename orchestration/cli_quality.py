@@ -40,3 +40,28 @@ def check(update_lock: bool) -> None:
     if result.problems:
         raise PlatformError(f"featctl check found {len(result.problems)} problem(s)", "fix the errors listed above")
     console.print(f"[green]ok[/]: every folder is valid{'; lock updated' if result.lock_updated else ''}")
+
+
+@cli.command()
+@click.option("--service", required=True, help="A feature service (assets/services/<name>.yaml).")
+@click.option("--ds", required=True, help="The day of its response log (served/<service> partition), YYYY-MM-DD.")
+def skew(service: str, ds: str) -> None:
+    """Online/offline skew of a service for one day: per feature, the served values that differ from the
+    offline point-in-time values at the same request times (load the day first: materialize served/<service>)."""
+    from infra.spark import spark_session
+    from orchestration.cli import load_platform
+    from quality.skew import skew_report
+    from serving.on_demand import select_service
+
+    settings, registry = load_platform()
+    select_service(registry, service)  # an unknown service is an error before Spark starts
+    with console.status("recomputing the logged requests offline (Spark)"):
+        report = skew_report(spark_session(settings), registry, service, ds)
+    table = Table(title=f"skew of {service} on {ds}: {report.differing:,} differing value(s)")
+    for column in ("feature", "compared", "differing", "share", "examples (id, request time: served / offline)"):
+        table.add_column(column)
+    for name, feature in report.features.items():
+        examples = "\n".join(f"{e['id']}, {e['request_time']}: {e['served']} / {e['offline']}"
+                             for e in feature.examples[:3])
+        table.add_row(name, f"{feature.compared:,}", f"{feature.differing:,}", f"{feature.share:.1%}", examples)
+    console.print(table)

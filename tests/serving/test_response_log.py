@@ -172,3 +172,13 @@ def test_the_skew_check_finds_nothing_on_a_clean_run_and_exactly_the_altered_row
     assert all(int(e["offline"]) == int(e["served"]) + 1 for e in by_hand.examples)
     assert report.features["skew_user_upvotes.hours_since_last_upvote"].differing == 0
     assert {int(e["id"]) for e in report.features["skew_ranking.upvotes_1d_share"].examples} <= set(altered)
+
+
+def test_featctl_skew_names_an_unknown_service_and_reports_a_day_without_log(monkeypatch, capsys, spark):
+    from tests.conftest import run_featctl
+
+    code, out = run_featctl(monkeypatch, capsys, "skew", "--service", "rankin", "--ds", "2026-01-09")
+    assert code == 1 and "unknown feature service 'rankin' (fix: use one of: ranking)" in " ".join(out.split())
+    code, out = run_featctl(monkeypatch, capsys, "skew", "--service", "ranking", "--ds", "2026-01-09")
+    assert code == 0, out
+    assert "skew of ranking on 2026-01-09: 0 differing value(s)" in out and "ranking.upvotes_1d_share" in out
