@@ -11,7 +11,9 @@ bool, timestamp) of one group, against a private local redis-server holding N en
       (uvicorn + httptools + uvloop, Starlette, orjson) running in its own process, as `featctl serve` runs;
   (d) the in-process client asked for the same 10 features plus one on-demand feature (hours since
       last_seen_at at the request time, benchmarks/on_demand_group/on_demand.py), beside its baseline (b):
-      what the request-time function (Series in, Series out, typed through Arrow) adds to a call.
+      what the request-time function (Series in, Series out, typed through Arrow) adds to a call;
+  (e) the HTTP service of (c) with its response log on (every response, serving/response_log.py) in a
+      second process: the issue's target is a p99 within 10% of (c)'s.
 
 The variants take turns every 50 requests (on the same ids), so a noisy neighbour slows all of them
 alike. One client thread sends requests back to back; latency is per request (ids drawn at random, draws not timed), requests/s is
@@ -115,6 +117,7 @@ SCENARIOS = (1, 100)  # ids per request
 BLOCK = 50  # requests a path sends before the next path takes its turn
 TARGETS = {("b/a", 1): 1.5, ("b/a", 100): 1.3}
 HTTP_P99_TARGET_MS = 1.0
+LOGGING_P99_TARGET = 1.1  # (e) p99 / (c) p99
 
 
 def log(message: str) -> None:
@@ -133,11 +136,14 @@ def load_entities(url: str, entities: int) -> None:
     client.close()
 
 
-def run_service(url: str, port: int) -> None:
-    """The feature service for the benchmark registry, in this (spawned) process until it is terminated."""
+def run_service(url: str, port: int, log_dir: str | None = None) -> None:
+    """The feature service for the benchmark registry (logging responses under `log_dir` when given), in this
+    (spawned) process until it is terminated."""
+    from serving.response_log import ResponseLog
     from serving.service import FeatureService, uvicorn_server
 
-    uvicorn_server(FeatureService(workload().registry, url, PREFIX), port).run()
+    log = None if log_dir is None else ResponseLog(Path(log_dir))
+    uvicorn_server(FeatureService(workload().registry, url, PREFIX, response_log=log), port).run()
 
 
 def wait_for_service(client: HttpClient, seconds: float = 30) -> None:
@@ -213,7 +219,7 @@ def parts_of_calls(in_process: InProcessClient, over_http: HttpClient, entities:
     work = workload()
     plan = in_process.plans.plan(work.entity, work.refs).read
     in_process_stages = [
-        ("plan + id check", lambda ids: check_ids(in_process.plans.plan(work.entity, work.refs), ids, 1000)),
+        ("plan + id check", lambda ids: check_ids(in_process.plans.plan(work.entity, work.refs).read, ids, 1000)),
         ("Redis read (one buffer of HMGETs)", lambda ids: (ids, read_raw(in_process.store, plan, entity_keys(plan, ids)))),
         ("decode + staleness", lambda state: decode_rows(plan, state[0], state[1], now_micros())),
     ]
@@ -258,7 +264,7 @@ def render(samples: dict, parts: dict, served: dict, entities: int, requests: in
     header = ("ids x features", "path", "p50 us", "p99 us", "req/s", "p50 x a", "p99 x a", "target", "result")
     rows = [header]
     names = {"a": "(a) raw redis-py pipelined HMGET", "b": "(b) in-process client", "c": "(c) HTTP service",
-             "d": "(d) in-process client + 1 on-demand"}
+             "d": "(d) in-process client + 1 on-demand", "e": "(e) HTTP service, response log on"}
     for n in SCENARIOS:
         base = samples["a", n]
         for key, label in names.items():
@@ -274,6 +280,9 @@ def render(samples: dict, parts: dict, served: dict, entities: int, requests: in
                 b = samples["b", n]
                 target = (f"vs (b): p50 +{(p50 - b.percentile(0.5)) * 1e6:,.0f} us, "
                           f"p99 x {p99 / b.percentile(0.99):.2f}")
+            if key == "e":
+                ratio = p99 / samples["c", n].percentile(0.99)
+                target, verdict = f"p99 <= {LOGGING_P99_TARGET:g}x c (is {ratio:.2f})", _verdict(ratio <= LOGGING_P99_TARGET)
             rows.append((f"{n} x {len(workload().features)}", label, f"{p50 * 1e6:,.0f}", f"{p99 * 1e6:,.0f}",
                          f"{s.requests_per_second:,.0f}", "" if key == "a" else f"{ratio50:.2f}",
                          "" if key == "a" else f"{ratio99:.2f}", target, verdict))
@@ -339,22 +348,36 @@ def main(argv: list[str] | None = None) -> None:
         port = free_loopback_port()
         server = get_context("spawn").Process(target=run_service, args=(url, port), daemon=True)
         server.start()
+        log_dir = tempfile.TemporaryDirectory(prefix="fp-bench-log-")
+        logging_port = free_loopback_port()
+        logging_server = get_context("spawn").Process(target=run_service, args=(url, logging_port, log_dir.name),
+                                                      daemon=True)
+        logging_server.start()
         over_http = HttpClient(f"http://127.0.0.1:{port}")
+        logged_http = HttpClient(f"http://127.0.0.1:{logging_port}")
         try:
             wait_for_service(over_http)
+            wait_for_service(logged_http)
             assert over_http.get_features(work.entity, [1, 2], work.refs) == in_process.get_features(
                 work.entity, [1, 2], work.refs), "HTTP and in-process answers differ"
             check_on_demand(in_process)
             log(f"service up on port {port} (pid {server.pid}); measuring")
             variants = {"a": raw_hmget, "b": lambda ids: in_process.get_features(work.entity, ids, work.refs),
                         "c": lambda ids: over_http.get_features(work.entity, ids, work.refs),
-                        "d": lambda ids: in_process.get_features(work.entity, ids, work.refs_with_on_demand)}
+                        "d": lambda ids: in_process.get_features(work.entity, ids, work.refs_with_on_demand),
+                        "e": lambda ids: logged_http.get_features(work.entity, ids, work.refs)}
             samples, served = measure(variants, args.entities, args.requests, 200, f"http://127.0.0.1:{port}")
             parts = parts_of_calls(in_process, over_http, args.entities, min(args.requests, 2_000))
         finally:
             over_http.close()
+            logged_http.close()
             server.terminate()
+            logging_server.terminate()
             server.join()
+            logging_server.join()
+        logged = sum(len(f.read_bytes().splitlines()) for f in Path(log_dir.name).rglob("*.jsonl"))
+        log_dir.cleanup()
+        assert logged > 0, "(e) logged no response"
         in_process.close()
         raw.close()
     print(render(samples, parts, served, args.entities, args.requests, redis_version))
