@@ -55,7 +55,8 @@ class Registry:
         return self.entities[group.entity]
 
 
-def _relative(path: Path) -> str:
+def relative_path(path: Path) -> str:
+    """`path` relative to the working directory where it lies below it: how errors name a user's files."""
     try:
         return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:
@@ -63,7 +64,7 @@ def _relative(path: Path) -> str:
 
 
 def _fail(path: Path, field: str, message: str, fix: str = "edit the file and run `featctl check`") -> RegistryError:
-    return RegistryError(f"{_relative(path)}: {field}: {message}", fix)
+    return RegistryError(f"{relative_path(path)}: {field}: {message}", fix)
 
 
 def _field_path(loc: tuple) -> str:
@@ -229,7 +230,7 @@ def _check_on_demand(path: Path, module: Path, features: tuple[OnDemandFeature, 
     for index, feature in enumerate(features):
         where = f"on_demand[{index}]"
         if feature.function not in defined:
-            raise _fail(path, f"{where}.function", f"{feature.function!r} is not a function in {_relative(module)}",
+            raise _fail(path, f"{where}.function", f"{feature.function!r} is not a function in {relative_path(module)}",
                         f"define `def {feature.function}({', '.join(feature.inputs)})` there, taking and "
                         "returning pandas Series")
         for argument, ref in feature.feature_inputs(group).items():

@@ -15,7 +15,7 @@ from datetime import date, timedelta
 
 from assets.dtypes import SPARK_TYPES
 from assets.offline_layout import EVENT_TIME_COLUMN, PARTITION_COLUMN, ensure_feature_table, feature_table_columns
-from assets.registry import Registry, RegistryError, _relative, render_batch_sql
+from assets.registry import Registry, RegistryError, relative_path, render_batch_sql
 from assets.specs import FeatureGroup
 from assets.udfs import load_udf_module
 
@@ -42,7 +42,7 @@ def feature_query(spark, registry: Registry, group: FeatureGroup, ds: str):
     from pyspark.errors import AnalysisException
 
     register_udfs(spark, group)
-    sql_file = _relative(group.batch_sql_path)
+    sql_file = relative_path(group.batch_sql_path)
     try:
         frame = spark.sql(render_batch_sql(group, ds))
     except AnalysisException as exc:  # ParseException too: the SQL's fault, in Spark's own words (a JVM crash is not)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from assets.registry import Registry, RegistryError, _relative
+from assets.registry import Registry, RegistryError, relative_path
 from assets.specs import FeatureGroup
 from quality.schema_diff import ColumnSchema, SchemaDiff, diff_schemas
 
@@ -60,7 +60,7 @@ class LockChange:
         """The CI message: which file, what changed, what to do."""
         entity = f"entity {self.entity_was} -> {self.group.entity}; " if self.entity_was != self.group.entity else ""
         return RegistryError(
-            f"{_relative(self.group.folder / 'feature.yaml')}: version: the output schema of {self.group.ref} "
+            f"{relative_path(self.group.folder / 'feature.yaml')}: version: the output schema of {self.group.ref} "
             f"changed without a version bump: {entity}{self.diff.summary()}",
             f"bump `version:` to {self.group.version + 1} (models reading v{self.group.version} keep their fields "
             f"and table), or if nothing reads v{self.group.version} yet run `featctl check --update-lock`")
@@ -76,8 +76,8 @@ class UnlockedVersion:
     def error(self) -> RegistryError:
         """The CI message: the folder whose version is missing from the lock, and the command that records it."""
         return RegistryError(
-            f"{_relative(self.group.folder / 'feature.yaml')}: version: {self.group.ref} is not in "
-            f"{_relative(self.lock_path)}, so its output schema is not protected against changes",
+            f"{relative_path(self.group.folder / 'feature.yaml')}: version: {self.group.ref} is not in "
+            f"{relative_path(self.lock_path)}, so its output schema is not protected against changes",
             "featctl check --update-lock")
 
 
@@ -116,7 +116,7 @@ def read_lock(path: Path) -> dict[str, LockedSchema]:
                                                 features=tuple(body["features"].items()))
                 for ref, body in data.items()}
     except (yaml.YAMLError, AttributeError, KeyError, TypeError, StopIteration) as exc:
-        raise RegistryError(f"{_relative(path)}: (file): not a registry lock ({exc})",
+        raise RegistryError(f"{relative_path(path)}: (file): not a registry lock ({exc})",
                             "restore it from git, or rebuild it with `featctl check --update-lock`") from None
 
 

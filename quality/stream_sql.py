@@ -23,7 +23,7 @@ from pathlib import Path
 
 from assets.dtypes import DTYPE_OF_FLINK_TYPE, FLINK_TYPES
 from assets.offline_layout import feature_table_columns
-from assets.registry import Registry, RegistryError, _relative, load_registry
+from assets.registry import Registry, RegistryError, relative_path, load_registry
 from assets.specs import FeatureGroup
 from assets.udfs import load_udf_module
 from infra.errors import PlatformError
@@ -54,7 +54,7 @@ def _dtype(column) -> str:
 
 
 def _problem(path: Path, field: str, message: str, fix: str) -> dict:
-    return {"what": f"{_relative(path)}: {field}: {message}", "fix": fix}
+    return {"what": f"{relative_path(path)}: {field}: {message}", "fix": fix}
 
 
 def group_problems(t_env, registry: Registry, group: FeatureGroup) -> list[dict]:
