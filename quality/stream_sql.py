@@ -23,7 +23,7 @@ from pathlib import Path
 
 from assets.dtypes import DTYPE_OF_FLINK_TYPE, FLINK_TYPES
 from assets.offline_layout import feature_table_columns
-from assets.registry import Registry, RegistryError, relative_path, load_registry
+from assets.registry import Registry, RegistryError, load_registry, relative_path
 from assets.specs import FeatureGroup
 from assets.udfs import load_udf_module
 from infra.errors import PlatformError
