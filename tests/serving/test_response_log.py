@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import orjson
+import pandas as pd
 import pyarrow as pa
 import pytest
 import redis
@@ -118,7 +119,9 @@ def test_the_skew_check_finds_nothing_on_a_clean_run_and_exactly_the_altered_row
     from assets.specs import FeatureServiceSpec
     from batch.feature_job import materialize_partition
     from batch.publish import publish_range
-    from batch.served_log import load_served
+    from batch.served_log import load_served, logged_training_set
+    from serving.on_demand import select_service
+    from serving.training_set import training_set_pandas
     from quality.skew import skew_report
     from tests.serving.conftest import HISTORY_DAYS, renamed_registry
 
@@ -146,6 +149,15 @@ def test_the_skew_check_finds_nothing_on_a_clean_run_and_exactly_the_altered_row
         client.close()
     ds = next((tmp_path / "served").iterdir()).name.removeprefix("ds=")
     assert load_served(spark, tmp_path / "served", "skew_ranking", ds) == 3 * len(users)
+
+    logged = logged_training_set(spark, skewed, "skew_ranking", [ds]).to_pandas()
+    offline = training_set_pandas(spark, skewed, logged[["user_id", "request_time"]],
+                                  select_service(skewed, "skew_ranking")[1], time_column="request_time").to_pandas()
+    served_columns = ["skew_user_upvotes__upvotes_7d", "skew_user_upvotes__hours_since_last_upvote",
+                      "skew_ranking__upvotes_1d_share"]
+    assert list(logged.columns) == ["user_id", "request_time", "served_at", *served_columns]
+    assert len(logged) == len(users) and sorted(logged["user_id"]) == users
+    pd.testing.assert_frame_equal(logged[served_columns], offline[served_columns])  # served = offline, same times
 
     clean = skew_report(spark, skewed, "skew_ranking", ds)
     assert list(clean.features) == ["skew_user_upvotes.upvotes_7d", "skew_user_upvotes.hours_since_last_upvote",
