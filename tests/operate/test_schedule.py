@@ -50,7 +50,7 @@ def test_the_run_request_targets_every_groups_previous_day(registry, settings, i
     request = _request(defs, instance, datetime(2026, 1, 10, 2, 0, tzinfo=timezone.utc))
     assert request.partition_key == "2026-01-09"
     expected = {f"{kind}/{g}" for g in registry.groups for kind in ("features", "online")}
-    expected |= {f"raw/{s}" for s in registry.sources}
+    expected |= {f"raw/{s}" for s in registry.sources} | {f"served/{s}" for s in registry.services}
     assert _targeted(defs, request) == expected
 
 
