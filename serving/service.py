@@ -5,7 +5,7 @@
                         -> per id: values, per-feature event times, stale flags (serving/wire.py); both forms
                         may add "request": {"time": ..., <field>: ...} for on-demand features
     GET  /healthz       200 when Redis answers a PING, else 503 with the reason
-    GET  /metrics       Prometheus text: request latency histogram, Redis errors
+    GET  /metrics       Prometheus text: request latency histogram, Redis errors, responses logged/dropped
     GET  /openapi.json  the OpenAPI 3.1 description of the above
 
 The request path does the least work it can: the read plan comes from a cache keyed by the feature list,
@@ -13,8 +13,10 @@ Redis is read with one round trip on an asyncio connection (a slow Redis delays 
 for it) by sending the plan's pre-encoded HMGETs as one buffer, and orjson encodes the rows. Requests that cannot be
 answered as written get a 4xx with `{"error": what, "fix": how}`: 400 malformed body, 401 missing or
 wrong API token, 404 unknown entity, group, version, feature or service, 422 bad or too many ids, an
-entity mismatch, a malformed ref, or a missing or mistyped request field. A Redis failure is a 503 with the reason and `Retry-After`; the next
-request reconnects, so the service recovers on its own when Redis is back.
+entity mismatch, a malformed ref, or a missing or mistyped request field. A Redis failure is a 503 with
+the reason and `Retry-After`; the next request reconnects, so the service recovers on its own when Redis
+is back. With a response log (FP_SERVING_LOG_DIR) each answered body is also offered to the bounded
+queue of serving/response_log.py, never waited on.
 """
 
 from __future__ import annotations
