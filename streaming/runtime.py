@@ -110,8 +110,8 @@ class InjectFeatures(ScalarFunction):
         import pandas as pd
         import pyarrow as pa
 
-        from serving.codec import encode_column
         from assets.offline_layout import EVENT_TIME_COLUMN
+        from serving.codec import encode_column
 
         names = [self.plan.key_column, *(name for name, _ in self.plan.features), EVENT_TIME_COLUMN]
         batch = pa.Table.from_pandas(pd.DataFrame(dict(zip(names, columns))), preserve_index=False)
