@@ -1,7 +1,6 @@
 """Record-level source contracts: each raw stream line becomes one typed event or gets one reason.
 
     check_line(source, line: bytes | str | dict, max_bytes) -> (reason, values)
-    record_violation(source, record) -> reason | None
 
 The contract decides before any typed parsing: the streaming job reads raw lines and this module alone
 turns each one into either the typed values of the source's columns (reason None) or the reason it
@@ -33,7 +32,6 @@ from datetime import date, datetime, timedelta, timezone
 from assets.dtypes import INT_RANGES
 from assets.specs import Source
 
-DEFAULT_MAX_LINE_BYTES = 65_536
 TIMESTAMP_FORMS = ("2026-01-01 10:00:00.000000 (UTC)", "2026-01-01T10:00:00Z", "2026-01-01T12:00:00+02:00")
 TIMESTAMP_TEXT = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:?\d{2})?$")
@@ -154,9 +152,9 @@ def _object(line: bytes | str, max_bytes: int) -> dict:
     return record
 
 
-def check_line(source: Source, line: bytes | str | dict,
-               max_bytes: int = DEFAULT_MAX_LINE_BYTES) -> tuple[str | None, tuple | None]:
-    """(None, typed values in contract column order) for a valid line, else (reason, None)."""
+def check_line(source: Source, line: bytes | str | dict, max_bytes: int) -> tuple[str | None, tuple | None]:
+    """(None, typed values in contract column order) for a valid line, else (reason, None); `max_bytes` is
+    the stream's line-size limit (settings.stream_max_line_bytes)."""
     try:
         record = line if isinstance(line, dict) else _object(line, max_bytes)
         required = required_columns(source)
@@ -178,13 +176,7 @@ def check_line(source: Source, line: bytes | str | dict,
         return str(exc), None
 
 
-def record_violation(source: Source, record: bytes | str | dict,
-                     max_bytes: int = DEFAULT_MAX_LINE_BYTES) -> str | None:
-    """None if `record` meets the source's contract, else the reason it does not (see check_line)."""
-    return check_line(source, record, max_bytes)[0]
-
-
-def shown_record(line: bytes | str, max_bytes: int = DEFAULT_MAX_LINE_BYTES) -> str:
+def shown_record(line: bytes | str, max_bytes: int) -> str:
     """A raw line as its dead-letter record keeps it: text with undecodable bytes escaped (`\\xff`), and
     only its first 1 KiB when it is over the size limit, so the record shows what the producer sent."""
     raw = line if isinstance(line, bytes) else line.encode("utf-8", "surrogatepass")

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from unittest.mock import ANY
 
 import pytest
 
-from quality.contracts import check_line, record_violation, shown_record
+from quality.contracts import check_line, shown_record
 from tests.stream_lines import MAX_LINE_BYTES, bad_lines, unusual_good_lines
 
 GOOD = {"event_id": "up-1", "user_id": 42, "post_id": 7, "event_time": "2026-01-01 10:00:00.123456"}
@@ -23,11 +24,11 @@ def upvotes(registry):
                                     {**GOOD, "event_time": "2026-01-01 10:00:00"},
                                     {**GOOD, "added_upstream": "a compatible change"}])
 def test_valid_records_pass(upvotes, record):
-    assert record_violation(upvotes, record) is None
+    assert check_line(upvotes, record, MAX_LINE_BYTES) == (None, ANY)
 
 
 def test_a_valid_line_gives_its_typed_values_in_contract_order(upvotes):
-    assert check_line(upvotes, json.dumps(GOOD).encode()) == (
+    assert check_line(upvotes, json.dumps(GOOD).encode(), MAX_LINE_BYTES) == (
         None, ("up-1", 42, 7, datetime(2026, 1, 1, 10, 0, 0, 123456)))
 
 
@@ -53,9 +54,9 @@ def test_a_nullable_column_may_be_null_or_missing(registry):
     posts = registry.sources["post_events"]
     post = {"post_id": 1, "author_id": 2, "subreddit_id": 3, "subreddit": "r/python",
             "event_time": "2026-01-01 10:00:00.000000"}
-    assert record_violation(posts, post) is None
-    assert record_violation(posts, {**post, "title": None}) is None
-    assert record_violation(posts, {**post, "title": 5}) == "field 'title' should be string, got integer 5"
+    assert check_line(posts, post, MAX_LINE_BYTES)[0] is None
+    assert check_line(posts, {**post, "title": None}, MAX_LINE_BYTES)[0] is None
+    assert check_line(posts, {**post, "title": 5}, MAX_LINE_BYTES) == ("field 'title' should be string, got integer 5", None)
 
 
 def test_a_dead_letter_keeps_the_line_escaped_and_cuts_only_an_oversized_one():
