@@ -21,6 +21,8 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from assets.aggregations import rendered_files
+from assets.dtypes import NUMERIC_DTYPES
 from assets.specs import FEATURE_REF, Entity, FeatureGroup, FeatureServiceSpec, OnDemandFeature, Source, StreamQueries
 from infra.errors import PlatformError
 
@@ -172,6 +174,43 @@ def _defined_functions(path: Path) -> set[str]:
     return {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
 
 
+def _check_aggregations(path: Path, group: FeatureGroup, sources: dict[str, Source]) -> Source:
+    """A declared group's aggregations read a source with the group's entity key and real columns of
+    the dtypes its features declare; returns that source."""
+    if group.aggregations.source not in sources:
+        raise _fail(path, "aggregations.source", f"unknown source (known: {', '.join(sorted(sources))})")
+    source = sources[group.aggregations.source]
+    if group.entity not in source.entity_keys:
+        raise _fail(path, "aggregations.source", f"{source.name} has no {group.entity} key (entity_keys: "
+                    f"{', '.join(source.entity_keys) or 'none'})")
+    columns = {c.name: c for c in source.columns}
+    for index, feature in enumerate(group.features):
+        column = columns.get(feature.aggregate.input) if feature.aggregate.input else None
+        if feature.aggregate.input and column is None:
+            raise _fail(path, f"features[{index}].aggregate.input", f"{feature.aggregate.input!r} is not a column "
+                        f"of {source.name} ({', '.join(columns)})")
+        operation = feature.aggregate.operation
+        wanted = "int64" if operation in ("count", "count_distinct") else column.dtype
+        if operation == "sum" and column.dtype not in NUMERIC_DTYPES:
+            raise _fail(path, f"features[{index}].aggregate", f"sum needs a numeric column, {column.name} is {column.dtype}")
+        if feature.dtype != wanted:
+            raise _fail(path, f"features[{index}].dtype", f"a {operation} of {column.name if column else 'events'} "
+                        f"is {wanted}, not {feature.dtype}")
+    return source
+
+
+def _check_rendered(path: Path, group: FeatureGroup, sources: dict[str, Source], entity: Entity) -> None:
+    """A declared group's batch.sql and stream/ are what feature.yaml renders (a hand edit, or a
+    feature.yaml change without `featctl render`, is an error)."""
+    source = _check_aggregations(path, group, sources)
+    for relative, text in rendered_files(group, source, entity.key).items():
+        file = group.folder / relative
+        if not file.exists() or file.read_text() != text:
+            raise _fail(file, "(file)", "missing" if not file.exists() else
+                        "differs from what feature.yaml `aggregations:` renders (rendered files are not edited by hand)",
+                        f"run `featctl render {group.name}` and commit the result")
+
+
 def _load_group(folder: Path, entities: dict[str, Entity], sources: dict[str, Source]) -> FeatureGroup:
     path = folder / "feature.yaml"
     if not path.exists():
@@ -181,7 +220,8 @@ def _load_group(folder: Path, entities: dict[str, Entity], sources: dict[str, So
         raise _fail(path, "name", "is the folder name; remove the key")
     sql_path = folder / "batch.sql"
     if not sql_path.exists():
-        raise _fail(sql_path, "(file)", "missing", "add the HiveQL that computes one partition ({{ ds }})")
+        raise _fail(sql_path, "(file)", "missing", f"run `featctl render {folder.name}`" if "aggregations" in data
+                    else "add the HiveQL that computes one partition ({{ ds }})")
     sql = sql_path.read_text()
     check_template(sql_path, sql)
     if "freshness" not in data:
@@ -196,6 +236,8 @@ def _load_group(folder: Path, entities: dict[str, Entity], sources: dict[str, So
     for name in group.sources:
         if name not in sources:
             raise _fail(path, f"sources.{name}", f"unknown source (known: {', '.join(sorted(sources))})")
+    if group.aggregations is not None:
+        _check_rendered(path, group, sources, entities[group.entity])
     defined = _defined_functions(group.udf_path) if group.udf_path.exists() else set()
     for index, udf in enumerate(group.udfs):
         if udf.name not in defined:
@@ -288,6 +330,29 @@ def load_registry(root: Path | None = None) -> Registry:
                          group.name)
     services = {p.stem: _load_service(p, groups) for p in sorted((root / "services").glob("*.yaml"))}
     return Registry(root=root, entities=entities, sources=sources, groups=groups, services=services)
+
+
+def render_declared(folder: Path, root: Path | None = None) -> list[Path]:
+    """Write batch.sql and stream/ of the declared group in `folder` from its feature.yaml `aggregations:`
+    (assets/aggregations.py), with the entities and sources of `root`; returns the files written. Works
+    while those files are stale or missing."""
+    root = Path(root or DEFAULT_ROOT)
+    entities = _load_entities(root)
+    sources = {p.stem: _load_source(p, entities) for p in sorted((root / "sources").glob("*.yaml"))}
+    name = folder.name
+    path = folder / "feature.yaml"
+    group = _validate(FeatureGroup, path, {"name": name, **_read_yaml(path)}, folder=folder, batch_sql="")
+    if group.aggregations is None:
+        raise _fail(path, "aggregations", f"{name} declares no aggregations: its SQL is written by hand")
+    if group.entity not in entities:
+        raise _fail(path, "entity", f"unknown entity {group.entity!r} (known: {', '.join(sorted(entities))})")
+    source = _check_aggregations(path, group, sources)
+    written = []
+    for relative, text in rendered_files(group, source, entities[group.entity].key).items():
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        (folder / relative).write_text(text)
+        written.append(folder / relative)
+    return written
 
 
 def render_batch_sql(group: FeatureGroup, ds: str) -> str:

@@ -4,7 +4,8 @@ The templates are real folders under assets/templates/ (`batch_group/`, `stream_
 hold `{{ placeholders }}`; the registry's own template variables (`{{ ds }}`, `{{ connector }}`) are left
 for run time. The generated folder loads in the registry and its starter query passes `featctl check`
 as generated: it counts the source's events per entity key (the column the source contract names for
-the entity in `entity_keys`).
+the entity in `entity_keys`). A stream group is declared (feature.yaml `aggregations:`): its batch.sql
+and stream/ are rendered from it (assets/aggregations.py), not copied.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from assets.dtypes import FLINK_TYPES
-from assets.registry import TEMPLATE_VAR, Registry
+from assets.registry import TEMPLATE_VAR, Registry, render_declared
 from assets.specs import NAME, OWNER, Source
 from infra.errors import PlatformError
 
@@ -84,7 +84,6 @@ def template_values(registry: Registry, request: NewGroup, source: Source) -> di
     key = registry.entities[request.entity].key
     column = source.entity_keys[request.entity]
     owner = request.owner or source.owner
-    columns = "\n".join(f"  `{c.name}` {FLINK_TYPES[c.dtype]}," for c in source.columns)
     return {
         "group": request.name,
         "entity": request.entity,
@@ -96,7 +95,6 @@ def template_values(registry: Registry, request: NewGroup, source: Source) -> di
         "event_time": source.event_time,
         "owner": owner,
         "team": owner.removeprefix("team:").split("@")[0],
-        "stream_columns": columns,
     }
 
 
@@ -132,6 +130,8 @@ def scaffold_group(registry: Registry, request: NewGroup) -> Path:
                 out = staged / path.relative_to(template)
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(render_template(path.read_text(), values))
+        if request.stream:  # a declared windowed group: its batch.sql and stream/ are rendered from feature.yaml
+            render_declared(staged, registry.root)
         if target.exists():
             raise PlatformError(f"{target} appeared while it was being generated; featctl new never overwrites",
                                 "pick another name")

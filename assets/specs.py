@@ -101,6 +101,34 @@ class Source(Strict):
         return next(c for c in self.columns if c.name == name)
 
 
+OPERATIONS = ("count", "count_distinct", "sum", "min", "max", "last")
+EMPTY_OF_OPERATION = {"count": 0, "count_distinct": 0, "sum": 0}  # the others are null over an empty window
+
+
+class Aggregate(Strict):
+    """How a declared windowed feature is computed: `operation` over `input` (a column of the group's
+    aggregations source; none for count) in the `window` ending at the value's time (whole days, so
+    every batch partition is one window)."""
+
+    operation: Literal["count", "count_distinct", "sum", "min", "max", "last"]
+    input: str | None = Field(default=None, pattern=NAME)
+    window: timedelta
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _window(cls, value):
+        window = parse_duration(value)
+        if window.total_seconds() % 86400 or window.total_seconds() <= 0:
+            raise ValueError(f"{value!r} is not a whole number of days (batch partitions are days)")
+        return window
+
+    @model_validator(mode="after")
+    def _input_given(self) -> Aggregate:
+        if (self.input is None) != (self.operation == "count"):
+            raise ValueError("input: count takes no input column; every other operation needs one")
+        return self
+
+
 class Feature(Strict):
     """One feature: a column of the group's query output, one field of the online hash.
 
@@ -118,6 +146,19 @@ class Feature(Strict):
     max: float | None = None
     allowed_values: tuple[str | int | bool, ...] | None = Field(default=None, min_length=1)
     empty_value: Any = None  # checked against the dtype below (a YAML date is refused with that reason)
+    aggregate: Aggregate | None = None  # a declared windowed feature (the group's `aggregations:`)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _aggregate_empty_value(cls, data):
+        """A declared aggregate's empty value is its operation's (0 for counts and sums, else null)."""
+        if isinstance(data, dict) and isinstance(data.get("aggregate"), dict):
+            empty = EMPTY_OF_OPERATION.get(data["aggregate"].get("operation"))
+            if "empty_value" in data and data["empty_value"] != empty:
+                raise ValueError(f"empty_value: a {data['aggregate'].get('operation')} over an empty window is "
+                                 f"{'null' if empty is None else empty}; leave empty_value out")
+            data = {**data, "empty_value": empty}
+        return data
 
     @property
     def declares_empty_value(self) -> bool:
@@ -225,6 +266,34 @@ class OnDemandFeature(Strict):
                 for a, s in self.inputs.items() if not s.startswith("request.")}
 
 
+class Aggregations(Strict):
+    """A group declared as windowed aggregations of one source, grouped by the entity's key column: the
+    platform renders batch.sql and stream/ from it (assets/aggregations.py), so both agree by construction.
+
+    `tail` is the granularity of window boundaries: the value at time t counts the events of the window
+    whose oldest tail bucket is the one after t's bucket minus the window, up to t (a 7d window with a
+    1h tail spans between 6d23h and 7d). `allowed_lateness`: how far behind the stream's watermark an event
+    may arrive and still be counted; a later one is dead-lettered with the reason.
+    """
+
+    source: str = Field(pattern=NAME)
+    tail: timedelta = timedelta(hours=1)
+    allowed_lateness: timedelta = timedelta(hours=1)
+
+    @field_validator("tail", "allowed_lateness", mode="before")
+    @classmethod
+    def _duration(cls, value):
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("tail")
+    @classmethod
+    def _divides_a_day(cls, value):
+        seconds = value.total_seconds()
+        if seconds <= 0 or 86400 % seconds:
+            raise ValueError(f"{format_duration(value)} does not divide a day into whole buckets (e.g. 1h, 15m)")
+        return value
+
+
 class StreamQueries(Strict):
     """The group's Flink SQL: the input table DDL (source.sql) and the feature query (transform.sql)."""
 
@@ -254,6 +323,18 @@ class FeatureGroup(Strict):
     stream: StreamQueries | None = Field(default=None, exclude=True)
     row_count_vs_previous: RowCountBounds | None = None  # expectation of the quality gate
     on_demand: tuple[OnDemandFeature, ...] = ()  # request-time features of on_demand.py (not stored)
+    aggregations: Aggregations | None = None  # declared windowed features: batch.sql and stream/ are rendered
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sources_of_aggregations(cls, data):
+        """A declared group reads its aggregations source over its longest window (written or not)."""
+        if isinstance(data, dict) and isinstance(data.get("aggregations"), dict) and "sources" not in data:
+            windows = [parse_duration(f["aggregate"]["window"]).days for f in data.get("features", ())
+                       if isinstance(f, dict) and isinstance(f.get("aggregate"), dict)
+                       and isinstance(f["aggregate"].get("window"), str)]
+            data = {**data, "sources": {data["aggregations"].get("source"): {"window_days": max(windows, default=1)}}}
+        return data
 
     @field_validator("ttl", "freshness", mode="before")
     @classmethod
@@ -275,6 +356,24 @@ class FeatureGroup(Strict):
         for index, feature in enumerate(self.on_demand):
             if feature.name in stored:
                 raise ValueError(f"on_demand[{index}].name: {feature.name!r} is also a stored feature")
+        return self
+
+    @model_validator(mode="after")
+    def _aggregations_complete(self) -> FeatureGroup:
+        declared = [f.name for f in self.features if f.aggregate is not None]
+        if self.aggregations is None:
+            if declared:
+                raise ValueError(f"features: {', '.join(declared)} declare an aggregate, but the group has no "
+                                 f"aggregations: block (source, tail)")
+            return self
+        missing = [f.name for f in self.features if f.aggregate is None]
+        if missing:
+            raise ValueError(f"features: {', '.join(missing)} have no aggregate: every feature of a group with "
+                             f"aggregations: is one (write batch.sql and stream/ by hand for anything else)")
+        longest = max(f.aggregate.window.days for f in self.features)
+        if set(self.sources) != {self.aggregations.source} or self.sources[self.aggregations.source].window_days != longest:
+            raise ValueError(f"sources: a declared group reads {self.aggregations.source} over its longest window "
+                             f"({longest} days); leave sources out and the platform writes it")
         return self
 
     @property

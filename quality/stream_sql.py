@@ -6,7 +6,8 @@ placeholder; nothing runs) and plans transform.sql with the group's UDFs. Checke
   source.sql     parses; each physical column is a column of the source contract with the same type,
                  and it declares no metadata columns (the platform reads the raw lines itself);
   transform.sql  parses and validates against that table; outputs exactly the entity key, the declared
-                 features and `feature_ts`, with their declared types.
+                 features and `feature_ts`, with their declared types (for a declared group: the key,
+                 `rowtime` and the columns its window operator reads).
 A Flink JVM costs about 3 s and 200 MB, so all groups are validated in one short-lived subprocess
 (`python -m quality.stream_sql <registry dir>`, one JSON problem per line on stdout), which keeps the
 JVM out of the caller's process (featctl, or a test session that already runs Spark).
@@ -21,6 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from assets.aggregations import input_columns
 from assets.dtypes import DTYPE_OF_FLINK_TYPE, FLINK_TYPES
 from assets.offline_layout import feature_table_columns
 from assets.registry import Registry, RegistryError, load_registry, relative_path
@@ -86,6 +88,16 @@ def group_problems(t_env, registry: Registry, group: FeatureGroup) -> list[dict]
         t_env.execute_sql(f"DROP TABLE IF EXISTS `{group.stream.source_table}`")
 
 
+def _expected_output(registry: Registry, group: FeatureGroup) -> dict[str, str]:
+    """The columns transform.sql must output: the key, the features and `feature_ts`; for a declared group
+    the events the window operator reads (the key, `rowtime`, then the plan's input columns)."""
+    if group.aggregations is None:
+        return dict(feature_table_columns(registry, group))
+    source = registry.sources[group.aggregations.source]
+    return {registry.entity_of(group).key: registry.entity_of(group).dtype, "rowtime": "timestamp",
+            **{name: source.column(name).dtype for name in input_columns(group, source)}}
+
+
 def _transform_problems(t_env, registry: Registry, group: FeatureGroup, path: Path) -> list[dict]:
     from pyflink.table.udf import udf as flink_udf
 
@@ -101,7 +113,7 @@ def _transform_problems(t_env, registry: Registry, group: FeatureGroup, path: Pa
     finally:
         for udf in group.udfs:
             t_env.drop_temporary_system_function(udf.name)
-    expected = dict(feature_table_columns(registry, group))  # the key, the features, then feature_ts
+    expected = _expected_output(registry, group)
     t_env.create_temporary_view(TRANSFORM_VIEW, table)
     try:
         actual = {column.name: _dtype(column) for column in describe(t_env, TRANSFORM_VIEW)}

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from assets.aggregations import WindowPlan
 from assets.dtypes import FLINK_TYPES
 from assets.offline_layout import EVENT_TIME_COLUMN
 from assets.registry import Registry
@@ -37,7 +38,7 @@ from pathlib import Path
 from assets.specs import Source
 from serving.online_store import WritePlan
 from streaming import runtime
-
+{window_import}
 JOB_DIR = {job_dir!r}
 PLAN = {plan!r}
 SOURCE_SPEC = Source(file={source_file!r}, **{source_spec!r})
@@ -80,12 +81,7 @@ FROM (SELECT line, TRUE AS replayed FROM {source}__replayed_lines
 {source_ddl}
 """, "{source}__checked")
 
-    # Generation: transform.sql, the feature source.
-    t_env.execute_sql("""
-CREATE TEMPORARY VIEW {group}__features AS
-{transform}
-""")
-
+{generation}
     # Injection: into Redis (guarded, batched) and bad records into the dead-letter sink.
     t_env.execute_sql("""
 CREATE TABLE {group}__online ({key} {key_type}, landed BIGINT, PRIMARY KEY ({key}) NOT ENFORCED)
@@ -104,7 +100,7 @@ SELECT {key}, {group}__inject({inject_args}) FROM {group}__features
     statements.add_insert_sql("""
 INSERT INTO {group}__dead_letter
 SELECT '{source}', reason, record, CURRENT_TIMESTAMP
-FROM {source}__checked WHERE reason IS NOT NULL
+FROM {source}__checked WHERE reason IS NOT NULL{late_letters}
 """)
     statements.execute().wait()
 
@@ -112,6 +108,27 @@ FROM {source}__checked WHERE reason IS NOT NULL
 if __name__ == "__main__":
     main(sys.argv[1:])
 '''
+
+GENERATION = '''    # Generation: transform.sql, the feature source.
+    t_env.execute_sql("""
+CREATE TEMPORARY VIEW {group}__features AS
+{transform}
+""")
+'''
+
+WINDOWED_GENERATION = '''    # Generation: transform.sql (rendered from feature.yaml `aggregations:`), one row per event, through
+    # the window operator (streaming/windows.py): the feature source, and the events it refused as late.
+    t_env.execute_sql("""
+CREATE TEMPORARY VIEW {group}__events AS
+{transform}
+""")
+    runtime.create_windowed_features(t_env, "{group}__features", "{group}__events", WINDOWS, {key_dtype!r}, CUTOFF)
+'''
+
+LATE_LETTERS = """
+UNION ALL
+SELECT '{source}', reason, record, CURRENT_TIMESTAMP FROM {group}__features__late"""
+
 
 def job_dir(settings: Settings, group: FeatureGroup) -> Path:
     """Where a group version's generated job, checkpoints, savepoints, logs and dead letters live."""
@@ -137,7 +154,16 @@ def render_job(registry: Registry, settings: Settings, group: FeatureGroup, cuto
     udf_lines = "".join(
         f'    t_env.create_temporary_system_function("{u.name}", runtime.group_udf({str(group.udf_path)!r}, '
         f'"{group.name}", "{u.name}", "{u.returns}"))\n' for u in group.udfs)
-    text = RUN_PY.format(
+    transform = _indent_sql(group.stream.transform_sql)
+    if group.aggregations is None:
+        generation, window_import, late_letters = GENERATION.format(group=group.name, transform=transform), "", ""
+    else:
+        windows = WindowPlan.for_group(group, source, entity.key)
+        generation = WINDOWED_GENERATION.format(group=group.name, transform=transform, key_dtype=entity.dtype)
+        window_import = ("from assets.aggregations import WindowedFeature, WindowPlan\n\n"
+                         f"WINDOWS = {windows!r}\n")
+        late_letters = LATE_LETTERS.format(source=source.name, group=group.name)
+    text = RUN_PY.format(generation=generation, window_import=window_import, late_letters=late_letters,
         group=group.name, version=group.version, folder=group.folder, job_dir=str(directory), plan=plan,
         source_file=str(source.file), source_spec=source.model_dump(mode="json"), job_name=f"feature-platform {group.name} v{group.version}",
         checkpoint_seconds=settings.stream_checkpoint_seconds, flush_ms=settings.stream_flush_ms,
@@ -146,7 +172,7 @@ def render_job(registry: Registry, settings: Settings, group: FeatureGroup, cuto
         columns=", ".join(c.name for c in source.columns), cutoff=cutoff,
         lines_options=source_options(settings, source, group.name, cutoff),
         replay_options=replay_options(directory / "replay"),
-        transform=_indent_sql(group.stream.transform_sql), key=entity.key, key_type=FLINK_TYPES[entity.dtype],
+        key=entity.key, key_type=FLINK_TYPES[entity.dtype],
         dead_letter_options=dead_letter_options(directory / "dead_letter", settings.stream_checkpoint_seconds),
         inject_args=", ".join([entity.key, *(f.name for f in group.features), EVENT_TIME_COLUMN]),
     )

@@ -14,14 +14,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from pyflink.common import Configuration
-from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.common import Configuration, Row, Types
+from pyflink.datastream import KeyedProcessFunction, OutputTag, StreamExecutionEnvironment
+from pyflink.datastream.state import ValueStateDescriptor
 from pyflink.table import DataTypes, Schema, StreamTableEnvironment
 from pyflink.table.udf import ScalarFunction, TableFunction, udf, udtf
 
+from assets.aggregations import WindowPlan
 from assets.dtypes import FLINK_TYPES
+from assets.offline_layout import EVENT_TIME_COLUMN
 from assets.udfs import load_udf_module
 from infra.flink_sql import describe
+from streaming.windows import EntityWindows, from_us, leaving_times, to_us
 
 
 @dataclass(frozen=True)
@@ -211,3 +215,77 @@ def create_typed_source(t_env: StreamTableEnvironment, name: str, declared_ddl: 
 def group_udf(udf_path: str, group_name: str, name: str, returns: str):
     """A function from a group's udf.py as a Flink scalar UDF, registered by its name."""
     return udf(getattr(load_udf_module(udf_path, group_name), name), result_type=FLINK_TYPES[returns])
+
+
+LATE = OutputTag("late", Types.ROW_NAMED(["reason", "record"], [Types.STRING(), Types.STRING()]))
+_DATASTREAM_TYPES = {"int32": Types.INT(), "int64": Types.LONG(), "float64": Types.DOUBLE(), "string": Types.STRING(),
+                     "bool": Types.BOOLEAN(), "date": Types.SQL_DATE()}
+
+
+class WindowOperator(KeyedProcessFunction):
+    """Declared windowed features per entity (streaming/windows.py): emits on every event and when a
+    tile leaves a window; events too far behind the watermark go to the LATE side output."""
+
+    def __init__(self, plan: WindowPlan, cutoff: str | None):
+        self.plan = plan
+        self.cutoff_us = to_us(datetime.fromisoformat(cutoff)) if cutoff else None
+        self.state = None
+
+    def open(self, runtime_context):
+        self.state = runtime_context.get_state(ValueStateDescriptor("windows", Types.PICKLED_BYTE_ARRAY()))
+
+    def _record(self, value) -> str:
+        """A late event as the dead-letter place keeps it: its key and the columns the features read."""
+        import json
+
+        names = [self.plan.key, *self.plan.inputs]
+        return json.dumps(dict(zip(names, [value[0], *value[2:]])), default=str)
+
+    def _emit(self, key, windows: EntityWindows):
+        return Row(key, *windows.values(self.plan), windows.value_time())
+
+    def process_element(self, value, ctx):
+        key, time, inputs = value[0], value[2], tuple(value[2:])  # key, rowtime, event time, inputs
+        time_us = to_us(time)
+        watermark = ctx.timer_service().current_watermark()
+        behind_ms = watermark - time_us // 1000
+        replayed = self.cutoff_us is not None and time_us < self.cutoff_us
+        if not replayed and watermark > -2 ** 62 and behind_ms > self.plan.allowed_lateness_ms:
+            yield LATE, Row(f"late: event time {time} is {behind_ms / 1000:.0f} s behind the stream's watermark "
+                            f"{from_us(watermark * 1000)}, more than the allowed lateness of "
+                            f"{self.plan.allowed_lateness_ms / 1000:.0f} s", self._record(value))
+            return
+        windows = self.state.value() or EntityWindows(self.plan)
+        bucket = windows.add(self.plan, time_us, inputs)
+        for leaving in leaving_times(self.plan, bucket):
+            ctx.timer_service().register_event_time_timer(leaving // 1000)
+        self.state.update(windows)
+        yield self._emit(key, windows)
+
+    def on_timer(self, timestamp, ctx):
+        windows = self.state.value()
+        if windows is None or not windows.advance(self.plan, timestamp * 1000):
+            return
+        yield self._emit(ctx.get_current_key(), windows)
+        if windows.empty:
+            self.state.clear()
+        else:
+            self.state.update(windows)
+
+
+def create_windowed_features(t_env: StreamTableEnvironment, name: str, events_view: str, plan: WindowPlan,
+                             key_dtype: str, cutoff: str | None) -> None:
+    """Register `name` (key, features, feature_ts) from the events of `events_view` through the window
+    operator, and `<name>__late` (reason, record) with the events it refused as late."""
+    events = t_env.to_data_stream(t_env.from_path(events_view))
+    names = [plan.key, *(f.name for f in plan.features), EVENT_TIME_COLUMN]
+    dtypes = [key_dtype, *(f.dtype for f in plan.features), "timestamp"]
+    # Timestamps cross as microseconds: the DataStream timestamp type would cut them to milliseconds.
+    types = [Types.LONG() if dtype == "timestamp" else _DATASTREAM_TYPES[dtype] for dtype in dtypes]
+    features = (events.key_by(lambda row: row[0], key_type=_DATASTREAM_TYPES[key_dtype])
+                .process(WindowOperator(plan, cutoff), output_type=Types.ROW_NAMED(names, types)))
+    t_env.create_temporary_view(f"{name}__emitted", t_env.from_data_stream(features))
+    t_env.create_temporary_view(name, t_env.sql_query("SELECT " + ", ".join(
+        f"CAST(TO_TIMESTAMP_LTZ(`{column}`, 6) AS TIMESTAMP(6)) AS `{column}`" if dtype == "timestamp" else f"`{column}`"
+        for column, dtype in zip(names, dtypes)) + f" FROM `{name}__emitted`"))
+    t_env.create_temporary_view(f"{name}__late", t_env.from_data_stream(features.get_side_output(LATE)))

@@ -114,3 +114,20 @@ def user_activity(sample, ds: str) -> pd.DataFrame:
 
 EXPECTED = {"user_upvotes": user_upvotes, "user_activity": user_activity, "subreddit_activity": subreddit_activity,
             "post_popularity": post_popularity}
+
+
+def user_upvotes_at(events: list[dict], at) -> dict[int, tuple[int, int, int, object]]:
+    """user_upvotes as the stream serves it at time `at` (naive UTC), from the events up to `at`: per user,
+    (upvotes_7d, distinct_items_7d, upvotes_1d, last_upvote_at) over the 7-day and 1-day windows ending at
+    `at` in whole hours (the oldest hour counted is the one after `at`'s hour, 7 or 1 days back); users
+    whose windows hold no event have (0, 0, 0, None), users with no event up to `at` are left out."""
+    hour = at.replace(minute=0, second=0, microsecond=0)
+    week_from, day_from = hour + timedelta(hours=1) - timedelta(days=7), hour + timedelta(hours=1) - timedelta(days=1)
+    truth = {}
+    for user in sorted({e["user_id"] for e in events if e["event_time"] <= at}):
+        mine = [e for e in events if e["user_id"] == user and e["event_time"] <= at]
+        week = [e for e in mine if e["event_time"].replace(minute=0, second=0, microsecond=0) >= week_from]
+        day = [e for e in week if e["event_time"].replace(minute=0, second=0, microsecond=0) >= day_from]
+        truth[user] = (len(week), len({e["post_id"] for e in week}), len(day),
+                       max((e["event_time"] for e in week), default=None))
+    return truth

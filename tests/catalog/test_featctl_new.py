@@ -56,6 +56,11 @@ def test_a_stream_group_is_generated_with_stream_sql_flink_accepts(featctl, regi
     group = load_registry(registry_copy).groups["post_upvotes_live"]
     assert group.stream.source_table == "upvote_events"
     assert (group.owner, group.tags, group.freshness) == ("team:feed", {"team": "feed"}, timedelta(minutes=5))
+    assert [(f.name, f.aggregate.operation, f.aggregate.window.days) for f in group.features] == [
+        ("events_7d", "count", 7), ("events_1d", "count", 1), ("last_event_at", "max", 7)]
+    assert group.sources["upvote_events"].window_days == 7  # written by the platform from the longest window
+    assert "GROUP BY `post_id`" in group.batch_sql and "streaming/windows.py" in group.stream.transform_sql
+    assert "featctl render post_upvotes_live" in out
     assert validate_stream_queries(load_registry(registry_copy)) == []
 
 
@@ -131,12 +136,12 @@ def test_an_existing_group_is_never_overwritten(featctl, tmp_path, monkeypatch):
     root = copy_registry(tmp_path / "with_groups", ("user_upvotes",))
     monkeypatch.setenv("FP_REGISTRY_DIR", str(root))
     folder = root / "features" / "user_upvotes"
-    before = {p.name: p.read_text() for p in folder.iterdir()}
+    before = {p.relative_to(folder): p.read_text() for p in folder.rglob("*") if p.is_file()}
     code, out = featctl("new", "user_upvotes", "--entity", "user", "--source", "upvote_events")
     assert code == 1
     assert f"error: {folder} already exists; featctl new never overwrites a folder (fix: pick another name, or " \
            "edit that folder)" == " ".join(out.split())
-    assert {p.name: p.read_text() for p in folder.iterdir()} == before
+    assert {p.relative_to(folder): p.read_text() for p in folder.rglob("*") if p.is_file()} == before
 
 
 def test_a_work_in_progress_folder_is_reported_as_taken_not_overwritten(featctl, registry_copy):

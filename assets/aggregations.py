@@ -1,0 +1,143 @@
+"""Declared windowed features: one definition in feature.yaml, rendered into batch.sql and stream/.
+
+A group with an `aggregations:` block declares each feature as an operation over a column of one source
+in a window of whole days (`aggregate: {operation: count_distinct, input: post_id, window: 7d}`). The
+platform renders from it the files a reviewer reads: batch.sql (HiveQL for one partition) and stream/
+source.sql + transform.sql (the typed events the window operator of streaming/windows.py aggregates).
+`featctl render GROUP` writes them; loading the registry refuses files that no longer match feature.yaml.
+
+The window semantic, in one place: batch partition D holds the window ending at D+1 00:00 UTC (the days
+D-w+1 .. D); the stream holds, at time t, the window ending at t whose oldest bucket of `tail` is the one
+right after t's bucket minus w. Both share the bucket boundaries, so at the end of every day they are equal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from assets.dtypes import FLINK_TYPES
+from assets.specs import Feature, FeatureGroup, Source, format_duration
+
+RENDERED_FILES = ("batch.sql", "stream/source.sql", "stream/transform.sql")
+WATERMARK_DELAY_SECONDS = 5
+DAY_US = 86_400_000_000
+
+_SQL_OF_OPERATION = {"count": "COUNT(*)", "count_distinct": "COUNT(DISTINCT {x})", "sum": "SUM({x})",
+                     "min": "MIN({x})", "max": "MAX({x})", "last": "the {x} of the latest event"}
+
+
+@dataclass(frozen=True)
+class WindowedFeature:
+    """One declared feature as the stream's window operator computes it (times in microseconds)."""
+
+    name: str
+    operation: str
+    input: int | None   # index into WindowPlan.inputs
+    window_us: int
+    dtype: str
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """What the window operator of a declared group needs: picklable, rendered into run.py."""
+
+    key: str
+    inputs: tuple[str, ...]  # the source's event time first, then the other columns the features read
+    features: tuple[WindowedFeature, ...]
+    tail_us: int
+    allowed_lateness_ms: int
+
+    @classmethod
+    def for_group(cls, group: FeatureGroup, source: Source, key: str) -> WindowPlan:
+        """The plan of `group`'s declared features, keyed by the entity key column `key`."""
+        inputs = input_columns(group, source)
+        return cls(key=key, inputs=inputs, tail_us=_us(group.aggregations.tail),
+                   allowed_lateness_ms=_us(group.aggregations.allowed_lateness) // 1000,
+                   features=tuple(WindowedFeature(f.name, f.aggregate.operation,
+                                                  inputs.index(f.aggregate.input) if f.aggregate.input else None,
+                                                  _us(f.aggregate.window), f.dtype) for f in group.features))
+
+    @property
+    def windows_us(self) -> tuple[int, ...]:
+        return tuple(sorted({f.window_us for f in self.features}))
+
+
+def _us(delta) -> int:
+    return int(delta.total_seconds()) * 1_000_000
+
+
+def input_columns(group: FeatureGroup, source: Source) -> tuple[str, ...]:
+    """The source columns the window operator reads: the event time, then the features' inputs in
+    first-use order."""
+    return tuple(dict.fromkeys([source.event_time, *(f.aggregate.input for f in group.features if f.aggregate.input)]))
+
+
+def _header(group: FeatureGroup, what: str) -> str:
+    return f"-- Rendered from feature.yaml `aggregations:` by `featctl render`; do not edit.\n-- {what}\n"
+
+
+def _described(feature: Feature) -> str:
+    aggregate = feature.aggregate
+    return (f"{feature.name}: {_SQL_OF_OPERATION[aggregate.operation].format(x=aggregate.input)} "
+            f"over {aggregate.window.days}d")
+
+
+def _batch_expression(feature: Feature, source: Source, longest: int) -> str:
+    aggregate = feature.aggregate
+    x = f"`{aggregate.input}`"
+    days = aggregate.window.days
+    inside = ("ds = '{{ ds }}'" if days == 1
+              else f"ds >= date_format(date_sub('{{{{ ds }}}}', {days - 1}), 'yyyy-MM-dd')")
+
+    def within(value: str) -> str:
+        return value if days == longest else f"CASE WHEN {inside} THEN {value} END"
+    if aggregate.operation == "count":
+        return "COUNT(*)" if days == longest else f"COUNT({within('1')})"
+    if aggregate.operation == "last":  # the value at the latest event time; a tie goes to the larger value
+        latest = "NAMED_STRUCT('t', `%s`, 'v', %s)" % (source.event_time, x)
+        return f"MAX({within(latest)}).v"
+    return {"count_distinct": "COUNT(DISTINCT {})", "sum": "COALESCE(SUM({}), 0)", "min": "MIN({})",
+            "max": "MAX({})"}[aggregate.operation].format(within(x))
+
+
+def render_batch_sql(group: FeatureGroup, source: Source, key: str) -> str:
+    """batch.sql of a declared group: one row per entity with events in the longest window ending `ds`."""
+    longest = max(f.aggregate.window.days for f in group.features)
+    column = source.entity_keys[group.entity]
+    lines = [f"  `{column}`" + (f" AS `{key}`" if column != key else "")]
+    lines += [f"  {_batch_expression(f, source, longest)} AS `{f.name}`" for f in group.features]
+    return (_header(group, f"Each feature over its window of days ending with {{{{ ds }}}} "
+                           f"(partition ds holds the window ending at ds+1 00:00 UTC).")
+            + "SELECT\n" + ",\n".join(lines) + f"\nFROM {source.table}\n"
+            + f"WHERE ds BETWEEN date_format(date_sub('{{{{ ds }}}}', {longest - 1}), 'yyyy-MM-dd') AND '{{{{ ds }}}}'\n"
+            + f"GROUP BY `{column}`\n")
+
+
+def render_source_sql(group: FeatureGroup, source: Source) -> str:
+    """stream/source.sql of a declared group: the source contract's columns, typed, with the watermark."""
+    lines = [f"  `{c.name}` {FLINK_TYPES[c.dtype]}" for c in source.columns]
+    lines += [f"  rowtime AS CAST(`{source.event_time}` AS TIMESTAMP(3))",
+              f"  WATERMARK FOR rowtime AS rowtime - INTERVAL '{WATERMARK_DELAY_SECONDS}' SECOND"]
+    return (_header(group, f"The {source.name} contract as typed rows; the watermark trails the newest event "
+                           f"time by {WATERMARK_DELAY_SECONDS} s.")
+            + f"CREATE TABLE {source.name} (\n" + ",\n".join(lines) + "\n) WITH ({{ connector }})\n")
+
+
+def render_transform_sql(group: FeatureGroup, source: Source, key: str) -> str:
+    """stream/transform.sql of a declared group: one row per event into the window operator."""
+    column = source.entity_keys[group.entity]
+    tail = group.aggregations.tail
+    described = "\n".join(f"--   {_described(f)}" for f in group.features)
+    what = (f"One row per event into the platform's window operator (streaming/windows.py). Per {key} it keeps\n"
+            f"-- partial aggregates in {format_duration(tail)} tiles and emits every feature on each "
+            f"event and whenever a tile\n-- leaves a window, as of the newest event time:\n{described}")
+    selected = [f"`{column}`" + (f" AS `{key}`" if column != key else ""), "rowtime",
+                *(f"`{c}`" for c in input_columns(group, source))]
+    return _header(group, what) + "SELECT " + ", ".join(selected) + f"\nFROM {source.name}\n"
+
+
+def rendered_files(group: FeatureGroup, source: Source, key: str) -> dict[str, str]:
+    """Every file rendered for a declared group, by its path inside the group folder."""
+    return {"batch.sql": render_batch_sql(group, source, key),
+            "stream/source.sql": render_source_sql(group, source),
+            "stream/transform.sql": render_transform_sql(group, source, key)}

@@ -1,0 +1,130 @@
+"""The window operator of declared groups: sliding windows per entity that also fall when nobody acts.
+
+Flink SQL's windows cannot serve a 7-day feature online: HOP emits nothing for an entity without events
+in a slide (its old value would stay in Redis), OVER aggregates emit only on events, and future-dated
+expiry rows would drag the watermark ahead. So the platform runs one keyed process function per declared
+group. Per entity its state holds tiles (the partial aggregates of one `tail` bucket: count, sum, min,
+max, latest) and, per COUNT DISTINCT feature, each item's latest event time; every feature over every
+window is exact, merged from the tiles the window covers. It emits the entity's features
+
+- on every event, as of the newest event time the entity has seen (out-of-order events are merged, so
+  the result does not depend on arrival order), and
+- on an event-time timer when a tile leaves a window, so a quiet entity's counts go down and reach the
+  empty values (0, null) when its last event leaves the longest window; its state is then dropped.
+
+A value's time is its `as_of` (microseconds), what the online guard and the streamed history compare;
+one on a day boundary carries 1 µs more, because batch partition D owns D+1 00:00 (the window before
+midnight) while the stream's value at midnight is the window after it.
+
+An event more than the group's allowed lateness behind the watermark is dead-lettered with the reason,
+except events older than the bootstrap cutoff: those come from the replayed event log, complete by
+construction, in whatever order the file source reads them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from assets.aggregations import DAY_US, WindowPlan
+
+EPOCH = datetime(1970, 1, 1)
+
+
+def to_us(value: datetime) -> int:
+    """A naive UTC datetime as integer microseconds since the epoch."""
+    return (value - EPOCH) // timedelta(microseconds=1)
+
+
+def from_us(value: int) -> datetime:
+    return EPOCH + timedelta(microseconds=value)
+
+
+class EntityWindows:
+    """One entity's tiles and distinct items: plain Python state, pickled into one Flink ValueState."""
+
+    def __init__(self, plan: WindowPlan):
+        self.as_of = -1
+        self.tiles: dict[int, list[Any]] = {}  # bucket start (µs) -> one partial per feature
+        self.items: dict[int, dict[Any, int]] = {i: {} for i, f in enumerate(plan.features)
+                                                  if f.operation == "count_distinct"}
+
+    def add(self, plan: WindowPlan, time_us: int, inputs: tuple) -> int:
+        """Merge one event (its event time and input values); returns its bucket start."""
+        bucket = time_us - time_us % plan.tail_us
+        tile = self.tiles.get(bucket)
+        if tile is None:
+            tile = self.tiles[bucket] = [None] * len(plan.features)
+        for index, feature in enumerate(plan.features):
+            value = None if feature.input is None else inputs[feature.input]
+            if feature.input is not None and value is None:
+                continue
+            if feature.input is not None and feature.dtype == "timestamp":
+                value = to_us(value)
+            partial = tile[index]
+            if feature.operation == "count":
+                tile[index] = (partial or 0) + 1
+            elif feature.operation == "count_distinct":
+                tile[index] = (partial or 0) + 1  # the tile's event count, so it expires like the others
+                seen = self.items[index]
+                seen[value] = max(seen.get(value, time_us), time_us)
+            elif feature.operation == "sum":
+                tile[index] = value if partial is None else partial + value
+            elif feature.operation == "min":
+                tile[index] = value if partial is None else min(partial, value)
+            elif feature.operation == "max":
+                tile[index] = value if partial is None else max(partial, value)
+            else:  # last: the value of the latest event, a tie going to the larger value (as batch.sql)
+                candidate = (time_us, value)
+                tile[index] = candidate if partial is None else max(partial, candidate)
+        self.as_of = max(self.as_of, time_us)
+        return bucket
+
+    def values(self, plan: WindowPlan) -> list[Any]:
+        """Every feature over its window ending at `as_of` (timestamps as microseconds)."""
+        current = self.as_of - self.as_of % plan.tail_us
+        out = []
+        for index, feature in enumerate(plan.features):
+            oldest = current + plan.tail_us - feature.window_us
+            partials = [tile[index] for bucket, tile in self.tiles.items()
+                        if bucket >= oldest and tile[index] is not None]
+            if feature.operation == "count":
+                value = sum(partials)
+            elif feature.operation == "count_distinct":
+                value = sum(1 for last in self.items[index].values() if last - last % plan.tail_us >= oldest)
+            elif feature.operation == "sum":
+                value = sum(partials) if partials else 0
+            elif feature.operation == "min":
+                value = min(partials, default=None)
+            elif feature.operation == "max":
+                value = max(partials, default=None)
+            else:
+                value = max(partials)[1] if partials else None
+            out.append(value)
+        return out
+
+    def advance(self, plan: WindowPlan, time_us: int) -> bool:
+        """Move `as_of` to `time_us` (a tile's leaving time) and drop what no window covers any more;
+        returns whether the values changed (False when `as_of` was already there or later)."""
+        if time_us <= self.as_of:
+            return False
+        self.as_of = time_us
+        oldest = time_us - time_us % plan.tail_us + plan.tail_us - max(plan.windows_us)
+        self.tiles = {b: t for b, t in self.tiles.items() if b >= oldest}
+        for seen in self.items.values():
+            for item in [i for i, last in seen.items() if last - last % plan.tail_us < oldest]:
+                del seen[item]
+        return True
+
+    @property
+    def empty(self) -> bool:
+        return not self.tiles
+
+    def value_time(self) -> int:
+        """The time the values hold as of, in µs (1 µs past a day boundary: batch owns midnight itself)."""
+        return self.as_of + 1 if self.as_of % DAY_US == 0 else self.as_of
+
+
+def leaving_times(plan: WindowPlan, bucket: int) -> list[int]:
+    """When a tile starting at `bucket` leaves each window (µs): then the values change by themselves."""
+    return [bucket + window for window in plan.windows_us]

@@ -1,0 +1,91 @@
+"""The window operator's state (streaming/windows.py) against plain Python over the same events.
+
+Events arrive out of order; expiry is driven the way Flink's timers drive it (advance to each tile's
+leaving time); at every checked moment the values equal the windows tests/reference.py computes.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+
+from assets.aggregations import WindowPlan
+from streaming.windows import EntityWindows, from_us, leaving_times, to_us
+from tests.reference import user_upvotes_at
+
+START = datetime(2026, 1, 1)
+
+
+def _plan(registry) -> WindowPlan:
+    group = registry.groups["user_upvotes"]
+    return WindowPlan.for_group(group, registry.sources["upvote_events"], "user_id")
+
+
+def _events(seed: int, count: int, days: int) -> list[dict]:
+    rng = random.Random(seed)
+    return [{"user_id": rng.choice([1, 2, 3]), "post_id": rng.randrange(30),
+             "event_time": START + timedelta(seconds=rng.randrange(days * 86400), microseconds=rng.choice([0, 17]))}
+            for _ in range(count)]
+
+
+def _values(plan: WindowPlan, windows: EntityWindows) -> tuple:
+    upvotes_7d, distinct_7d, upvotes_1d, last = windows.values(plan)
+    return upvotes_7d, distinct_7d, upvotes_1d, None if last is None else from_us(last)
+
+
+def _inputs(plan: WindowPlan, event: dict) -> tuple:
+    return tuple(event[name] for name in plan.inputs)
+
+
+def test_values_after_out_of_order_events_equal_the_windows_at_the_newest_event(registry):
+    plan = _plan(registry)
+    events = _events(seed=7, count=600, days=12)
+    arrival = sorted(events, key=lambda e: e["event_time"] + timedelta(seconds=random.Random(id(e)).randrange(-3, 3)))
+    state = {}
+    for event in arrival:
+        windows = state.setdefault(event["user_id"], EntityWindows(plan))
+        windows.add(plan, to_us(event["event_time"]), _inputs(plan, event))
+        mine = [e for e in events if e["user_id"] == event["user_id"]]
+        newest = from_us(windows.as_of)
+        assert _values(plan, windows) == user_upvotes_at(mine, newest)[event["user_id"]]
+
+
+def test_a_quiet_entity_falls_to_the_empty_values_as_its_tiles_leave(registry):
+    plan = _plan(registry)
+    events = sorted((e for e in _events(seed=3, count=200, days=3) if e["user_id"] == 1), key=lambda e: e["event_time"])
+    windows, timers, checked = EntityWindows(plan), set(), []
+
+    def fire_until(now_us: int) -> None:  # as Flink's watermark passes timers, before the next event
+        for timer in sorted(t for t in timers if t <= now_us):
+            timers.discard(timer)
+            if windows.advance(plan, timer):
+                checked.append((from_us(timer), _values(plan, windows)))
+    for event in events:
+        fire_until(to_us(event["event_time"]))
+        timers.update(leaving_times(plan, windows.add(plan, to_us(event["event_time"]), _inputs(plan, event))))
+    quiet_from = len(checked)
+    fire_until(2 ** 62)  # nothing new arrives; the watermark passes every leaving time
+    for moment, values in checked:
+        assert values == user_upvotes_at(events, moment)[1], moment
+    assert checked[-1][1] == (0, 0, 0, None) and windows.empty
+    counts = [values[0] for _, values in checked[quiet_from:]]
+    assert counts == sorted(counts, reverse=True) and counts[0] > 0  # once quiet, it only went down
+
+
+def test_an_event_older_than_the_newest_is_merged_into_the_windows_that_cover_it(registry):
+    plan = _plan(registry)
+    windows = EntityWindows(plan)
+    newest = datetime(2026, 1, 10, 12, 30)
+    windows.add(plan, to_us(newest), (newest, 1))
+    inside, outside = newest - timedelta(days=6, hours=12), newest - timedelta(days=7, hours=1)
+    windows.add(plan, to_us(inside), (inside, 2))
+    windows.add(plan, to_us(outside), (outside, 3))
+    assert _values(plan, windows) == (2, 2, 1, newest)
+
+
+def test_a_value_on_a_day_boundary_is_one_microsecond_after_the_batch_partition(registry):
+    plan = _plan(registry)
+    windows = EntityWindows(plan)
+    midnight = datetime(2026, 1, 10)
+    windows.add(plan, to_us(midnight), (midnight, 1))
+    assert from_us(windows.value_time()) == midnight + timedelta(microseconds=1)
