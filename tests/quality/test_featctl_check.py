@@ -39,19 +39,19 @@ def test_the_projects_registry_passes(featctl):
 
 
 def test_a_changed_output_schema_needs_a_version_bump_or_an_updated_lock(featctl, tmp_path):
-    root = copy_registry(tmp_path / "assets", ("user_upvotes",))
-    folder = root / "features" / "user_upvotes"
+    root = copy_registry(tmp_path / "assets", ("subreddit_activity",))
+    folder = root / "features" / "subreddit_activity"
     spec = folder / "feature.yaml"
-    spec.write_text(spec.read_text().replace("    dtype: int64\n    description: Upvotes given on the partition day.",
-                                             "    dtype: int32\n    description: Upvotes given on the partition day."))
+    spec.write_text(spec.read_text().replace("    dtype: int64\n    description: Upvotes on the subreddit's posts",
+                                             "    dtype: int32\n    description: Upvotes on the subreddit's posts"))
     sql = folder / "batch.sql"
-    sql.write_text(sql.read_text().replace("SUM(CASE WHEN ds = '{{ ds }}' THEN 1 ELSE 0 END) AS upvotes_1d",
-                                           "CAST(SUM(CASE WHEN ds = '{{ ds }}' THEN 1 ELSE 0 END) AS INT) AS upvotes_1d"))
+    sql.write_text(sql.read_text().replace("COUNT(*)                                          AS upvotes_1d",
+                                           "CAST(COUNT(*) AS INT)                             AS upvotes_1d"))
 
     code, lines = featctl("check", registry_dir=root)
     assert code == 1
     (error,) = _problems(lines)
-    assert error.startswith(f"error: {spec}: version: the output schema of user_upvotes@v1 changed without a version "
+    assert error.startswith(f"error: {spec}: version: the output schema of subreddit_activity@v1 changed without a version "
                             "bump: retyped upvotes_1d: int64 -> int32 (fix: bump `version:` to 2")
     assert "featctl check --update-lock" in error
     assert lines[-1].startswith("error: featctl check found 1 problem(s)")
@@ -59,14 +59,14 @@ def test_a_changed_output_schema_needs_a_version_bump_or_an_updated_lock(featctl
     spec.write_text(spec.read_text().replace("version: 1", "version: 2"))
     code, lines = featctl("check", registry_dir=root)
     assert code == 1, "a bumped version is new: CI must see its schema recorded in the lock"
-    assert _problems(lines) == [f"error: {spec}: version: user_upvotes@v2 is not in {root}/registry.lock, so its "
+    assert _problems(lines) == [f"error: {spec}: version: subreddit_activity@v2 is not in {root}/registry.lock, so its "
                                 "output schema is not protected against changes (fix: featctl check --update-lock)"]
 
     spec.write_text(spec.read_text().replace("version: 2", "version: 1"))
     code, lines = featctl("check", "--update-lock", registry_dir=root)
     assert code == 0, "\n".join(lines)
     locked = yaml.safe_load((root / "registry.lock").read_text())
-    assert locked["user_upvotes@v1"]["features"]["upvotes_1d"] == "int32"
+    assert locked["subreddit_activity@v1"]["features"]["upvotes_1d"] == "int32"
     assert "post_popularity@v1" in locked, "versions not in the registry stay locked"
     assert featctl("check", registry_dir=root)[0] == 0
 
@@ -90,13 +90,12 @@ def test_a_group_missing_from_the_lock_fails_until_it_is_recorded(featctl, tmp_p
 
 @pytest.mark.parametrize("file, old, new, where", [
     ("feature.yaml", "dtype: int64", "dtype: integer", "feature.yaml: features[0].dtype: Input should be"),
-    ("feature.yaml", "description: Time of the user's latest upvote in the window (null once the window holds none).",
-     "description: Time of the user's latest upvote in the window (null once the window holds none).\n    min: 0",
+    ("feature.yaml", "description: Time of the user's latest upvote in the last 7 days (null once the window holds none).",
+     "description: Time of the user's latest upvote in the last 7 days (null once the window holds none).\n    min: 0",
      "feature.yaml: features[3]: min: ranges apply to numeric dtypes"),
     ("feature.yaml", "  min_ratio: 0.5", "  min_ratio: -1", "feature.yaml: row_count_vs_previous.min_ratio:"),
-    ("batch.sql", "COUNT(DISTINCT post_id)", "COUNT(DISTINCT item_id)", "batch.sql: (query): Spark cannot analyse it:"),
-    ("batch.sql", "AS distinct_items_7d", "AS distinct_posts_7d",
-     "batch.sql: features[1].distinct_items_7d: the query has no output column 'distinct_items_7d'"),
+    ("feature.yaml", "{operation: count, window: 1d}", "{operation: count, window: 3d}",
+     "batch.sql: (file): differs from what feature.yaml `aggregations:` renders"),
 ])
 def test_a_malformed_folder_fails_with_file_and_field(featctl, tmp_path, file, old, new, where):
     root = copy_registry(tmp_path / "assets", ("user_upvotes",))
@@ -108,14 +107,29 @@ def test_a_malformed_folder_fails_with_file_and_field(featctl, tmp_path, file, o
     assert any(line.startswith(f"error: {root}/features/user_upvotes/{where}") for line in _problems(lines)), lines
 
 
-def test_a_feature_missing_from_the_select_says_to_add_the_column_or_remove_the_feature(featctl, tmp_path):
-    root = copy_registry(tmp_path / "assets", ("user_upvotes",))
-    sql = root / "features" / "user_upvotes" / "batch.sql"
-    sql.write_text(sql.read_text().replace("AS distinct_items_7d", "AS distinct_posts_7d"))
+@pytest.mark.parametrize("old, new, where", [
+    ("COUNT(DISTINCT u.post_id)                         AS upvoted_posts_1d", "COUNT(DISTINCT u.item_id) AS upvoted_posts_1d",
+     "(query): Spark cannot analyse it:"),
+])
+def test_a_query_spark_cannot_analyse_is_named(featctl, tmp_path, old, new, where):
+    root = copy_registry(tmp_path / "assets", ("subreddit_activity",))
+    sql = root / "features" / "subreddit_activity" / "batch.sql"
+    assert old in sql.read_text()
+    sql.write_text(sql.read_text().replace(old, new))
     code, lines = featctl("check", registry_dir=root)
     assert code == 1
     (error,) = _problems(lines)
-    assert error.startswith(f"error: {sql}: features[1].distinct_items_7d: the query has no output column")
+    assert error.startswith(f"error: {sql}: {where}"), error
+
+
+def test_a_feature_missing_from_the_select_says_to_add_the_column_or_remove_the_feature(featctl, tmp_path):
+    root = copy_registry(tmp_path / "assets", ("subreddit_activity",))
+    sql = root / "features" / "subreddit_activity" / "batch.sql"
+    sql.write_text(sql.read_text().replace("AS upvoted_posts_1d", "AS posts_1d"))
+    code, lines = featctl("check", registry_dir=root)
+    assert code == 1
+    (error,) = _problems(lines)
+    assert error.startswith(f"error: {sql}: features[3].upvoted_posts_1d: the query has no output column")
     assert error.endswith("(fix: add the column to the SELECT or remove the feature from feature.yaml)")
 
 
