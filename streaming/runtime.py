@@ -226,8 +226,9 @@ class WindowOperator(KeyedProcessFunction):
     """Declared windowed features per entity (streaming/windows.py): emits on every event and when a
     tile leaves a window; events too far behind the watermark go to the LATE side output."""
 
-    def __init__(self, plan: WindowPlan, cutoff: str | None):
+    def __init__(self, plan: WindowPlan, cutoff: str | None, timestamp_columns: list[int]):
         self.plan = plan
+        self.timestamp_columns = set(timestamp_columns)  # of the input rows, as text (microseconds kept)
         self.cutoff_us = to_us(datetime.fromisoformat(cutoff)) if cutoff else None
         self.state = None
 
@@ -245,6 +246,8 @@ class WindowOperator(KeyedProcessFunction):
         return Row(key, *windows.values(self.plan), windows.value_time())
 
     def process_element(self, value, ctx):
+        value = [datetime.fromisoformat(v) if i in self.timestamp_columns and v is not None else v
+                 for i, v in enumerate(value)]
         key, time, inputs = value[0], value[2], tuple(value[2:])  # key, rowtime, event time, inputs
         time_us = to_us(time)
         watermark = ctx.timer_service().current_watermark()
@@ -277,13 +280,17 @@ def create_windowed_features(t_env: StreamTableEnvironment, name: str, events_vi
                              key_dtype: str, cutoff: str | None) -> None:
     """Register `name` (key, features, feature_ts) from the events of `events_view` through the window
     operator, and `<name>__late` (reason, record) with the events it refused as late."""
-    events = t_env.to_data_stream(t_env.from_path(events_view))
+    # Timestamps cross as text both ways: the DataStream conversion would cut them to milliseconds.
+    columns = describe(t_env, events_view)
+    texts = [i for i, c in enumerate(columns) if i != 1 and c.type_name == "TIMESTAMP"]  # [1] is the rowtime
+    events = t_env.to_data_stream(t_env.sql_query("SELECT " + ", ".join(
+        f"CAST(`{c.name}` AS STRING) AS `{c.name}`" if i in texts else f"`{c.name}`" for i, c in enumerate(columns))
+        + f" FROM `{events_view}`"))
     names = [plan.key, *(f.name for f in plan.features), EVENT_TIME_COLUMN]
     dtypes = [key_dtype, *(f.dtype for f in plan.features), "timestamp"]
-    # Timestamps cross as microseconds: the DataStream timestamp type would cut them to milliseconds.
     types = [Types.LONG() if dtype == "timestamp" else _DATASTREAM_TYPES[dtype] for dtype in dtypes]
     features = (events.key_by(lambda row: row[0], key_type=_DATASTREAM_TYPES[key_dtype])
-                .process(WindowOperator(plan, cutoff), output_type=Types.ROW_NAMED(names, types)))
+                .process(WindowOperator(plan, cutoff, texts), output_type=Types.ROW_NAMED(names, types)))
     t_env.create_temporary_view(f"{name}__emitted", t_env.from_data_stream(features))
     t_env.create_temporary_view(name, t_env.sql_query("SELECT " + ", ".join(
         f"CAST(TO_TIMESTAMP_LTZ(`{column}`, 6) AS TIMESTAMP(6)) AS `{column}`" if dtype == "timestamp" else f"`{column}`"

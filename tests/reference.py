@@ -123,9 +123,12 @@ def user_upvotes_at(events: list[dict], at) -> dict[int, tuple[int, int, int, ob
     whose windows hold no event have (0, 0, 0, None), users with no event up to `at` are left out."""
     hour = at.replace(minute=0, second=0, microsecond=0)
     week_from, day_from = hour + timedelta(hours=1) - timedelta(days=7), hour + timedelta(hours=1) - timedelta(days=1)
+    by_user: dict[int, list[dict]] = {}
+    for event in events:
+        if event["event_time"] <= at:
+            by_user.setdefault(event["user_id"], []).append(event)
     truth = {}
-    for user in sorted({e["user_id"] for e in events if e["event_time"] <= at}):
-        mine = [e for e in events if e["user_id"] == user and e["event_time"] <= at]
+    for user, mine in sorted(by_user.items()):
         week = [e for e in mine if e["event_time"].replace(minute=0, second=0, microsecond=0) >= week_from]
         day = [e for e in week if e["event_time"].replace(minute=0, second=0, microsecond=0) >= day_from]
         truth[user] = (len(week), len({e["post_id"] for e in week}), len(day),

@@ -84,11 +84,11 @@ def test_code_version_changes_with_the_folder(registry, settings, tmp_path):
 
     root = tmp_path / "assets"
     shutil.copytree(DEFAULT_ROOT, root)
-    sql = root / "features/user_upvotes/batch.sql"
+    sql = root / "features/subreddit_activity/batch.sql"
     before = build_definitions(load_registry(root), settings).resolve_asset_graph()
     sql.write_text(sql.read_text() + "\n-- reviewed\n")
     after = build_definitions(load_registry(root), settings).resolve_asset_graph()
-    key = dg.AssetKey(["features", "user_upvotes"])
+    key = dg.AssetKey(["features", "subreddit_activity"])
     assert before.get(key).code_version != after.get(key).code_version
     other = dg.AssetKey(["features", "post_popularity"])
     assert before.get(other).code_version == after.get(other).code_version

@@ -108,7 +108,7 @@ def test_a_missing_column_in_batch_sql_names_the_file_and_feature(spark, registr
 
     group = registry.groups["user_upvotes"]
     broken = group.model_copy(update={"batch_sql": group.batch_sql.replace(
-        "COUNT(DISTINCT post_id)                          AS distinct_items_7d,", "")})
+        "  COUNT(DISTINCT `post_id`) AS `distinct_items_7d`,\n", "")})
     with pytest.raises(RegistryError) as caught:
         feature_query(spark, registry, broken, PARTITION)
     message = str(caught.value)
@@ -122,8 +122,7 @@ def test_a_mistyped_column_in_batch_sql_is_refused(spark, registry):
 
     group = registry.groups["user_upvotes"]
     broken = group.model_copy(update={"batch_sql": group.batch_sql.replace(
-        "COUNT(*)                                         AS upvotes_7d",
-        "CAST(COUNT(*) AS STRING)                         AS upvotes_7d")})
+        "COUNT(*) AS `upvotes_7d`", "CAST(COUNT(*) AS STRING) AS `upvotes_7d`")})
     with pytest.raises(RegistryError, match=r"features\[0\].upvotes_7d: output column 'upvotes_7d' is string, "
                                             r"feature.yaml declares int64"):
         feature_query(spark, registry, broken, PARTITION)

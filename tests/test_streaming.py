@@ -67,8 +67,9 @@ def test_codegen_renders_the_same_sql_for_kafka(registry, settings):
 
 
 def test_a_group_without_stream_sql_cannot_be_built(registry, settings):
-    with pytest.raises(PlatformError, match="user_upvotes' has no stream/ folder"):
-        render_job(registry, settings, registry.groups["user_upvotes"])
+    batch_only = registry.groups["post_popularity"].model_copy(update={"stream": None})
+    with pytest.raises(PlatformError, match="post_popularity' has no stream/ folder"):
+        render_job(registry, settings, batch_only)
 
 
 # --- the running job -------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ for that partition, Redis stays byte-identical, and each schema change raises ex
 from __future__ import annotations
 
 import json
-import shutil
+from dataclasses import replace
 from datetime import date
 
 import pyarrow as pa
@@ -19,7 +19,6 @@ import dagster as dg
 import pytest
 import redis
 
-from assets.registry import load_registry
 from infra.errors import PlatformError
 from orchestration.factory import build_definitions
 from orchestration.runs import run_partition
@@ -156,11 +155,11 @@ def test_a_bad_raw_partition_is_blocked_and_alerted_once(injection, clean_run, d
     assert alert["blocked_assets"] == [f"features/{QA_GROUP}", f"online/{QA_GROUP}"]
 
 
-def test_a_negative_count_blocks_the_publish_without_an_alert(clean_run, qa_registry, settings, store, tmp_path):
-    root = shutil.copytree(qa_registry.root, tmp_path / "assets")
-    sql = root / "features" / QA_GROUP / "batch.sql"
-    sql.write_text(sql.read_text().replace("THEN 1 ELSE 0 END) AS upvotes_1d", "THEN 1 ELSE -1 END) AS upvotes_1d"))
-    buggy = build_definitions(load_registry(root), settings)
+def test_a_negative_count_blocks_the_publish_without_an_alert(clean_run, qa_registry, settings, store):
+    group = qa_registry.groups[QA_GROUP]  # a bug no render would write, so the query is changed in memory
+    negative = group.model_copy(update={"batch_sql": group.batch_sql.replace(
+        "THEN 1 END) AS `upvotes_1d`", "THEN 1 END) - 2 * COUNT(*) AS `upvotes_1d`")})
+    buggy = build_definitions(replace(qa_registry, groups={**qa_registry.groups, QA_GROUP: negative}), settings)
     before, alerts_before = _snapshot(store), _alerts(settings)
 
     outcome = run_daily(buggy, BAD, ASSETS)

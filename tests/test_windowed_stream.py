@@ -1,0 +1,95 @@
+"""Windowed streaming on real parts: user_upvotes (declared 7-day and 1-day windows) through the generated
+PyFlink job on the local mini-cluster into a real Redis, against plain Python over the same events.
+
+Simulated time runs over twelve days of upvotes written file after file: at sampled moments every user's
+served values equal the windows ending at the newest event (tests/reference.py), a user who stops upvoting
+falls to 0 as the window passes, an event within the allowed lateness is counted and one beyond it is
+dead-lettered with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import datetime, timedelta
+
+import pytest
+
+from serving.get_features import build_read_plan, get_features
+from serving.online_store import WritePlan
+from streaming import runner
+from streaming.connectors import stream_directory
+from tests.reference import user_upvotes_at
+from tests.test_streaming import _dead_letters, _line, _store, _wait_for_letters, _wait_until_landed, _write_lines
+
+T0 = datetime(2026, 2, 1)
+CHUNK = timedelta(hours=12)
+QUIET_USER, QUIET_AFTER = 99, T0 + timedelta(days=1, hours=6)
+FEATURES = ("upvotes_7d", "distinct_items_7d", "upvotes_1d", "last_upvote_at")
+
+
+def _chunk_events(rng: random.Random, k: int) -> list[dict]:
+    """Upvotes of chunk k (12 h), in event-time order, ending with one at half past an hour (so no tile
+    boundary lies between the newest event and the watermark 5 s behind it)."""
+    start = T0 + k * CHUNK
+    events = []
+    for i in range(rng.randrange(15, 40)):
+        at = start + timedelta(seconds=rng.randrange(int(CHUNK.total_seconds()) - 3600), microseconds=rng.randrange(10**6))
+        user = rng.choice([*range(1, 13), QUIET_USER]) if at < QUIET_AFTER else rng.randrange(1, 13)
+        events.append({"event_id": f"c{k}-{i}", "user_id": user, "post_id": rng.randrange(40), "event_time": at})
+    events.append({"event_id": f"c{k}-clock", "user_id": 1, "post_id": 0, "event_time": start + CHUNK - timedelta(minutes=30)})
+    return sorted(events, key=lambda e: e["event_time"])
+
+
+def _served(registry, store, prefix: str, users: list[int]) -> dict[int, tuple]:
+    plan = build_read_plan(registry, prefix, "user", ["user_upvotes"])
+    served = {}
+    for row in get_features(store, plan, users):
+        values = tuple(row.values[f"user_upvotes.{name}"] for name in FEATURES)
+        if any(v is not None for v in values):
+            last = values[3].replace(tzinfo=None) if values[3] is not None else None
+            served[row.entity_id] = (*values[:3], last)
+    return served
+
+
+@pytest.mark.slow
+def test_windowed_values_follow_the_ground_truth_and_fall_when_a_user_goes_quiet(registry, settings, redis_url,
+                                                                                   tmp_path_factory):
+    own = settings.model_copy(update={"data_dir": tmp_path_factory.mktemp("windowed"), "redis_prefix": "ws"})
+    group = registry.groups["user_upvotes"]
+    store = _store(redis_url)
+    plan = WritePlan.for_group(group, registry.entity_of(group), own.redis_prefix)
+    directory = stream_directory(own, registry.sources["upvote_events"])
+    rng = random.Random(11)
+    counted, quiet_values, checks = [], [], 0
+    late_ok = late_refused = None
+    runner.start(registry, own, group, redis_url)
+    try:
+        for k in range(24):
+            events = _chunk_events(rng, k)
+            if k == 14:  # behind the watermark (the previous chunk's newest event - 5 s): 30 min is allowed, 3 h not
+                newest = counted[-1]["event_time"]
+                late_ok = {"event_id": "late-ok", "user_id": 5, "post_id": 777, "event_time": newest - timedelta(minutes=30)}
+                late_refused = {"event_id": "late-refused", "user_id": 6, "post_id": 778,
+                                "event_time": newest - timedelta(hours=3)}
+                events = [late_ok, late_refused, *events]
+            _write_lines(directory, f"chunk-{k:03d}", [_line(e) for e in events])
+            counted += [e for e in events if e is not late_refused]
+            newest = max(e["event_time"] for e in counted)
+            _wait_until_landed(store, plan, newest)
+            if k % 3 == 2 or k == 23:
+                served = _served(registry, store, own.redis_prefix, [*range(1, 13), QUIET_USER])
+                assert served == user_upvotes_at(counted, newest), f"at {newest}"
+                quiet_values.append(served[QUIET_USER][0])
+                checks += 1
+    finally:
+        runner.kill(own, group)
+    assert checks == 8
+    # The quiet user: nothing after day 1, so its 7-day count only went down, to 0, and its latest upvote is gone.
+    assert quiet_values[0] > 0 and quiet_values == sorted(quiet_values, reverse=True) and quiet_values[-1] == 0
+    assert _served(registry, store, own.redis_prefix, [QUIET_USER])[QUIET_USER] == (0, 0, 0, None)
+    letters = _wait_for_letters(own, group, 1)
+    assert [json.loads(letter["record"])["post_id"] for letter in letters] == [late_refused["post_id"]]
+    assert letters[0]["reason"].startswith(f"late: event time {late_refused['event_time']} is ")
+    assert "more than the allowed lateness of 3600 s" in letters[0]["reason"]
+    assert len(_dead_letters(own, group)) == 1
