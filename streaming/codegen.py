@@ -122,7 +122,8 @@ WINDOWED_GENERATION = '''    # Generation: transform.sql (rendered from feature.
 CREATE TEMPORARY VIEW {group}__events AS
 {transform}
 """)
-    runtime.create_windowed_features(t_env, "{group}__features", "{group}__events", WINDOWS, {key_dtype!r}, CUTOFF)
+    runtime.create_windowed_features(t_env, "{group}__features", "{group}__events", WINDOWS, {key_dtype!r},
+                                     COMPLETE_BEFORE)
 '''
 
 LATE_LETTERS = """
@@ -139,9 +140,12 @@ def _indent_sql(sql: str) -> str:
     return sql.strip().rstrip(";")
 
 
-def render_job(registry: Registry, settings: Settings, group: FeatureGroup, cutoff: str | None = None) -> str:
+def render_job(registry: Registry, settings: Settings, group: FeatureGroup, cutoff: str | None = None,
+               backlog_until: str | None = None) -> str:
     """The text of run.py for `group` under the active profile; `cutoff` is where its live input takes
-    over from the replayed event log (None: nothing replayed, every live line counts)."""
+    over from the replayed event log (None: nothing replayed, every live line counts); `backlog_until`
+    (a windowed group's) is just after the newest event of the files waiting at start, which Flink reads
+    in any order: no event up to it is judged late."""
     if group.stream is None:
         raise PlatformError(f"feature group {group.name!r} has no stream/ folder",
                             "add stream/source.sql and stream/transform.sql to stream it")
@@ -160,8 +164,11 @@ def render_job(registry: Registry, settings: Settings, group: FeatureGroup, cuto
     else:
         windows = WindowPlan.for_group(group, source, entity.key)
         generation = WINDOWED_GENERATION.format(group=group.name, transform=transform, key_dtype=entity.dtype)
+        complete_before = max(filter(None, [cutoff, backlog_until]), default=None)
         window_import = ("from assets.aggregations import WindowedFeature, WindowPlan\n\n"
-                         f"WINDOWS = {windows!r}\n")
+                         f"WINDOWS = {windows!r}\n"
+                         f"COMPLETE_BEFORE = {complete_before!r}  # older events are replayed or were backlog at "
+                         "start: never late\n")
         late_letters = LATE_LETTERS.format(source=source.name, group=group.name)
     text = RUN_PY.format(generation=generation, window_import=window_import, late_letters=late_letters,
         group=group.name, version=group.version, folder=group.folder, job_dir=str(directory), plan=plan,
@@ -179,10 +186,11 @@ def render_job(registry: Registry, settings: Settings, group: FeatureGroup, cuto
     return text
 
 
-def build_job(registry: Registry, settings: Settings, group: FeatureGroup, cutoff: str | None = None) -> Path:
+def build_job(registry: Registry, settings: Settings, group: FeatureGroup, cutoff: str | None = None,
+              backlog_until: str | None = None) -> Path:
     """Write run.py for `group` into its job directory and return its path."""
     directory = job_dir(settings, group)
     (directory / "replay").mkdir(parents=True, exist_ok=True)  # the replay source lists it, even when empty
     path = directory / "run.py"
-    path.write_text(render_job(registry, settings, group, cutoff))
+    path.write_text(render_job(registry, settings, group, cutoff, backlog_until))
     return path

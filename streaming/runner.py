@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from assets.registry import Registry
@@ -30,6 +31,7 @@ from infra.settings import PROJECT_ROOT, Settings
 from streaming.bootstrap import prepare_bootstrap, recorded_bootstrap
 from streaming.codegen import build_job, job_dir
 from streaming.connectors import stream_directory
+from streaming.event_files import newest_event_in
 
 START_TIMEOUT_S = 120
 FAILED_STATES = ("FAILING", "FAILED")
@@ -194,9 +196,14 @@ def start(registry: Registry, settings: Settings, group: FeatureGroup, redis_url
         bootstrap = prepare_bootstrap(spark, registry, settings, group)
     else:
         bootstrap = recorded_bootstrap(settings, group)
-    script = build_job(registry, settings, group, bootstrap.cutoff_text if bootstrap else None)
+    backlog_until = None
     if not settings.kafka_bootstrap_servers:  # the watched directory must exist before the source lists it
-        stream_directory(settings, registry.sources[group.stream.source_table]).mkdir(parents=True, exist_ok=True)
+        source = registry.sources[group.stream.source_table]
+        directory = stream_directory(settings, source)
+        directory.mkdir(parents=True, exist_ok=True)
+        newest = newest_event_in(directory, source, settings.stream_max_line_bytes) if group.aggregations else None
+        backlog_until = f"{newest + timedelta(microseconds=1):%Y-%m-%d %H:%M:%S.%f}" if newest else None
+    script = build_job(registry, settings, group, bootstrap.cutoff_text if bootstrap else None, backlog_until)
     for _attempt in range(3):
         process = _launch(settings, group, script, redis_url, restore)
         if process is not None:

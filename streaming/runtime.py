@@ -226,10 +226,10 @@ class WindowOperator(KeyedProcessFunction):
     """Declared windowed features per entity (streaming/windows.py): emits on every event and when a
     tile leaves a window; events too far behind the watermark go to the LATE side output."""
 
-    def __init__(self, plan: WindowPlan, cutoff: str | None, timestamp_columns: list[int]):
+    def __init__(self, plan: WindowPlan, complete_before: str | None, timestamp_columns: list[int]):
         self.plan = plan
         self.timestamp_columns = set(timestamp_columns)  # of the input rows, as text (microseconds kept)
-        self.cutoff_us = to_us(datetime.fromisoformat(cutoff)) if cutoff else None
+        self.complete_before_us = to_us(datetime.fromisoformat(complete_before)) if complete_before else None
         self.state = None
 
     def open(self, runtime_context):
@@ -252,24 +252,29 @@ class WindowOperator(KeyedProcessFunction):
         time_us = to_us(time)
         watermark = ctx.timer_service().current_watermark()
         behind_ms = watermark - time_us // 1000
-        replayed = self.cutoff_us is not None and time_us < self.cutoff_us
-        if not replayed and watermark > -2 ** 62 and behind_ms > self.plan.allowed_lateness_ms:
+        complete = self.complete_before_us is not None and time_us < self.complete_before_us
+        if not complete and watermark > -2 ** 62 and behind_ms > self.plan.allowed_lateness_ms:
             yield LATE, Row(f"late: event time {time} is {behind_ms / 1000:.0f} s behind the stream's watermark "
                             f"{from_us(watermark * 1000)}, more than the allowed lateness of "
                             f"{self.plan.allowed_lateness_ms / 1000:.0f} s", self._record(value))
             return
         windows = self.state.value() or EntityWindows(self.plan)
         bucket = windows.add(self.plan, time_us, inputs)
+        windows.catch_up(self.plan, watermark * 1000)
         for leaving in leaving_times(self.plan, bucket):
             ctx.timer_service().register_event_time_timer(leaving // 1000)
-        self.state.update(windows)
         yield self._emit(key, windows)
+        self._keep(windows)
 
     def on_timer(self, timestamp, ctx):
         windows = self.state.value()
         if windows is None or not windows.advance(self.plan, timestamp * 1000):
             return
         yield self._emit(ctx.get_current_key(), windows)
+        self._keep(windows)
+
+    def _keep(self, windows: EntityWindows) -> None:
+        """Store the entity's state, or drop it once no window holds anything (its empty values are out)."""
         if windows.empty:
             self.state.clear()
         else:
@@ -277,9 +282,10 @@ class WindowOperator(KeyedProcessFunction):
 
 
 def create_windowed_features(t_env: StreamTableEnvironment, name: str, events_view: str, plan: WindowPlan,
-                             key_dtype: str, cutoff: str | None) -> None:
+                             key_dtype: str, complete_before: str | None) -> None:
     """Register `name` (key, features, feature_ts) from the events of `events_view` through the window
-    operator, and `<name>__late` (reason, record) with the events it refused as late."""
+    operator, and `<name>__late` (reason, record) with the events it refused as late. Events older than
+    `complete_before` are replayed from the event log or were waiting at start: never judged late."""
     # Timestamps cross as text both ways: the DataStream conversion would cut them to milliseconds.
     columns = describe(t_env, events_view)
     texts = [i for i, c in enumerate(columns) if i != 1 and c.type_name == "TIMESTAMP"]  # [1] is the rowtime
@@ -290,7 +296,7 @@ def create_windowed_features(t_env: StreamTableEnvironment, name: str, events_vi
     dtypes = [key_dtype, *(f.dtype for f in plan.features), "timestamp"]
     types = [Types.LONG() if dtype == "timestamp" else _DATASTREAM_TYPES[dtype] for dtype in dtypes]
     features = (events.key_by(lambda row: row[0], key_type=_DATASTREAM_TYPES[key_dtype])
-                .process(WindowOperator(plan, cutoff, texts), output_type=Types.ROW_NAMED(names, types)))
+                .process(WindowOperator(plan, complete_before, texts), output_type=Types.ROW_NAMED(names, types)))
     t_env.create_temporary_view(f"{name}__emitted", t_env.from_data_stream(features))
     t_env.create_temporary_view(name, t_env.sql_query("SELECT " + ", ".join(
         f"CAST(TO_TIMESTAMP_LTZ(`{column}`, 6) AS TIMESTAMP(6)) AS `{column}`" if dtype == "timestamp" else f"`{column}`"

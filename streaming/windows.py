@@ -16,9 +16,14 @@ A value's time is its `as_of` (microseconds), what the online guard and the stre
 one on a day boundary carries 1 µs more, because batch partition D owns D+1 00:00 (the window before
 midnight) while the stream's value at midnight is the window after it.
 
+Events may arrive out of event-time order (the local file source reads a backlog of files in any
+order): they are merged into the tiles they belong to, and the departures the watermark has already
+passed are applied at once (their timers, behind the watermark, would never fire), so the values do not
+depend on the order files are read in.
+
 An event more than the group's allowed lateness behind the watermark is dead-lettered with the reason,
-except events older than the bootstrap cutoff: those come from the replayed event log, complete by
-construction, in whatever order the file source reads them.
+except events the job knows are complete: older than the bootstrap cutoff (replayed from the event log)
+or than the newest event of the files waiting when the job started (its backlog).
 """
 
 from __future__ import annotations
@@ -105,7 +110,7 @@ class EntityWindows:
 
     def advance(self, plan: WindowPlan, time_us: int) -> bool:
         """Move `as_of` to `time_us` (a tile's leaving time) and drop what no window covers any more;
-        returns whether the values changed (False when `as_of` was already there or later)."""
+        returns whether it moved (False when `as_of` was already there or later)."""
         if time_us <= self.as_of:
             return False
         self.as_of = time_us
@@ -115,6 +120,12 @@ class EntityWindows:
             for item in [i for i, last in seen.items() if last - last % plan.tail_us < oldest]:
                 del seen[item]
         return True
+
+    def catch_up(self, plan: WindowPlan, watermark_us: int) -> bool:
+        """Apply every tile departure the watermark has passed, as the timers would have: an event read out
+        of file order registers timers behind the watermark, which never fire. Returns whether it moved."""
+        due = [leaving for bucket in self.tiles for leaving in leaving_times(plan, bucket) if leaving <= watermark_us]
+        return bool(due) and self.advance(plan, max(due))
 
     @property
     def empty(self) -> bool:

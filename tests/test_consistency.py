@@ -11,9 +11,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("event_log")]
 DS = "2026-01-03"
 
 
-@pytest.mark.parametrize("group_name", ["user_activity"])
+@pytest.mark.parametrize("group_name", ["user_activity", "user_upvotes"])
 def test_batch_and_stream_agree_for_every_group_with_both(spark, registry, settings, group_name):
-    assert {g.name for g in registry.groups.values() if g.stream} == {"user_activity"}, "add new stream groups here"
+    assert {g.name for g in registry.groups.values() if g.stream} == {"user_activity", "user_upvotes"}, \
+        "add new stream groups here"
     report = check_consistency(spark, registry, settings, registry.groups[group_name], DS)
     assert report.consistent, report.differences[:10]
     assert report.entities > 100 and report.events == 3 * 3_000

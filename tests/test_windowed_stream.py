@@ -10,6 +10,7 @@ dead-lettered with the reason.
 from __future__ import annotations
 
 import json
+import time
 import random
 from datetime import datetime, timedelta
 
@@ -93,3 +94,50 @@ def test_windowed_values_follow_the_ground_truth_and_fall_when_a_user_goes_quiet
     assert letters[0]["reason"].startswith(f"late: event time {late_refused['event_time']} is ")
     assert "more than the allowed lateness of 3600 s" in letters[0]["reason"]
     assert len(_dead_letters(own, group)) == 1
+
+
+def _snapshot(registry, store, prefix: str, users: list[int]) -> dict[int, tuple]:
+    """Every user's values and the event time they hold as of, as Redis serves them."""
+    plan = build_read_plan(registry, prefix, "user", ["user_upvotes"])
+    return {row.entity_id: (tuple(row.values[f"user_upvotes.{n}"] for n in FEATURES),
+                            row.event_times["user_upvotes.upvotes_7d"]) for row in get_features(store, plan, users)}
+
+
+@pytest.mark.slow
+def test_a_backlog_start_equals_a_live_start_killed_and_resumed_midway(registry, settings, redis_url, tmp_path_factory):
+    """Sixteen files of upvotes (eight days): one job finds them all waiting at its start (Flink reads them in
+    any order), another reads them one by one and is killed with SIGKILL after the eighth, then resumed;
+    both end with the ground truth in Redis, the same values as of the same times, and no dead letter."""
+    group = registry.groups["user_upvotes"]
+    rng = random.Random(5)
+    chunks = [_chunk_events(rng, k) for k in range(16)]
+    events = [e for chunk in chunks for e in chunk]
+    newest = max(e["event_time"] for e in events)
+    users = [*range(1, 13), QUIET_USER]
+    store = _store(redis_url)
+    runs = {}
+    for name in ("backlog", "live"):
+        own = settings.model_copy(update={"data_dir": tmp_path_factory.mktemp(name), "redis_prefix": f"w{name[0]}"})
+        plan = WritePlan.for_group(group, registry.entity_of(group), own.redis_prefix)
+        directory = stream_directory(own, registry.sources["upvote_events"])
+        try:
+            if name == "backlog":
+                for k, chunk in enumerate(chunks):
+                    _write_lines(directory, f"chunk-{k:03d}", [_line(e) for e in chunk])
+                runner.start(registry, own, group, redis_url)
+            else:
+                runner.start(registry, own, group, redis_url)
+                for k, chunk in enumerate(chunks):
+                    _write_lines(directory, f"chunk-{k:03d}", [_line(e) for e in chunk])
+                    _wait_until_landed(store, plan, chunk[-1]["event_time"])
+                    if k == 7:  # a crash after a checkpoint: the resumed job replays what came after it
+                        time.sleep(own.stream_checkpoint_seconds + 2)
+                        runner.kill(own, group)
+                        runner.start(registry, own, group, redis_url)
+            _wait_until_landed(store, plan, newest)
+        finally:
+            runner.kill(own, group)
+        assert _served(registry, store, own.redis_prefix, users) == user_upvotes_at(events, newest), name
+        assert _dead_letters(own, group) == [], name
+        runs[name] = _snapshot(registry, store, own.redis_prefix, users)
+    assert runs["backlog"] == runs["live"]
