@@ -10,16 +10,18 @@ dead-lettered with the reason.
 from __future__ import annotations
 
 import json
-import time
 import random
-from datetime import datetime, timedelta
+import time
+from datetime import date, datetime, timedelta, timezone
 
+import pandas as pd
 import pytest
 
 from serving.get_features import build_read_plan, get_features
 from serving.online_store import WritePlan
 from streaming import runner
 from streaming.connectors import stream_directory
+from tests.conftest import LAST_DAY
 from tests.reference import user_upvotes_at
 from tests.test_streaming import _dead_letters, _line, _store, _wait_for_letters, _wait_until_landed, _write_lines
 
@@ -141,3 +143,71 @@ def test_a_backlog_start_equals_a_live_start_killed_and_resumed_midway(registry,
         assert _dead_letters(own, group) == [], name
         runs[name] = _snapshot(registry, store, own.redis_prefix, users)
     assert runs["backlog"] == runs["live"]
+
+
+def _sample_upvotes(sample, first: date, last: date) -> list[dict]:
+    frames = [sample.events("upvote_events", day) for day in sample.days(first, last)]
+    return [{"user_id": int(r.user_id), "post_id": int(r.post_id), "event_time": r.event_time.to_pydatetime()}
+            for frame in frames for r in frame.itertuples()]
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("event_log")
+def test_a_windowed_stream_continues_the_batch_history_and_training_sets_get_what_it_served(
+        registry, settings, spark, sample, redis_url, tmp_path_factory):
+    """user_upvotes' batch values of LAST_DAY are in Redis; the stream's first start replays the 7 days of the
+    event log, then live upvotes arrive in bursts an hour apart (tiles leave the windows between them) and the
+    job is killed and resumed midway. Every served value equals plain Python over the event log plus the live
+    events, and a training set for (id, time) observations read through the client returns what was served."""
+    from batch.feature_job import materialize_partition
+    from batch.publish import publish_partition
+    from serving.client import InProcessClient
+    from serving.training_set import training_set_pandas
+    from streaming.history import load_streamed_history
+
+    group, ds = registry.groups["user_upvotes"], LAST_DAY.isoformat()
+    own = settings.model_copy(update={"data_dir": tmp_path_factory.mktemp("wbatch"), "redis_prefix": "wh"})
+    materialize_partition(spark, registry, group, ds)
+    publish_partition(spark, registry, group, ds, redis_url, own.redis_prefix)
+    batch = spark.table(group.table).where(f"ds = '{ds}'").toPandas().set_index("user_id")
+    store = _store(redis_url)
+    plan = WritePlan.for_group(group, registry.entity_of(group), own.redis_prefix)
+    client = InProcessClient.connect(registry, redis_url, prefix=own.redis_prefix)
+    directory = stream_directory(own, registry.sources["upvote_events"])
+    cutoff = datetime.combine(LAST_DAY + timedelta(days=1), datetime.min.time())
+    events = _sample_upvotes(sample, LAST_DAY - timedelta(days=6), LAST_DAY)
+    users = sorted(int(u) for u in batch.index)
+    watched = users[:12]
+    observations = []
+    rng = random.Random(3)
+    runner.start(registry, own, group, redis_url, spark=spark)
+    try:
+        for burst in range(6):
+            start = cutoff + timedelta(hours=burst, minutes=10)
+            live = [{"event_id": f"wl-{burst}-{i}", "user_id": rng.choice(watched), "post_id": rng.randrange(10**6),
+                     "event_time": start + timedelta(seconds=7 * i, microseconds=rng.randrange(10**6))}
+                    for i in range(8)]
+            _write_lines(directory, f"live-{burst:02d}", [_line(e) for e in live])
+            events += live
+            newest = live[-1]["event_time"]
+            _wait_until_landed(store, plan, newest)
+            truth = user_upvotes_at(events, newest)
+            served = _served(registry, store, own.redis_prefix, users)
+            assert served == {u: truth.get(u, (0, 0, 0, None)) for u in users}, f"at {newest}"
+            at = newest + timedelta(minutes=1)
+            for row in client.get_features("user", watched, [f"user_upvotes.{n}" for n in FEATURES[:3]]):
+                observations.append((row.entity_id, at, tuple(row.values[f"user_upvotes.{n}"] for n in FEATURES[:3])))
+            if burst == 2:
+                time.sleep(own.stream_checkpoint_seconds + 2)
+                runner.kill(own, group)
+                runner.start(registry, own, group, redis_url, spark=spark)
+    finally:
+        runner.kill(own, group)
+
+    assert load_streamed_history(spark, registry, group, redis_url, own.redis_prefix) > 0
+    frame = pd.DataFrame({"user_id": [u for u, _, _ in observations],
+                          "event_time": [t.replace(tzinfo=timezone.utc) for _, t, _ in observations]})
+    joined = training_set_pandas(spark, registry, frame, [f"user_upvotes.{n}" for n in FEATURES[:3]]).to_pandas()
+    trained = list(zip(*(joined[f"user_upvotes__{n}"].tolist() for n in FEATURES[:3])))
+    assert trained == [values for _, _, values in observations]
+    assert len({values for _, _, values in observations}) > len(watched)  # the served values moved
