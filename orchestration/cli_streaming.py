@@ -27,22 +27,29 @@ def stream_build(group: str) -> None:
     console.print(f"wrote {build_job(registry, settings, registry.group(group))}")
 
 @stream.command("run")
-@click.argument("group")
-def stream_run(group: str) -> None:
-    """Start (or resume from its last savepoint/checkpoint) the group's job on the local mini-cluster.
+@click.argument("groups", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Every group with a stream/ folder that is not running yet.")
+def stream_run(groups: tuple[str, ...], every: bool) -> None:
+    """Start (or resume from its last savepoint/checkpoint) each group's job on the local mini-cluster.
 
     The first start replays the group's window of the event log, so the stream continues the batch values."""
     from infra.spark import spark_session
-    from streaming.runner import latest_restore_point, start
+    from streaming.runner import latest_restore_point, running_job, start
 
     settings, registry = load_platform()
-    spec = registry.group(group)
-    first = latest_restore_point(settings, spec) is None  # a first start replays the event log (Spark)
-    with console.status(f"starting the {group} stream" + (", replaying the event log first" if first else "")):
-        process = start(registry, settings, spec, _stream_redis_url(settings),
-                        spark=spark_session(settings) if first else None)
-    resumed = f", resumed from {process.restored_from}" if process.restored_from else ""
-    console.print(f"{group}: RUNNING (pid {process.pid}, Flink REST http://{process.rest}{resumed})")
+    if every == bool(groups):
+        raise PlatformError("name the groups to start, or pass --all (not both)", "featctl stream run --all")
+    selected = ([g for g in registry.groups.values() if g.stream and not running_job(settings, g)] if every
+                else [registry.group(g) for g in groups])
+    url = _stream_redis_url(settings)
+    for spec in selected:
+        first = latest_restore_point(settings, spec) is None  # a first start replays the event log (Spark)
+        with console.status(f"starting the {spec.name} stream" + (", replaying the event log first" if first else "")):
+            process = start(registry, settings, spec, url, spark=spark_session(settings) if first else None)
+        resumed = f", resumed from {process.restored_from}" if process.restored_from else ""
+        console.print(f"{spec.name}: RUNNING (pid {process.pid}, Flink REST http://{process.rest}{resumed})")
+    if every and not selected:
+        console.print("every stream is running already (featctl stream status)")
 
 def load_histories(spark, registry, settings, groups) -> dict[str, int]:
     """Move what the streams of `groups` landed in Redis since the last load into their streamed tables
