@@ -97,7 +97,7 @@ def training_set(observations: Path, features: str | None, service: str | None, 
     service's features, on-demand ones computed at the observation time) as of its time."""
     from infra.spark import spark_session
     from serving.on_demand import select, select_service
-    from orchestration.cli_streaming import load_histories
+    from serving.streamed_history import load_histories
     from serving.training_set import plan_joins, write_training_set
 
     if (features is None) == (service is None):

@@ -51,21 +51,12 @@ def stream_run(groups: tuple[str, ...], every: bool) -> None:
     if every and not selected:
         console.print("every stream is running already (featctl stream status)")
 
-def load_histories(spark, registry, settings, groups) -> dict[str, int]:
-    """Move what the streams of `groups` landed in Redis since the last load into their streamed tables
-    (rows per group), so training sets see every value the models were served."""
-    from streaming.history import load_streamed_history
-
-    with redis_url_for(settings) as url:
-        return {g.name: load_streamed_history(spark, registry, g, url, settings.redis_prefix)
-                for g in groups if g.stream}
-
-
 @stream.command("history")
 @click.argument("groups", nargs=-1)
 def stream_history(groups: tuple[str, ...]) -> None:
     """Load the values each stream landed in Redis into its offline history (features.<group>_v<n>_streamed)."""
     from infra.spark import spark_session
+    from serving.streamed_history import load_histories
 
     settings, registry = load_platform()
     selected = [registry.group(g) for g in groups] or [g for g in registry.groups.values() if g.stream]

@@ -27,7 +27,7 @@ from infra.settings import Settings
 from orchestration.resources import OnlineStoreResource
 from quality.alerts import AlertSinks
 from streaming import runner
-from streaming.history import load_streamed_history
+from serving.streamed_history import load_streamed_history
 from streaming.status import StreamStatus, stream_status
 
 SENSOR_INTERVAL_S = 30

@@ -23,7 +23,8 @@ from assets.dtypes import nullable_pandas_types
 from assets.registry import Registry, load_registry
 from infra.errors import PlatformError
 from infra.settings import Settings, load_settings
-from serving.training_set import TIME_COLUMN, training_set_pandas, training_set_spark
+from serving.streamed_history import load_histories
+from serving.training_set import TIME_COLUMN, plan_joins, training_set_pandas, training_set_spark
 
 LABEL_COLUMN = "label"
 
@@ -73,9 +74,12 @@ class FeatureStore:
         return self._spark
 
     def generate_training_set(self, engine: str = "pandas") -> pd.DataFrame:
-        """The logged observations, each with the store's features as they were at its time (never later)."""
+        """The logged observations, each with the store's features as they were at its time (never later),
+        after loading what the streams of those groups landed in Redis into their offline history."""
         spark = self._spark_session()
         observations = self.observations()
+        load_histories(spark, self.registry, self.settings, {j.group.name: j.group for j in
+                                                             plan_joins(self.registry, self.features)}.values())
         if engine == "spark":
             table = training_set_spark(spark, self.registry, spark.createDataFrame(observations), self.features).toArrow()
         elif engine == "pandas":

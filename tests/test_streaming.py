@@ -465,7 +465,7 @@ def test_training_sets_get_what_the_stream_served_across_a_crash(registry, setti
     the history holds each landed value exactly once although the job was killed and resumed midway."""
     from serving.client import InProcessClient
     from serving.training_set import training_set_pandas
-    from streaming.history import load_streamed_history
+    from serving.streamed_history import load_streamed_history
 
     served, group, batch, store, plan, cutoff = _after_batch_history(registry, settings, spark, sample, redis_url,
                                                                      tmp_path_factory, "ts")

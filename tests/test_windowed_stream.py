@@ -163,7 +163,7 @@ def test_a_windowed_stream_continues_the_batch_history_and_training_sets_get_wha
     from batch.publish import publish_partition
     from serving.client import InProcessClient
     from serving.training_set import training_set_pandas
-    from streaming.history import load_streamed_history
+    from serving.streamed_history import load_streamed_history
 
     group, ds = registry.groups["user_upvotes"], LAST_DAY.isoformat()
     own = settings.model_copy(update={"data_dir": tmp_path_factory.mktemp("wbatch"), "redis_prefix": "wh"})

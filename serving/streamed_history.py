@@ -102,3 +102,16 @@ def _after(stream_id: bytes) -> str:
     """The smallest stream id after `stream_id` (XTRIM MINID keeps it and everything later)."""
     millis, sequence = stream_id.decode().split("-")
     return f"{millis}-{int(sequence) + 1}"
+
+
+def load_histories(spark, registry: Registry, settings, groups) -> dict[str, int]:
+    """Move what the streams of `groups` landed in Redis since the last load into their streamed tables
+    (rows per group; groups without a stream are skipped), so training sets see every value served.
+    Redis is the configured one, or the platform's own server under the data directory."""
+    from infra.redis_server import redis_url_for
+
+    streamed = [g for g in groups if g.stream]
+    if not streamed:
+        return {}
+    with redis_url_for(settings) as url:
+        return {g.name: load_streamed_history(spark, registry, g, url, settings.redis_prefix) for g in streamed}
