@@ -33,7 +33,7 @@ from orchestration.freshness import freshness_check, freshness_sensor
 from orchestration.resources import OnlineStoreResource
 from orchestration.served_defs import served_asset, skew_check
 from orchestration.upstream import failed_source_partitions
-from orchestration.streaming_defs import stream_asset, stream_history_asset, stream_sensor
+from orchestration.streaming_defs import stream_asset, stream_consistency_check, stream_history_asset, stream_sensor
 from serving import layout
 from serving.on_demand import select_service
 
@@ -270,7 +270,8 @@ def build_definitions(registry: Registry, settings: Settings) -> dg.Definitions:
         assets=assets,
         asset_checks=[*quality_checks(registry, settings, partitions),
                       *(freshness_check(registry, group) for group in registry.groups.values()),
-                      *(skew_check(registry, service, partitions) for service in registry.services.values())],
+                      *(skew_check(registry, service, partitions) for service in registry.services.values()),
+                      *(stream_consistency_check(registry, settings, g) for g in registry.groups.values() if g.stream)],
         jobs=[daily],
         schedules=[daily_schedule(daily, partitions, settings)],
         sensors=sensors,

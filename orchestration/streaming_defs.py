@@ -1,4 +1,5 @@
-"""Dagster pairing of each group's streaming job: a `stream/<group>` asset and a health sensor.
+"""Dagster pairing of each group's streaming job: a `stream/<group>` asset with its consistency check, the
+`history/<group>` asset, and a health sensor.
 
 Materializing `stream/<group>` makes sure the group's Flink job runs: it starts or resumes it as its own
 process (never inside Dagster). The sensor reads Flink's REST API and the injector's progress markers on
@@ -66,6 +67,29 @@ def stream_asset(registry: Registry, settings: Settings, group: FeatureGroup) ->
                                               "restored_from": process.restored_from or "nothing (first start)"})
 
     return stream
+
+
+def stream_consistency_check(registry: Registry, settings: Settings, group: FeatureGroup) -> dg.AssetChecksDefinition:
+    """`consistency` on `stream/<group>`: the event log's newest day through batch.sql and through a fresh
+    copy of the Flink job (streaming/consistency.py), with the differing values as metadata, so the asset
+    page shows the latest diff. It runs when the asset is materialized from the UI, not on restarts."""
+
+    @dg.asset_check(asset=dg.AssetKey(["stream", group.name]), name="consistency", blocking=False,
+                    description=f"Batch and stream of {group.name} give the same values for the event log's newest day.")
+    def consistency(spark: PySparkResource) -> dg.AssetCheckResult:
+        from streaming.bootstrap import source_partitions
+        from streaming.consistency import check_consistency
+
+        days = source_partitions(spark.spark_session, registry.sources[group.stream.source_table])
+        if not days:
+            return dg.AssetCheckResult(passed=False, metadata={"reason": "the event log has no partition to replay yet"})
+        report = check_consistency(spark.spark_session, registry, settings, group, days[-1])
+        shown = "\n".join(f"- {line}" for line in report.differences[:20]) or "none"
+        return dg.AssetCheckResult(passed=report.consistent, metadata={
+            "ds": days[-1], "entities": report.entities, "events": report.events,
+            "differing_values": len(report.differences), "differences": dg.MetadataValue.md(shown)})
+
+    return consistency
 
 
 def stream_history_asset(registry: Registry, group: FeatureGroup) -> dg.AssetsDefinition:
@@ -192,7 +216,8 @@ def stream_sensor(registry: Registry, settings: Settings, group: FeatureGroup) -
             sinks.send(alert, context.log)
         context.update_cursor(json.dumps({"at": now, "rows": status.rows_written, **crashes}))
         # One restart per failed launch (the run key names the launch), none once restarts gave up.
-        restart = [dg.RunRequest(run_key=f"restart-{group.name}-{last.started_at}", asset_selection=[asset_key])
+        restart = [dg.RunRequest(run_key=f"restart-{group.name}-{last.started_at}", asset_selection=[asset_key],
+                                 asset_check_keys=[])  # a restart is not a consistency run
                    ] if status.state == "FAILED" and not gave_up else []
         return dg.SensorResult(asset_events=[dg.AssetObservation(asset_key=asset_key, metadata=metadata)],
                                run_requests=restart)

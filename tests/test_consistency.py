@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from streaming.consistency import check_consistency
+from tests.conftest import LAST_DAY
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("event_log")]
 DS = "2026-01-03"
@@ -28,3 +29,17 @@ def test_a_diverging_pair_is_reported(spark, registry, settings):
     assert not report.consistent
     assert any("distinct_posts_total: batch" in line for line in report.differences)
     assert not any("upvotes_total: batch" in line and "distinct" not in line for line in report.differences)
+
+
+def test_the_stream_asset_check_shows_the_latest_diff(spark, registry, settings):
+    """`stream/user_upvotes`'s consistency check, as Dagster runs it: the event log's newest day, passed."""
+    import dagster as dg
+    from dagster_pyspark import PySparkResource
+
+    from orchestration.streaming_defs import stream_consistency_check
+
+    check = stream_consistency_check(registry, settings, registry.groups["user_upvotes"])
+    result = check(spark=PySparkResource(spark_config={}))
+    assert isinstance(result, dg.AssetCheckResult) and result.passed, result.metadata
+    assert result.metadata["ds"].value == LAST_DAY.isoformat()
+    assert result.metadata["differing_values"].value == 0 and result.metadata["entities"].value > 100
