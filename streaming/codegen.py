@@ -123,7 +123,7 @@ CREATE TEMPORARY VIEW {group}__events AS
 {transform}
 """)
     runtime.create_windowed_features(t_env, "{group}__features", "{group}__events", WINDOWS, {key_dtype!r},
-                                     COMPLETE_BEFORE)
+                                     COMPLETE_BEFORE, END_OF_INPUT)
 '''
 
 LATE_LETTERS = """
@@ -141,11 +141,12 @@ def _indent_sql(sql: str) -> str:
 
 
 def render_job(registry: Registry, settings: Settings, group: FeatureGroup, cutoff: str | None = None,
-               backlog_until: str | None = None) -> str:
+               backlog_until: str | None = None, bounded: bool = False) -> str:
     """The text of run.py for `group` under the active profile; `cutoff` is where its live input takes
     over from the replayed event log (None: nothing replayed, every live line counts); `backlog_until`
     (a windowed group's) is just after the newest event of the files waiting at start, which Flink reads
-    in any order: no event up to it is judged late."""
+    in any order: no event up to it is judged late. A `bounded` job (the consistency check's) reads only
+    the replayed event log and ends when it has: its windows then stand as of the cutoff."""
     if group.stream is None:
         raise PlatformError(f"feature group {group.name!r} has no stream/ folder",
                             "add stream/source.sql and stream/transform.sql to stream it")
@@ -168,7 +169,8 @@ def render_job(registry: Registry, settings: Settings, group: FeatureGroup, cuto
         window_import = ("from assets.aggregations import WindowedFeature, WindowPlan\n\n"
                          f"WINDOWS = {windows!r}\n"
                          f"COMPLETE_BEFORE = {complete_before!r}  # older events are replayed or were backlog at "
-                         "start: never late\n")
+                         "start: never late\n"
+                         f"END_OF_INPUT = {cutoff if bounded else None!r}  # a bounded job's windows stand as of it\n")
         late_letters = LATE_LETTERS.format(source=source.name, group=group.name)
     text = RUN_PY.format(generation=generation, window_import=window_import, late_letters=late_letters,
         group=group.name, version=group.version, folder=group.folder, job_dir=str(directory), plan=plan,
@@ -177,8 +179,9 @@ def render_job(registry: Registry, settings: Settings, group: FeatureGroup, cuto
         flink_rest=settings.flink_rest, udf_lines=udf_lines, source=source.name, source_ddl=source_ddl,
         max_line_bytes=settings.stream_max_line_bytes, line_cut=settings.stream_max_line_bytes + 1,
         columns=", ".join(c.name for c in source.columns), cutoff=cutoff,
-        lines_options=source_options(settings, source, group.name, cutoff),
-        replay_options=replay_options(directory / "replay"),
+        lines_options=(replay_options(directory / "no_live_input", bounded=True) if bounded
+                       else source_options(settings, source, group.name, cutoff)),
+        replay_options=replay_options(directory / "replay", bounded),
         key=entity.key, key_type=FLINK_TYPES[entity.dtype],
         dead_letter_options=dead_letter_options(directory / "dead_letter", settings.stream_checkpoint_seconds),
         inject_args=", ".join([entity.key, *(f.name for f in group.features), EVENT_TIME_COLUMN]),
@@ -187,10 +190,11 @@ def render_job(registry: Registry, settings: Settings, group: FeatureGroup, cuto
 
 
 def build_job(registry: Registry, settings: Settings, group: FeatureGroup, cutoff: str | None = None,
-              backlog_until: str | None = None) -> Path:
+              backlog_until: str | None = None, bounded: bool = False) -> Path:
     """Write run.py for `group` into its job directory and return its path."""
     directory = job_dir(settings, group)
-    (directory / "replay").mkdir(parents=True, exist_ok=True)  # the replay source lists it, even when empty
+    for listed in ("replay", "no_live_input"):  # the sources list them, even when empty
+        (directory / listed).mkdir(parents=True, exist_ok=True)
     path = directory / "run.py"
-    path.write_text(render_job(registry, settings, group, cutoff, backlog_until))
+    path.write_text(render_job(registry, settings, group, cutoff, backlog_until, bounded))
     return path

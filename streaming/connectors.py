@@ -43,10 +43,11 @@ def source_options(settings: Settings, source: Source, group: str, cutoff: str |
     return _options(options)
 
 
-def replay_options(directory: Path) -> str:
-    """WITH options reading a job's replayed event-log files (streaming/bootstrap.py) as raw lines."""
-    return _options({"connector": "filesystem", "path": directory.resolve().as_uri(), "format": "raw",
-                     "source.monitor-interval": MONITOR_INTERVAL})
+def replay_options(directory: Path, bounded: bool = False) -> str:
+    """WITH options reading a job's replayed event-log files (streaming/bootstrap.py) as raw lines; watched
+    for new files unless `bounded` (then the source ends once it has read what is there)."""
+    options = {"connector": "filesystem", "path": directory.resolve().as_uri(), "format": "raw"}
+    return _options(options if bounded else {**options, "source.monitor-interval": MONITOR_INTERVAL})
 
 
 def dead_letter_options(directory: Path, roll_seconds: int) -> str:

@@ -138,8 +138,8 @@ def job_exception(rest: str, jid: str) -> str | None:
 
 
 def _launch(settings: Settings, group: FeatureGroup, script: Path, redis_url: str,
-            restore: str | None) -> JobProcess | None:
-    """Start run.py on a free REST port and wait until every task runs.
+            restore: str | None, bounded: bool = False) -> JobProcess | None:
+    """Start run.py on a free REST port and wait until every task runs (a bounded job may have finished).
 
     Returns None when the mini-cluster lost its port to another process between our check and its
     bind (the caller retries on a new port); raises for any other failure.
@@ -162,6 +162,8 @@ def _launch(settings: Settings, group: FeatureGroup, script: Path, redis_url: st
     _state_path(settings, group).write_text(json.dumps(asdict(process)))
     deadline, job = time.monotonic() + START_TIMEOUT_S, None
     while time.monotonic() < deadline:
+        if proc.poll() == 0 and bounded:
+            return process
         if proc.poll() is not None:
             with open(log_path, "rb") as log:
                 log.seek(log_start)
@@ -177,17 +179,21 @@ def _launch(settings: Settings, group: FeatureGroup, script: Path, redis_url: st
                                 f"the whole output is in {log_path}")
         if job and job["state"] == "RUNNING" and job["tasks"]["running"] == job["tasks"]["total"]:
             return process
+        if job and job["state"] == "FINISHED" and bounded:
+            return process
         time.sleep(0.5)
     cause = job_exception(rest, job["jid"]) if job else None
     raise PlatformError(f"the {group.name} job did not reach RUNNING in {START_TIMEOUT_S} s"
                         + (f": {cause}" if cause else ""), f"the whole output is in {log_path}")
 
 
-def start(registry: Registry, settings: Settings, group: FeatureGroup, redis_url: str, spark=None) -> JobProcess:
+def start(registry: Registry, settings: Settings, group: FeatureGroup, redis_url: str, spark=None,
+          bounded: bool = False) -> JobProcess:
     """Build run.py and launch it, resuming from the newest savepoint/checkpoint; wait until RUNNING.
 
     A first start (nothing to resume) with a Spark session replays the event log first, so the stream
     continues the batch history (streaming/bootstrap.py); without one it starts from its live input alone.
+    A `bounded` job reads only the bootstrap already prepared and ends when it has (see wait_finished).
     """
     if running_job(settings, group):
         raise PlatformError(f"the {group.name} stream is already running", f"featctl stream stop {group.name}")
@@ -203,9 +209,9 @@ def start(registry: Registry, settings: Settings, group: FeatureGroup, redis_url
         directory.mkdir(parents=True, exist_ok=True)
         newest = newest_event_in(directory, source, settings.stream_max_line_bytes) if group.aggregations else None
         backlog_until = f"{newest + timedelta(microseconds=1):%Y-%m-%d %H:%M:%S.%f}" if newest else None
-    script = build_job(registry, settings, group, bootstrap.cutoff_text if bootstrap else None, backlog_until)
+    script = build_job(registry, settings, group, bootstrap.cutoff_text if bootstrap else None, backlog_until, bounded)
     for _attempt in range(3):
-        process = _launch(settings, group, script, redis_url, restore)
+        process = _launch(settings, group, script, redis_url, restore, bounded)
         if process is not None:
             return process
     raise PlatformError(f"the {group.name} job could not bind a REST port three times", "retry featctl stream run")
@@ -234,6 +240,16 @@ def stop(settings: Settings, group: FeatureGroup, timeout_s: float = 120) -> str
             return location.removeprefix("file:")
         time.sleep(0.3)
     raise PlatformError(f"no savepoint within {timeout_s} s", "featctl stream kill stops it without one")
+
+
+def wait_finished(process: JobProcess, timeout_s: float) -> None:
+    """Until a bounded job's process has ended by itself (an error naming its log if that takes longer)."""
+    deadline = time.monotonic() + timeout_s
+    while _alive(process.pid):
+        if time.monotonic() > deadline:
+            raise PlatformError(f"the bounded {process.group} job did not finish within {timeout_s:.0f} s",
+                                "see its job.log")
+        time.sleep(0.5)
 
 
 def _wait_exit(pid: int, timeout_s: float) -> None:

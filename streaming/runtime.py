@@ -226,8 +226,10 @@ class WindowOperator(KeyedProcessFunction):
     """Declared windowed features per entity (streaming/windows.py): emits on every event and when a
     tile leaves a window; events too far behind the watermark go to the LATE side output."""
 
-    def __init__(self, plan: WindowPlan, complete_before: str | None, timestamp_columns: list[int]):
+    def __init__(self, plan: WindowPlan, complete_before: str | None, end_of_input: str | None,
+                 timestamp_columns: list[int]):
         self.plan = plan
+        self.end_of_input_us = to_us(datetime.fromisoformat(end_of_input)) if end_of_input else None
         self.timestamp_columns = set(timestamp_columns)  # of the input rows, as text (microseconds kept)
         self.complete_before_us = to_us(datetime.fromisoformat(complete_before)) if complete_before else None
         self.state = None
@@ -267,6 +269,8 @@ class WindowOperator(KeyedProcessFunction):
         self._keep(windows)
 
     def on_timer(self, timestamp, ctx):
+        if self.end_of_input_us is not None and timestamp * 1000 >= self.end_of_input_us:
+            return  # a bounded job's input ended: the last watermark fires every timer, time stops at the cutoff
         windows = self.state.value()
         if windows is None or not windows.advance(self.plan, timestamp * 1000):
             return
@@ -282,10 +286,11 @@ class WindowOperator(KeyedProcessFunction):
 
 
 def create_windowed_features(t_env: StreamTableEnvironment, name: str, events_view: str, plan: WindowPlan,
-                             key_dtype: str, complete_before: str | None) -> None:
+                             key_dtype: str, complete_before: str | None, end_of_input: str | None = None) -> None:
     """Register `name` (key, features, feature_ts) from the events of `events_view` through the window
     operator, and `<name>__late` (reason, record) with the events it refused as late. Events older than
-    `complete_before` are replayed from the event log or were waiting at start: never judged late."""
+    `complete_before` are replayed from the event log or were waiting at start: never judged late. A bounded
+    job passes `end_of_input`: the departures from then on are not applied when its input ends."""
     # Timestamps cross as text both ways: the DataStream conversion would cut them to milliseconds.
     columns = describe(t_env, events_view)
     texts = [i for i, c in enumerate(columns) if i != 1 and c.type_name == "TIMESTAMP"]  # [1] is the rowtime
@@ -296,7 +301,7 @@ def create_windowed_features(t_env: StreamTableEnvironment, name: str, events_vi
     dtypes = [key_dtype, *(f.dtype for f in plan.features), "timestamp"]
     types = [Types.LONG() if dtype == "timestamp" else _DATASTREAM_TYPES[dtype] for dtype in dtypes]
     features = (events.key_by(lambda row: row[0], key_type=_DATASTREAM_TYPES[key_dtype])
-                .process(WindowOperator(plan, complete_before, texts), output_type=Types.ROW_NAMED(names, types)))
+                .process(WindowOperator(plan, complete_before, end_of_input, texts), output_type=Types.ROW_NAMED(names, types)))
     t_env.create_temporary_view(f"{name}__emitted", t_env.from_data_stream(features))
     t_env.create_temporary_view(name, t_env.sql_query("SELECT " + ", ".join(
         f"CAST(TO_TIMESTAMP_LTZ(`{column}`, 6) AS TIMESTAMP(6)) AS `{column}`" if dtype == "timestamp" else f"`{column}`"

@@ -4,8 +4,9 @@ Flink SQL's windows cannot serve a 7-day feature online: HOP emits nothing for a
 in a slide (its old value would stay in Redis), OVER aggregates emit only on events, and future-dated
 expiry rows would drag the watermark ahead. So the platform runs one keyed process function per declared
 group. Per entity its state holds tiles (the partial aggregates of one `tail` bucket: count, sum, min,
-max, latest) and, per COUNT DISTINCT feature, each item's latest event time; every feature over every
-window is exact, merged from the tiles the window covers. It emits the entity's features
+max, latest; for COUNT DISTINCT, the items whose latest event falls in the tile) and, per COUNT DISTINCT
+feature, each item's latest bucket; every feature over every window is exact, merged from the tiles the
+window covers, so an event costs one pass over at most window/tail tiles. It emits the entity's features
 
 - on every event, as of the newest event time the entity has seen (out-of-order events are merged, so
   the result does not depend on arrival order), and
@@ -51,6 +52,7 @@ class EntityWindows:
     def __init__(self, plan: WindowPlan):
         self.as_of = -1
         self.tiles: dict[int, list[Any]] = {}  # bucket start (µs) -> one partial per feature
+        # per COUNT DISTINCT feature: item -> the bucket of its latest event (the one tile that counts it)
         self.items: dict[int, dict[Any, int]] = {i: {} for i, f in enumerate(plan.features)
                                                   if f.operation == "count_distinct"}
 
@@ -69,10 +71,15 @@ class EntityWindows:
             partial = tile[index]
             if feature.operation == "count":
                 tile[index] = (partial or 0) + 1
-            elif feature.operation == "count_distinct":
-                tile[index] = (partial or 0) + 1  # the tile's event count, so it expires like the others
-                seen = self.items[index]
-                seen[value] = max(seen.get(value, time_us), time_us)
+            elif feature.operation == "count_distinct":  # a tile counts the items whose latest event is in it
+                seen, previous = self.items[index], self.items[index].get(value)
+                if previous is None or previous < bucket:
+                    if previous is not None:
+                        self.tiles[previous][index] -= 1
+                    seen[value] = bucket
+                    tile[index] = (partial or 0) + 1
+                elif partial is None:
+                    tile[index] = 0
             elif feature.operation == "sum":
                 tile[index] = value if partial is None else partial + value
             elif feature.operation == "min":
@@ -93,10 +100,8 @@ class EntityWindows:
             oldest = current + plan.tail_us - feature.window_us
             partials = [tile[index] for bucket, tile in self.tiles.items()
                         if bucket >= oldest and tile[index] is not None]
-            if feature.operation == "count":
+            if feature.operation in ("count", "count_distinct"):
                 value = sum(partials)
-            elif feature.operation == "count_distinct":
-                value = sum(1 for last in self.items[index].values() if last - last % plan.tail_us >= oldest)
             elif feature.operation == "sum":
                 value = sum(partials) if partials else 0
             elif feature.operation == "min":
@@ -117,7 +122,7 @@ class EntityWindows:
         oldest = time_us - time_us % plan.tail_us + plan.tail_us - max(plan.windows_us)
         self.tiles = {b: t for b, t in self.tiles.items() if b >= oldest}
         for seen in self.items.values():
-            for item in [i for i, last in seen.items() if last - last % plan.tail_us < oldest]:
+            for item in [i for i, bucket in seen.items() if bucket < oldest]:
                 del seen[item]
         return True
 
