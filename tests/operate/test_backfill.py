@@ -195,25 +195,26 @@ def test_backfill_assets_are_the_groups_sources_features_and_publishes(registry)
 @pytest.mark.slow
 def test_one_bad_day_in_a_backfill_blocks_the_ranges_publish_and_the_backfill_fails(
         registry, settings, event_log, redis_client, tmp_path, monkeypatch, code_location_env):
-    root = copy_registry(tmp_path / "assets", ("user_upvotes",))
-    folder = (root / "features" / "user_upvotes").rename(root / "features" / "ranged_upvotes")
+    root = copy_registry(tmp_path / "assets", ("subreddit_activity",))  # hand-written SQL, so it can have a bug
+    folder = (root / "features" / "subreddit_activity").rename(root / "features" / "ranged_activity")
     sql = folder / "batch.sql"  # a bug that shows on one day only: negative daily counts on 2026-01-09
-    sql.write_text(sql.read_text().replace("THEN 1 ELSE 0 END) AS upvotes_1d",
-                                           "THEN 1 ELSE 0 END) - IF('{{ ds }}' = '2026-01-09', 1000, 0) AS upvotes_1d"))
+    old = "COUNT(*)                                          AS upvotes_1d"
+    assert old in sql.read_text()
+    sql.write_text(sql.read_text().replace(old, "COUNT(*) - IF('{{ ds }}' = '2026-01-09', 100000, 0) AS upvotes_1d"))
     monkeypatch.setenv("FP_REGISTRY_DIR", str(root))  # the code location loads this registry
-    assets = ["raw/upvote_events", "features/ranged_upvotes", "online/ranged_upvotes"]
+    assets = ["raw/post_events", "raw/upvote_events", "features/ranged_activity", "online/ranged_activity"]
     (tmp_path / "dagster").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
         result = run_backfill(instance, DAYS, assets)
         assert isinstance(result.error, PlatformError)
-        assert re.search(r"partition 2026-01-08..2026-01-10: step .*ranged_upvotes.* failed", str(result.error))
-        assert "features/ranged_upvotes:expectations ds=2026-01-09" in str(result.error)
+        assert re.search(r"partition 2026-01-08..2026-01-10: step .*ranged_activity.* failed", str(result.error))
+        assert "features/ranged_activity:expectations ds=2026-01-09" in str(result.error)
         checks = _check_results(instance, result.run_ids)
-        assert [checks[("features/ranged_upvotes:expectations", ds)] for ds in DAYS] == [True, False, True]
-        assert instance.get_materialized_partitions(dg.AssetKey(["features", "ranged_upvotes"])) == set(DAYS)
-        assert instance.get_materialized_partitions(dg.AssetKey(["online", "ranged_upvotes"])) == set()
+        assert [checks[("features/ranged_activity:expectations", ds)] for ds in DAYS] == [True, False, True]
+        assert instance.get_materialized_partitions(dg.AssetKey(["features", "ranged_activity"])) == set(DAYS)
+        assert instance.get_materialized_partitions(dg.AssetKey(["online", "ranged_activity"])) == set()
         assert result.status == "COMPLETED_FAILED"
-        assert result.state.assets["online/ranged_upvotes"].failed == len(DAYS)
-        assert result.state.assets["features/ranged_upvotes"].materialized == len(DAYS)
+        assert result.state.assets["online/ranged_activity"].failed == len(DAYS)
+        assert result.state.assets["features/ranged_activity"].materialized == len(DAYS)
         assert _backfills_page(instance)[result.backfill_id]["status"] == "COMPLETED_FAILED"
-    assert not any(b"ranged_upvotes" in field for key in redis_client.scan_iter() for field in redis_client.hkeys(key))
+    assert not any(b"ranged_activity" in field for key in redis_client.scan_iter() for field in redis_client.hkeys(key))
