@@ -33,7 +33,7 @@ bench: setup
 	$(BIN)/python benchmarks/stream.py
 	$(BIN)/python benchmarks/get_features_latency.py
 	$(BIN)/python benchmarks/training_set.py
-	$(BIN)/python benchmarks/quality.py
+	$(BIN)/python benchmarks/quality_gate.py
 	$(BIN)/python benchmarks/catalog.py
 
 clean:

@@ -68,6 +68,7 @@ def table_environment(name: str, args: JobArgs, checkpoint_dir: Path, checkpoint
         "python.fn-execution.bundle.time": str(flush_ms),
         "python.fn-execution.bundle.size": "5000",
         "python.fn-execution.arrow.batch.size": "5000",
+        "python.state.cache-size": "100000",  # keyed Python state (window operator) of active entities in memory
         "metrics.fetcher.update-interval": "1000",  # REST metrics (records, watermarks) at most 1 s old
         "restart-strategy.type": "fixed-delay",
         "restart-strategy.fixed-delay.attempts": "3",
@@ -261,9 +262,10 @@ class WindowOperator(KeyedProcessFunction):
                             f"{self.plan.allowed_lateness_ms / 1000:.0f} s", self._record(value))
             return
         windows = self.state.value() or EntityWindows(self.plan)
+        new_tile = time_us - time_us % self.plan.tail_us not in windows.tiles
         bucket = windows.add(self.plan, time_us, inputs)
         windows.catch_up(self.plan, watermark * 1000)
-        for leaving in leaving_times(self.plan, bucket):
+        for leaving in leaving_times(self.plan, bucket) if new_tile else ():  # one timer per tile and window
             ctx.timer_service().register_event_time_timer(leaving // 1000)
         yield self._emit(key, windows)
         self._keep(windows)

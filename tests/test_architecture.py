@@ -73,6 +73,12 @@ def test_every_package_has_a_layer():
     assert sorted(LAYERS) == sorted(PACKAGES), "add the new package to LAYERS and README \"Layout\""
 
 
+def test_no_benchmark_script_shadows_a_package():
+    """A script runs with its folder first on sys.path: benchmarks/quality.py would hide the quality package."""
+    scripts = {p.stem for p in (PROJECT_ROOT / "benchmarks").glob("*.py")}
+    assert not scripts & set(PACKAGES), f"rename benchmarks/{sorted(scripts & set(PACKAGES))}.py"
+
+
 def _importing(wanted) -> dict[str, list[str]]:
     """Module -> the names it imports that `wanted(module, name)` picks, for the modules with any."""
     found = {str(module): [name for name in imports if wanted(module, name)] for module, imports in _modules().items()}

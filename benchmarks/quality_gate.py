@@ -15,7 +15,7 @@ forced onto GE's Spark engine. Every figure is the median of --repeats warm runs
 loads GE and warms the JVM), because a shared 2-core machine is noisy. One Spark session in this
 process, under a temporary data directory. Progress goes to stderr, the table to stdout.
 
-    .venv/bin/python benchmarks/quality.py [--events-per-day N] [--users N] [--repeats N]
+    .venv/bin/python benchmarks/quality_gate.py [--events-per-day N] [--users N] [--repeats N]
 """
 
 from __future__ import annotations
