@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from assets.dtypes import FLINK_TYPES
 from assets.specs import Feature, FeatureGroup, Source, format_duration
 
-RENDERED_FILES = ("batch.sql", "stream/source.sql", "stream/transform.sql")
 WATERMARK_DELAY_SECONDS = 5
 DAY_US = 86_400_000_000
 
@@ -61,6 +60,10 @@ class WindowPlan:
     def windows_us(self) -> tuple[int, ...]:
         return tuple(sorted({f.window_us for f in self.features}))
 
+    def bucket(self, time_us: int) -> int:
+        """The start of the tail bucket holding `time_us`."""
+        return time_us - time_us % self.tail_us
+
 
 def _us(delta) -> int:
     return int(delta.total_seconds()) * 1_000_000
@@ -72,7 +75,7 @@ def input_columns(group: FeatureGroup, source: Source) -> tuple[str, ...]:
     return tuple(dict.fromkeys([source.event_time, *(f.aggregate.input for f in group.features if f.aggregate.input)]))
 
 
-def _header(group: FeatureGroup, what: str) -> str:
+def _header(what: str) -> str:
     return f"-- Rendered from feature.yaml `aggregations:` by `featctl render`; do not edit.\n-- {what}\n"
 
 
@@ -106,7 +109,7 @@ def render_batch_sql(group: FeatureGroup, source: Source, key: str) -> str:
     column = source.entity_keys[group.entity]
     lines = [f"  `{column}`" + (f" AS `{key}`" if column != key else "")]
     lines += [f"  {_batch_expression(f, source, longest)} AS `{f.name}`" for f in group.features]
-    return (_header(group, f"Each feature over its window of days ending with {{{{ ds }}}} "
+    return (_header(f"Each feature over its window of days ending with {{{{ ds }}}} "
                            f"(partition ds holds the window ending at ds+1 00:00 UTC).")
             + "SELECT\n" + ",\n".join(lines) + f"\nFROM {source.table}\n"
             + f"WHERE ds BETWEEN date_format(date_sub('{{{{ ds }}}}', {longest - 1}), 'yyyy-MM-dd') AND '{{{{ ds }}}}'\n"
@@ -118,7 +121,7 @@ def render_source_sql(group: FeatureGroup, source: Source) -> str:
     lines = [f"  `{c.name}` {FLINK_TYPES[c.dtype]}" for c in source.columns]
     lines += [f"  rowtime AS CAST(`{source.event_time}` AS TIMESTAMP(3))",
               f"  WATERMARK FOR rowtime AS rowtime - INTERVAL '{WATERMARK_DELAY_SECONDS}' SECOND"]
-    return (_header(group, f"The {source.name} contract as typed rows; the watermark trails the newest event "
+    return (_header(f"The {source.name} contract as typed rows; the watermark trails the newest event "
                            f"time by {WATERMARK_DELAY_SECONDS} s.")
             + f"CREATE TABLE {source.name} (\n" + ",\n".join(lines) + "\n) WITH ({{ connector }})\n")
 
@@ -133,7 +136,7 @@ def render_transform_sql(group: FeatureGroup, source: Source, key: str) -> str:
             f"event and whenever a tile\n-- leaves a window, as of the newest event time:\n{described}")
     selected = [f"`{column}`" + (f" AS `{key}`" if column != key else ""), "rowtime",
                 *(f"`{c}`" for c in input_columns(group, source))]
-    return _header(group, what) + "SELECT " + ", ".join(selected) + f"\nFROM {source.name}\n"
+    return _header(what) + "SELECT " + ", ".join(selected) + f"\nFROM {source.name}\n"
 
 
 def rendered_files(group: FeatureGroup, source: Source, key: str) -> dict[str, str]:

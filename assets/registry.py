@@ -152,6 +152,18 @@ def _load_entities(root: Path) -> dict[str, Entity]:
     return entities
 
 
+def _load_sources(root: Path, entities: dict[str, Entity]) -> dict[str, Source]:
+    """Every source contract under `root`/sources, by name."""
+    return {p.stem: _load_source(p, entities) for p in sorted((root / "sources").glob("*.yaml"))}
+
+
+def _check_entity(path: Path, group: FeatureGroup, entities: dict[str, Entity]) -> Entity:
+    """The entity `group` describes, or an error naming the known ones."""
+    if group.entity not in entities:
+        raise _fail(path, "entity", f"unknown entity {group.entity!r} (known: {', '.join(sorted(entities))})")
+    return entities[group.entity]
+
+
 def _load_source(path: Path, entities: dict[str, Entity]) -> Source:
     data = _read_yaml(path)
     if "name" in data:
@@ -229,15 +241,14 @@ def _load_group(folder: Path, entities: dict[str, Entity], sources: dict[str, So
                     "add e.g. `freshness: 26h` for a daily group, `2m` for one a stream keeps fresh")
     group = _validate(FeatureGroup, path, {"name": folder.name, **data}, folder=folder, batch_sql=sql)
     group = group.model_copy(update={"stream": _load_stream(folder, group.sources)})
-    if group.entity not in entities:
-        raise _fail(path, "entity", f"unknown entity {group.entity!r} (known: {', '.join(sorted(entities))})")
-    if any(f.name == entities[group.entity].key for f in group.features):
-        raise _fail(path, "features", f"{entities[group.entity].key!r} is the entity key, not a feature")
+    entity = _check_entity(path, group, entities)
+    if any(f.name == entity.key for f in group.features):
+        raise _fail(path, "features", f"{entity.key!r} is the entity key, not a feature")
     for name in group.sources:
         if name not in sources:
             raise _fail(path, f"sources.{name}", f"unknown source (known: {', '.join(sorted(sources))})")
     if group.aggregations is not None:
-        _check_rendered(path, group, sources, entities[group.entity])
+        _check_rendered(path, group, sources, entity)
     defined = _defined_functions(group.udf_path) if group.udf_path.exists() else set()
     for index, udf in enumerate(group.udfs):
         if udf.name not in defined:
@@ -315,7 +326,7 @@ def load_registry(root: Path | None = None) -> Registry:
     """Load every entity, source, feature group and service under `root` (default: this package's folder)."""
     root = Path(root or DEFAULT_ROOT)
     entities = _load_entities(root)
-    sources = {p.stem: _load_source(p, entities) for p in sorted((root / "sources").glob("*.yaml"))}
+    sources = _load_sources(root, entities)
     groups = {}
     for folder in sorted(p for p in (root / "features").iterdir() if p.is_dir() and not p.name.startswith(("_", "."))):
         groups[folder.name] = _load_group(folder, entities, sources)
@@ -338,17 +349,16 @@ def render_declared(folder: Path, root: Path | None = None) -> list[Path]:
     while those files are stale or missing."""
     root = Path(root or DEFAULT_ROOT)
     entities = _load_entities(root)
-    sources = {p.stem: _load_source(p, entities) for p in sorted((root / "sources").glob("*.yaml"))}
+    sources = _load_sources(root, entities)
     name = folder.name
     path = folder / "feature.yaml"
     group = _validate(FeatureGroup, path, {"name": name, **_read_yaml(path)}, folder=folder, batch_sql="")
     if group.aggregations is None:
         raise _fail(path, "aggregations", f"{name} declares no aggregations: its SQL is written by hand")
-    if group.entity not in entities:
-        raise _fail(path, "entity", f"unknown entity {group.entity!r} (known: {', '.join(sorted(entities))})")
+    entity = _check_entity(path, group, entities)
     source = _check_aggregations(path, group, sources)
     written = []
-    for relative, text in rendered_files(group, source, entities[group.entity].key).items():
+    for relative, text in rendered_files(group, source, entity.key).items():
         (folder / relative).parent.mkdir(parents=True, exist_ok=True)
         (folder / relative).write_text(text)
         written.append(folder / relative)
