@@ -262,7 +262,7 @@ class WindowOperator(KeyedProcessFunction):
                             f"{self.plan.allowed_lateness_ms / 1000:.0f} s", self._record(value))
             return
         windows = self.state.value() or EntityWindows(self.plan)
-        new_tile = time_us - time_us % self.plan.tail_us not in windows.tiles
+        new_tile = self.plan.bucket(time_us) not in windows.tiles
         bucket = windows.add(self.plan, time_us, inputs)
         windows.catch_up(self.plan, watermark * 1000)
         for leaving in leaving_times(self.plan, bucket) if new_tile else ():  # one timer per tile and window

@@ -58,7 +58,7 @@ class EntityWindows:
 
     def add(self, plan: WindowPlan, time_us: int, inputs: tuple) -> int:
         """Merge one event (its event time and input values); returns its bucket start."""
-        bucket = time_us - time_us % plan.tail_us
+        bucket = plan.bucket(time_us)
         tile = self.tiles.get(bucket)
         if tile is None:
             tile = self.tiles[bucket] = [None] * len(plan.features)
@@ -94,7 +94,7 @@ class EntityWindows:
 
     def values(self, plan: WindowPlan) -> list[Any]:
         """Every feature over its window ending at `as_of` (timestamps as microseconds)."""
-        current = self.as_of - self.as_of % plan.tail_us
+        current = plan.bucket(self.as_of)
         out = []
         for index, feature in enumerate(plan.features):
             oldest = current + plan.tail_us - feature.window_us
@@ -119,7 +119,7 @@ class EntityWindows:
         if time_us <= self.as_of:
             return False
         self.as_of = time_us
-        oldest = time_us - time_us % plan.tail_us + plan.tail_us - max(plan.windows_us)
+        oldest = plan.bucket(time_us) + plan.tail_us - max(plan.windows_us)
         self.tiles = {b: t for b, t in self.tiles.items() if b >= oldest}
         for seen in self.items.values():
             for item in [i for i, bucket in seen.items() if bucket < oldest]:
@@ -129,8 +129,10 @@ class EntityWindows:
     def catch_up(self, plan: WindowPlan, watermark_us: int) -> bool:
         """Apply every tile departure the watermark has passed, as the timers would have: an event read out
         of file order registers timers behind the watermark, which never fire. Returns whether it moved."""
+        if not self.tiles or min(self.tiles) + plan.windows_us[0] > watermark_us:
+            return False  # the usual case, events in order: no tile has left a window the watermark passed
         due = [leaving for bucket in self.tiles for leaving in leaving_times(plan, bucket) if leaving <= watermark_us]
-        return bool(due) and self.advance(plan, max(due))
+        return self.advance(plan, max(due))
 
     @property
     def empty(self) -> bool:
