@@ -87,7 +87,7 @@ def load_streamed_history(spark, registry: Registry, group: FeatureGroup, redis_
         spark.sql(f"INSERT OVERWRITE TABLE {table} PARTITION ({PARTITION_COLUMN}) "
                   f"SELECT {', '.join(f'`{n}`' for n in names)}, {PARTITION_COLUMN} FROM streamed_history_load")
         spark.catalog.dropTempView("streamed_history_load")
-        client.xtrim(key, minid=_after(last))
+        trim_through(client, key, last)
         return len(new)
     finally:
         client.close()
@@ -98,10 +98,14 @@ def _one_of(column: str, values: list[str]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
-def _after(stream_id: bytes) -> str:
-    """The smallest stream id after `stream_id` (XTRIM MINID keeps it and everything later)."""
-    millis, sequence = stream_id.decode().split("-")
-    return f"{millis}-{int(sequence) + 1}"
+def trim_through(client: redis.Redis, key: str, last: bytes) -> None:
+    """Delete the history entries up to and including id `last` (the ones just loaded), keep later ones.
+
+    The trim is exact: an approximate one (redis-py's default) removes whole nodes only and at most
+    10,000 entries a call, so after a large bootstrap it left loaded entries to be loaded again.
+    """
+    millis, sequence = last.decode().split("-")
+    client.xtrim(key, minid=f"{millis}-{int(sequence) + 1}", approximate=False)
 
 
 def load_histories(spark, registry: Registry, settings, groups) -> dict[str, int]:

@@ -143,3 +143,19 @@ def test_bad_feature_refs_are_explained(registry, entity, refs, message):
 
     with pytest.raises(PlatformError, match=message):
         build_read_plan(registry, "t", entity, refs)
+
+
+def test_trimming_loaded_history_removes_every_loaded_entry_past_redis_work_limit(redis_client):
+    """After a bootstrap the history holds more than the 10,000 entries an approximate XTRIM removes per call;
+    the trim after a load removes all of them, and keeps the entries landed after the load read."""
+    from serving.streamed_history import trim_through
+
+    key = "test:history"
+    pipe = redis_client.pipeline(transaction=False)
+    for n in range(10_048):
+        pipe.xadd(key, {"n": n})
+    pipe.execute()
+    last = redis_client.xrevrange(key, count=1)[0][0]
+    later = redis_client.xadd(key, {"n": "landed after the read"})
+    trim_through(redis_client, key, last)
+    assert [entry_id for entry_id, _ in redis_client.xrange(key)] == [later]
