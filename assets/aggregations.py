@@ -13,7 +13,7 @@ right after t's bucket minus w. Both share the bucket boundaries, so at the end 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from assets.dtypes import FLINK_TYPES
 from assets.specs import Feature, FeatureGroup, Source, format_duration
@@ -21,19 +21,25 @@ from assets.specs import Feature, FeatureGroup, Source, format_duration
 WATERMARK_DELAY_SECONDS = 5
 DAY_US = 86_400_000_000
 
-_SQL_OF_OPERATION = {"count": "COUNT(*)", "count_distinct": "COUNT(DISTINCT {x})", "sum": "SUM({x})",
+_SQL_OF_OPERATION = {"count": "COUNT({x})", "count_distinct": "COUNT(DISTINCT {x})", "sum": "SUM({x})",
                      "min": "MIN({x})", "max": "MAX({x})", "last": "the {x} of the latest event"}
+
+
+EVENT_TIME = "event_time"  # the event-time column of a hand-written windowed transform.sql
 
 
 @dataclass(frozen=True)
 class WindowedFeature:
-    """One declared feature as the stream's window operator computes it (times in microseconds)."""
+    """One aggregate as the stream's window operator computes it (times in microseconds): a declared
+    feature, or a named aggregate of a hand-written windowed stream (dtype None until the job reads its
+    input's type from transform.sql: WindowPlan.typed)."""
 
     name: str
     operation: str
     input: int | None   # index into WindowPlan.inputs
     window_us: int
-    dtype: str
+    dtype: str | None
+    keep: bool = False  # keeps its last value once the window holds no input for it
 
 
 @dataclass(frozen=True)
@@ -47,14 +53,29 @@ class WindowPlan:
     allowed_lateness_ms: int
 
     @classmethod
-    def for_group(cls, group: FeatureGroup, source: Source, key: str) -> WindowPlan:
-        """The plan of `group`'s declared features, keyed by the entity key column `key`."""
-        inputs = input_columns(group, source)
+    def for_group(cls, group: FeatureGroup, source: Source | None, key: str) -> WindowPlan:
+        """The plan of `group`'s aggregates keyed by the entity key column `key`: its declared features
+        over `source`, or (source None) the named aggregates of its hand-written stream."""
+        if group.aggregations.rendered:
+            inputs = input_columns(group, source)
+            named = [(f.name, f.aggregate, f.dtype, False) for f in group.features]
+        else:
+            aggregates = group.aggregations.aggregates
+            inputs = tuple(dict.fromkeys([EVENT_TIME, *(a.input for a in aggregates if a.input)]))
+            named = [(a.name, a, None, a.keep) for a in aggregates]
         return cls(key=key, inputs=inputs, tail_us=_us(group.aggregations.tail),
                    allowed_lateness_ms=_us(group.aggregations.allowed_lateness) // 1000,
-                   features=tuple(WindowedFeature(f.name, f.aggregate.operation,
-                                                  inputs.index(f.aggregate.input) if f.aggregate.input else None,
-                                                  _us(f.aggregate.window), f.dtype) for f in group.features))
+                   features=tuple(WindowedFeature(name, aggregate.operation,
+                                                  inputs.index(aggregate.input) if aggregate.input else None,
+                                                  _us(aggregate.window), dtype, keep)
+                                  for name, aggregate, dtype, keep in named))
+
+    def typed(self, input_dtypes: dict[str, str]) -> WindowPlan:
+        """The plan with every aggregate's dtype, from the dtypes of its input columns (counts are int64)."""
+        return replace(self, features=tuple(
+            f if f.dtype is not None else
+            replace(f, dtype="int64" if f.operation in ("count", "count_distinct") else input_dtypes[self.inputs[f.input]])
+            for f in self.features))
 
     @property
     def windows_us(self) -> tuple[int, ...]:
@@ -81,7 +102,7 @@ def _header(what: str) -> str:
 
 def _described(feature: Feature) -> str:
     aggregate = feature.aggregate
-    return (f"{feature.name}: {_SQL_OF_OPERATION[aggregate.operation].format(x=aggregate.input)} "
+    return (f"{feature.name}: {_SQL_OF_OPERATION[aggregate.operation].format(x=aggregate.input or '*')} "
             f"over {aggregate.window.days}d")
 
 
@@ -95,7 +116,8 @@ def _batch_expression(feature: Feature, source: Source, longest: int) -> str:
     def within(value: str) -> str:
         return value if days == longest else f"CASE WHEN {inside} THEN {value} END"
     if aggregate.operation == "count":
-        return "COUNT(*)" if days == longest else f"COUNT({within('1')})"
+        counted = x if aggregate.input else "1"
+        return ("COUNT(*)" if days == longest and not aggregate.input else f"COUNT({within(counted)})")
     if aggregate.operation == "last":  # the value at the latest event time; a tie goes to the larger value
         latest = "NAMED_STRUCT('t', `%s`, 'v', %s)" % (source.event_time, x)
         return f"MAX({within(latest)}).v"

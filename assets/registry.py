@@ -116,8 +116,9 @@ def check_template(path: Path, text: str, allowed: tuple[str, ...] = TEMPLATE_VA
                             f"use only {', '.join('{{ %s }}' % v for v in allowed)}")
 
 
-def _load_stream(folder: Path, group_sources: dict) -> StreamQueries | None:
-    """The group's stream/source.sql + stream/transform.sql, or None when it has no stream folder."""
+def _load_stream(folder: Path, group_sources: dict, windowed_by_hand: bool) -> StreamQueries | None:
+    """The group's stream/source.sql + transform.sql (+ features.sql for a hand-written windowed stream),
+    or None when it has no stream folder."""
     stream = folder / "stream"
     if not stream.is_dir():
         return None
@@ -127,18 +128,35 @@ def _load_stream(folder: Path, group_sources: dict) -> StreamQueries | None:
         if not path.exists():
             raise _fail(path, "(file)", "missing", "a stream/ folder needs source.sql and transform.sql")
         texts[name] = path.read_text()
+    features_path = stream / "features.sql"
+    if features_path.exists() != windowed_by_hand:
+        raise _fail(features_path, "(file)", "missing: a stream with aggregations: aggregates computes its "
+                    "features from the view `windowed`" if windowed_by_hand else
+                    "is read only by a hand-written windowed stream (feature.yaml aggregations: aggregates)",
+                    "add it" if windowed_by_hand else "remove it, or declare the aggregates it reads")
+    features_sql = features_path.read_text() if windowed_by_hand else None
     source_path = stream / "source.sql"
     check_template(source_path, texts["source.sql"], STREAM_TEMPLATE_VARS)
     check_template(stream / "transform.sql", texts["transform.sql"], ())
-    tables = CREATE_TABLE.findall(texts["source.sql"])
-    if len(tables) != 1:
-        raise _fail(source_path, "CREATE TABLE", f"must create exactly one table, found {len(tables)}")
-    if tables[0] not in group_sources:
-        raise _fail(source_path, "CREATE TABLE", f"table {tables[0]!r} is not one of the group's sources "
-                    f"({', '.join(group_sources)})", "name the table after the source it reads")
-    if "{{ connector }}" not in texts["source.sql"].replace("{{connector}}", "{{ connector }}"):
-        raise _fail(source_path, "WITH", "must end with WITH ({{ connector }}) so the profile fills the connector")
-    return StreamQueries(source_sql=texts["source.sql"], transform_sql=texts["transform.sql"], source_table=tables[0])
+    if features_sql is not None:
+        check_template(features_path, features_sql, ())
+    starts = list(CREATE_TABLE.finditer(texts["source.sql"]))
+    if not starts:
+        raise _fail(source_path, "CREATE TABLE", "must create a table for each source the stream reads, found none")
+    ddls = {}
+    for match, end in zip(starts, [m.start() for m in starts[1:]] + [len(texts["source.sql"])]):
+        table, ddl = match.group(1), texts["source.sql"][match.start():end].strip().rstrip(";")
+        if table not in group_sources:
+            raise _fail(source_path, "CREATE TABLE", f"table {table!r} is not one of the group's sources "
+                        f"({', '.join(group_sources)})", "name the table after the source it reads")
+        if table in ddls:
+            raise _fail(source_path, "CREATE TABLE", f"table {table!r} is created twice")
+        if "{{ connector }}" not in ddl.replace("{{connector}}", "{{ connector }}"):
+            raise _fail(source_path, f"CREATE TABLE {table}", "must end with WITH ({{ connector }}) so the "
+                        "profile fills the connector")
+        ddls[table] = ddl
+    return StreamQueries(source_sql=texts["source.sql"], transform_sql=texts["transform.sql"], source_ddls=ddls,
+                         features_sql=features_sql)
 
 
 def _load_entities(root: Path) -> dict[str, Entity]:
@@ -240,14 +258,18 @@ def _load_group(folder: Path, entities: dict[str, Entity], sources: dict[str, So
         raise _fail(path, "freshness", "missing: how old the group's online values may get before it counts as stale",
                     "add e.g. `freshness: 26h` for a daily group, `2m` for one a stream keeps fresh")
     group = _validate(FeatureGroup, path, {"name": folder.name, **data}, folder=folder, batch_sql=sql)
-    group = group.model_copy(update={"stream": _load_stream(folder, group.sources)})
-    entity = _check_entity(path, group, entities)
-    if any(f.name == entity.key for f in group.features):
-        raise _fail(path, "features", f"{entity.key!r} is the entity key, not a feature")
     for name in group.sources:
         if name not in sources:
             raise _fail(path, f"sources.{name}", f"unknown source (known: {', '.join(sorted(sources))})")
-    if group.aggregations is not None:
+    windowed_by_hand = group.aggregations is not None and not group.aggregations.rendered
+    group = group.model_copy(update={"stream": _load_stream(folder, group.sources, windowed_by_hand)})
+    if windowed_by_hand and group.stream is None:
+        raise _fail(path, "aggregations", "aggregates are computed by the group's stream, which has no stream/ "
+                    "folder", "add stream/source.sql, transform.sql and features.sql")
+    entity = _check_entity(path, group, entities)
+    if any(f.name == entity.key for f in group.features):
+        raise _fail(path, "features", f"{entity.key!r} is the entity key, not a feature")
+    if group.aggregations is not None and group.aggregations.rendered:
         _check_rendered(path, group, sources, entity)
     defined = _defined_functions(group.udf_path) if group.udf_path.exists() else set()
     for index, udf in enumerate(group.udfs):
@@ -353,8 +375,8 @@ def render_declared(folder: Path, root: Path | None = None) -> list[Path]:
     name = folder.name
     path = folder / "feature.yaml"
     group = _validate(FeatureGroup, path, {"name": name, **_read_yaml(path)}, folder=folder, batch_sql="")
-    if group.aggregations is None:
-        raise _fail(path, "aggregations", f"{name} declares no aggregations: its SQL is written by hand")
+    if group.aggregations is None or not group.aggregations.rendered:
+        raise _fail(path, "aggregations", f"{name} declares no aggregations: source: its SQL is written by hand")
     entity = _check_entity(path, group, entities)
     source = _check_aggregations(path, group, sources)
     written = []

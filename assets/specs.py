@@ -107,8 +107,9 @@ EMPTY_OF_OPERATION = {"count": 0, "count_distinct": 0, "sum": 0}  # the others a
 
 class Aggregate(Strict):
     """How a declared windowed feature is computed: `operation` over `input` (a column of the group's
-    aggregations source; none for count) in the `window` ending at the value's time (whole days, so
-    every batch partition is one window)."""
+    aggregations source) in the `window` ending at the value's time (whole days, so every batch partition
+    is one window). A count without input counts events (COUNT(*)), with one the events where it is not
+    null (COUNT(x)); null inputs are skipped by every operation, as in SQL."""
 
     operation: Literal["count", "count_distinct", "sum", "min", "max", "last"]
     input: str | None = Field(default=None, pattern=NAME)
@@ -124,9 +125,21 @@ class Aggregate(Strict):
 
     @model_validator(mode="after")
     def _input_given(self) -> Aggregate:
-        if (self.input is None) != (self.operation == "count"):
-            raise ValueError("input: count takes no input column; every other operation needs one")
+        if self.input is None and self.operation != "count":
+            raise ValueError(f"input: a {self.operation} needs an input column (only count can go without)")
         return self
+
+
+class WindowAggregate(Aggregate):
+    """One named aggregate of a hand-written windowed stream (`aggregations.aggregates`): the window operator
+    computes it per entity over stream/transform.sql's rows, and stream/features.sql reads it by `name`.
+
+    `keep`: once the window holds no input for it, the aggregate keeps its last value instead of
+    becoming empty, as the batch publish carries a feature that declares no `empty_value`.
+    """
+
+    name: str = Field(pattern=NAME)
+    keep: bool = False
 
 
 class Feature(Strict):
@@ -267,8 +280,14 @@ class OnDemandFeature(Strict):
 
 
 class Aggregations(Strict):
-    """A group declared as windowed aggregations of one source, grouped by the entity's key column: the
-    platform renders batch.sql and stream/ from it (assets/aggregations.py), so both agree by construction.
+    """How a group's stream computes windowed values, in one of two forms.
+
+    Declared (`source`): every feature is an `aggregate` of one source, grouped by the entity's key
+    column; the platform renders batch.sql and stream/ from it (assets/aggregations.py), so both agree by
+    construction. Hand-written (`aggregates`): for joins, several sources and derived features, the author
+    writes batch.sql and stream/ (transform.sql: one row per event with the entity key, `event_time` and
+    the aggregates' inputs; features.sql: the features from the view `windowed` of those aggregates); the
+    platform's window operator sits between the two, and the consistency check guards that batch agrees.
 
     `tail` is the granularity of window boundaries: the value at time t counts the events of the window
     whose oldest tail bucket is the one after t's bucket minus the window, up to t (a 7d window with a
@@ -276,9 +295,26 @@ class Aggregations(Strict):
     may arrive and still be counted; a later one is dead-lettered with the reason.
     """
 
-    source: str = Field(pattern=NAME)
+    source: str | None = Field(default=None, pattern=NAME)
+    aggregates: tuple[WindowAggregate, ...] = ()
     tail: timedelta = timedelta(hours=1)
     allowed_lateness: timedelta = timedelta(hours=1)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Aggregations:
+        if (self.source is None) == (not self.aggregates):
+            raise ValueError("give either source (features declare their aggregate; SQL is rendered) or "
+                             "aggregates (for a hand-written stream/transform.sql and features.sql), not both")
+        names = [a.name for a in self.aggregates]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"aggregates: {', '.join(repeated)} named twice")
+        return self
+
+    @property
+    def rendered(self) -> bool:
+        """Whether batch.sql and stream/ are rendered from the features' aggregates (the declared form)."""
+        return self.source is not None
 
     @field_validator("tail", "allowed_lateness", mode="before")
     @classmethod
@@ -295,11 +331,18 @@ class Aggregations(Strict):
 
 
 class StreamQueries(Strict):
-    """The group's Flink SQL: the input table DDL (source.sql) and the feature query (transform.sql)."""
+    """The group's Flink SQL: the input tables' DDL (source.sql, one CREATE TABLE per source it reads),
+    the feature query (transform.sql) and, for a hand-written windowed stream, features.sql."""
 
     source_sql: str
     transform_sql: str
-    source_table: str  # the table source.sql creates: a source of the registry
+    source_ddls: dict[str, str]  # each table source.sql creates (a source of the registry): its statement
+    features_sql: str | None = None  # the features from the window operator's view `windowed`
+
+    @property
+    def source_tables(self) -> tuple[str, ...]:
+        """The sources the stream reads, in source.sql's order."""
+        return tuple(self.source_ddls)
 
 
 class FeatureGroup(Strict):
@@ -329,7 +372,8 @@ class FeatureGroup(Strict):
     @classmethod
     def _sources_of_aggregations(cls, data):
         """A declared group reads its aggregations source over its longest window (written or not)."""
-        if isinstance(data, dict) and isinstance(data.get("aggregations"), dict) and "sources" not in data:
+        if (isinstance(data, dict) and isinstance(data.get("aggregations"), dict) and "sources" not in data
+                and data["aggregations"].get("source") is not None):
             windows = [parse_duration(f["aggregate"]["window"]).days for f in data.get("features", ())
                        if isinstance(f, dict) and isinstance(f.get("aggregate"), dict)
                        and isinstance(f["aggregate"].get("window"), str)]
@@ -361,10 +405,10 @@ class FeatureGroup(Strict):
     @model_validator(mode="after")
     def _aggregations_complete(self) -> FeatureGroup:
         declared = [f.name for f in self.features if f.aggregate is not None]
-        if self.aggregations is None:
+        if self.aggregations is None or not self.aggregations.rendered:
             if declared:
                 raise ValueError(f"features: {', '.join(declared)} declare an aggregate, but the group has no "
-                                 f"aggregations: block (source, tail)")
+                                 f"aggregations: source (the declared form, whose SQL is rendered)")
             return self
         missing = [f.name for f in self.features if f.aggregate is None]
         if missing:

@@ -496,7 +496,7 @@ def measure_freshness(url: str, group_name: str, rate: float, warmup: float, sec
     with tempfile.TemporaryDirectory(prefix="fp-bench-stream-") as tmp:
         settings = load_settings(data_dir=Path(tmp))
         plan = WritePlan.for_group(group, registry.entity_of(group), settings.redis_prefix)
-        directory = stream_directory(settings, registry.sources[group.stream.source_table])
+        directory = stream_directory(settings, registry.sources[group.stream.source_tables[0]])
         client = redis.Redis.from_url(url)
         client.flushall()
         log(f"starting the {group_name} job (data dir {tmp})")

@@ -46,7 +46,7 @@ def stream_asset(registry: Registry, settings: Settings, group: FeatureGroup) ->
 
     @dg.asset(
         key=["stream", group.name],
-        deps=[dg.AssetKey(["raw", group.stream.source_table])],
+        deps=[dg.AssetKey(["raw", table]) for table in group.stream.source_tables],
         group_name=group.name,
         kinds={"flink", "redis"},
         owners=[group.owner],
@@ -80,7 +80,7 @@ def stream_consistency_check(registry: Registry, settings: Settings, group: Feat
         from streaming.bootstrap import source_partitions
         from streaming.consistency import check_consistency
 
-        days = source_partitions(spark.spark_session, registry.sources[group.stream.source_table])
+        days = source_partitions(spark.spark_session, registry.sources[group.stream.source_tables[0]])
         if not days:
             return dg.AssetCheckResult(passed=False, metadata={"reason": "the event log has no partition to replay yet"})
         report = check_consistency(spark.spark_session, registry, settings, group, days[-1])

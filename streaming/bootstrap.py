@@ -27,7 +27,7 @@ from assets.offline_layout import PARTITION_COLUMN
 from assets.registry import Registry
 from assets.specs import FeatureGroup, Source
 from infra.settings import Settings
-from streaming.codegen import job_dir
+from streaming.codegen import job_dir, replay_directory, stream_sources
 from streaming.event_files import write_backlog
 
 ROWS_PER_FILE = 50_000
@@ -37,19 +37,14 @@ ROWS_PER_FILE = 50_000
 class Bootstrap:
     """What a job's first start replays: the event-log days and where live input takes over."""
 
-    days: tuple[str, ...]     # the raw partitions replayed, oldest first
-    events: int
+    days: tuple[str, ...]     # the raw partitions replayed (of any source), oldest first
+    events: int               # of every source
     cutoff: datetime | None   # the end of the last replayed day (UTC); None when there was no history
 
     @property
     def cutoff_text(self) -> str | None:
         """The cutoff as the generated job reads it (`YYYY-MM-DD HH:MM:SS`, UTC)."""
         return self.cutoff.strftime("%Y-%m-%d %H:%M:%S") if self.cutoff else None
-
-
-def replay_directory(settings: Settings, group: FeatureGroup) -> Path:
-    """Where a job's replayed event-log files live (its second input beside the live stream)."""
-    return job_dir(settings, group) / "replay"
 
 
 def _record_path(settings: Settings, group: FeatureGroup) -> Path:
@@ -100,13 +95,21 @@ def export_event_log(spark, source: Source, days: list[str], directory: Path,
 
 def prepare_bootstrap(spark, registry: Registry, settings: Settings, group: FeatureGroup,
                       through_ds: str | None = None) -> Bootstrap:
-    """Export what the group's first start replays (replacing an earlier export) and record it."""
-    source = registry.sources[group.stream.source_table]
-    days = replayed_days(group, source, source_partitions(spark, source), through_ds)
-    directory = replay_directory(settings, group)
-    shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir(parents=True)
-    events = export_event_log(spark, source, days, directory)
+    """Export what the group's first start replays of each source it streams (replacing an earlier export)
+    and record it. Every source is replayed through the same last day (`through_ds`, else the newest
+    partition any of them has), so one cutoff holds for all."""
+    sources = stream_sources(registry, group)
+    partitions = {source.name: source_partitions(spark, source) for source in sources}
+    last = through_ds or max((days[-1] for days in partitions.values() if days), default=None)
+    replayed, events = set(), 0
+    for source in sources:
+        days = replayed_days(group, source, partitions[source.name], last)
+        directory = replay_directory(settings, group, source)
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True)
+        events += export_event_log(spark, source, days, directory)
+        replayed.update(days)
+    days = sorted(replayed)
     cutoff = datetime.combine(date.fromisoformat(days[-1]) + timedelta(days=1), time.min) if days else None
     bootstrap = Bootstrap(tuple(days), events, cutoff)
     _record_path(settings, group).write_text(json.dumps({**asdict(bootstrap), "cutoff": bootstrap.cutoff_text}))

@@ -29,7 +29,7 @@ from infra.java import ensure_java_home
 from infra.redis_server import free_loopback_port
 from infra.settings import PROJECT_ROOT, Settings
 from streaming.bootstrap import prepare_bootstrap, recorded_bootstrap
-from streaming.codegen import build_job, job_dir
+from streaming.codegen import build_job, job_dir, stream_sources
 from streaming.connectors import stream_directory
 from streaming.event_files import newest_event_in
 
@@ -203,11 +203,14 @@ def start(registry: Registry, settings: Settings, group: FeatureGroup, redis_url
     else:
         bootstrap = recorded_bootstrap(settings, group)
     backlog_until = None
-    if not settings.kafka_bootstrap_servers:  # the watched directory must exist before the source lists it
-        source = registry.sources[group.stream.source_table]
-        directory = stream_directory(settings, source)
-        directory.mkdir(parents=True, exist_ok=True)
-        newest = newest_event_in(directory, source, settings.stream_max_line_bytes) if group.aggregations else None
+    if not settings.kafka_bootstrap_servers:  # the watched directories must exist before the sources list them
+        newest = []
+        for source in stream_sources(registry, group):
+            directory = stream_directory(settings, source)
+            directory.mkdir(parents=True, exist_ok=True)
+            if group.aggregations:
+                newest.append(newest_event_in(directory, source, settings.stream_max_line_bytes))
+        newest = max(filter(None, newest), default=None)
         backlog_until = f"{newest + timedelta(microseconds=1):%Y-%m-%d %H:%M:%S.%f}" if newest else None
     script = build_job(registry, settings, group, bootstrap.cutoff_text if bootstrap else None, backlog_until, bounded)
     for _attempt in range(3):

@@ -21,7 +21,7 @@ from pyflink.table import DataTypes, Schema, StreamTableEnvironment
 from pyflink.table.udf import ScalarFunction, TableFunction, udf, udtf
 
 from assets.aggregations import WindowPlan
-from assets.dtypes import FLINK_TYPES
+from assets.dtypes import DTYPE_OF_FLINK_TYPE, FLINK_TYPES
 from assets.offline_layout import EVENT_TIME_COLUMN
 from assets.udfs import load_udf_module
 from infra.flink_sql import describe
@@ -69,6 +69,9 @@ def table_environment(name: str, args: JobArgs, checkpoint_dir: Path, checkpoint
         "python.fn-execution.bundle.size": "5000",
         "python.fn-execution.arrow.batch.size": "5000",
         "python.state.cache-size": "100000",  # keyed Python state (window operator) of active entities in memory
+        # A source without new lines (the posts, while only upvotes arrive) stops holding back the watermark
+        # of a job that reads several: windows still close on the others' event time.
+        "table.exec.source.idle-timeout": "5 s",
         "metrics.fetcher.update-interval": "1000",  # REST metrics (records, watermarks) at most 1 s old
         "restart-strategy.type": "fixed-delay",
         "restart-strategy.fixed-delay.attempts": "3",
@@ -242,8 +245,7 @@ class WindowOperator(KeyedProcessFunction):
         """A late event as the dead-letter place keeps it: its key and the columns the features read."""
         import json
 
-        names = [self.plan.key, *self.plan.inputs]
-        return json.dumps(dict(zip(names, [value[0], *value[2:]])), default=str)
+        return json.dumps(dict(zip([self.plan.key, *self.plan.inputs], value)), default=str)
 
     def _emit(self, key, windows: EntityWindows):
         return Row(key, *windows.values(self.plan), windows.value_time())
@@ -251,7 +253,7 @@ class WindowOperator(KeyedProcessFunction):
     def process_element(self, value, ctx):
         value = [datetime.fromisoformat(v) if i in self.timestamp_columns and v is not None else v
                  for i, v in enumerate(value)]
-        key, time, inputs = value[0], value[2], tuple(value[2:])  # key, rowtime, event time, inputs
+        key, time, inputs = value[0], value[1], tuple(value[1:])  # key, event time, the other inputs
         time_us = to_us(time)
         watermark = ctx.timer_service().current_watermark()
         behind_ms = watermark - time_us // 1000
@@ -289,13 +291,16 @@ class WindowOperator(KeyedProcessFunction):
 
 def create_windowed_features(t_env: StreamTableEnvironment, name: str, events_view: str, plan: WindowPlan,
                              key_dtype: str, complete_before: str | None, end_of_input: str | None = None) -> None:
-    """Register `name` (key, features, feature_ts) from the events of `events_view` through the window
-    operator, and `<name>__late` (reason, record) with the events it refused as late. Events older than
-    `complete_before` are replayed from the event log or were waiting at start: never judged late. A bounded
-    job passes `end_of_input`: the departures from then on are not applied when its input ends."""
+    """Register `name` (key, aggregates, feature_ts) from the events of `events_view` (the key, the event time
+    and the plan's inputs by name) through the window operator, and `<name>__late` (reason, record) with the
+    events it refused as late. Events older than `complete_before` are replayed from the event log or were
+    waiting at start: never judged late. A bounded job passes `end_of_input`: the departures from then on
+    are not applied when its input ends."""
+    declared = {c.name: c for c in describe(t_env, events_view)}
+    plan = plan.typed({c.name: DTYPE_OF_FLINK_TYPE.get(c.type_name, c.type) for c in declared.values()})
+    columns = [declared[plan.key], *(declared[name] for name in plan.inputs)]
     # Timestamps cross as text both ways: the DataStream conversion would cut them to milliseconds.
-    columns = describe(t_env, events_view)
-    texts = [i for i, c in enumerate(columns) if i != 1 and c.type_name == "TIMESTAMP"]  # [1] is the rowtime
+    texts = [i for i, c in enumerate(columns) if c.type_name == "TIMESTAMP"]
     events = t_env.to_data_stream(t_env.sql_query("SELECT " + ", ".join(
         f"CAST(`{c.name}` AS STRING) AS `{c.name}`" if i in texts else f"`{c.name}`" for i, c in enumerate(columns))
         + f" FROM `{events_view}`"))

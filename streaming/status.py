@@ -14,7 +14,7 @@ from assets.specs import FeatureGroup
 from infra.settings import Settings
 from serving.codec import micros_to_datetime
 from serving.online_store import OnlineStore, WritePlan, connect
-from streaming.codegen import job_dir
+from streaming.codegen import job_dir, stream_sources
 from streaming.connectors import stream_directory
 from streaming.runner import failure_cause, flink_job, job_exception, last_job, rest_call, running_job
 
@@ -124,10 +124,11 @@ def stream_status(registry: Registry, settings: Settings, group: FeatureGroup, r
         flink = {"state": "FAILED", "cause": failure_cause(settings, group)} if crashed else {"state": "STOPPED"}
     progress = stream_progress(registry, group, redis_url, settings.redis_prefix)
     last_write = last_write_time(progress)
+    lags = [input_lag_seconds(settings, source, last_write) for source in stream_sources(registry, group)]
     return StreamStatus(
         group=group.name, state=flink["state"], records_in=flink.get("records_in"),
         rows_written=progress.get("rows_written", 0), last_write=last_write,
-        lag_seconds=input_lag_seconds(settings, registry.sources[group.stream.source_table], last_write),
+        lag_seconds=max((lag for lag in lags if lag is not None), default=None),
         max_event_time=micros_to_datetime(progress["max_event_time"]) if progress.get("max_event_time") else None,
         watermark=flink.get("watermark"), last_checkpoint=flink.get("last_checkpoint"),
         checkpoint_path=flink.get("checkpoint_path"), dead_letters=count_dead_letters(settings, group),

@@ -5,7 +5,8 @@ in a slide (its old value would stay in Redis), OVER aggregates emit only on eve
 expiry rows would drag the watermark ahead. So the platform runs one keyed process function per declared
 group. Per entity its state holds tiles (the partial aggregates of one `tail` bucket: count, sum, min,
 max, latest; for COUNT DISTINCT, the items whose latest event falls in the tile) and, per COUNT DISTINCT
-feature, each item's latest bucket; every feature over every window is exact, merged from the tiles the
+feature, each item's latest bucket (an aggregate marked `keep` also holds its last value, which it keeps
+once its window is empty); every feature over every window is exact, merged from the tiles the
 window covers, so an event costs one pass over at most window/tail tiles. It emits the entity's features
 
 - on every event, as of the newest event time the entity has seen (out-of-order events are merged, so
@@ -55,6 +56,7 @@ class EntityWindows:
         # per COUNT DISTINCT feature: item -> the bucket of its latest event (the one tile that counts it)
         self.items: dict[int, dict[Any, int]] = {i: {} for i, f in enumerate(plan.features)
                                                   if f.operation == "count_distinct"}
+        self.kept: dict[int, Any] = {}  # per `keep` aggregate: its last value over a window that held input
 
     def add(self, plan: WindowPlan, time_us: int, inputs: tuple) -> int:
         """Merge one event (its event time and input values); returns its bucket start."""
@@ -110,6 +112,10 @@ class EntityWindows:
                 value = max(partials, default=None)
             else:
                 value = max(partials)[1] if partials else None
+            if feature.keep and not partials:
+                value = self.kept.get(index)
+            elif feature.keep:
+                self.kept[index] = value
             out.append(value)
         return out
 

@@ -3,6 +3,8 @@ of the event log (its raw tables, replayed into the stream in event-time order).
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import pytest
 
 from streaming.consistency import check_consistency
@@ -12,13 +14,21 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("event_log")]
 DS = "2026-01-03"
 
 
-@pytest.mark.parametrize("group_name", ["user_activity", "user_upvotes"])
-def test_batch_and_stream_agree_for_every_group_with_both(spark, registry, settings, group_name):
-    assert {g.name for g in registry.groups.values() if g.stream} == {"user_activity", "user_upvotes"}, \
-        "add new stream groups here"
+# The days of each source a group's window reads as of DS (the first day of the sample is 2026-01-01).
+REPLAYED_DAYS = {"user_activity": {"upvote_events": 3}, "user_upvotes": {"upvote_events": 3},
+                 "subreddit_activity": {"upvote_events": 1, "post_events": 3},
+                 "post_popularity": {"upvote_events": 3, "post_events": 3}}
+
+
+@pytest.mark.parametrize("group_name", sorted(REPLAYED_DAYS))
+def test_batch_and_stream_agree_for_every_group_with_both(spark, registry, settings, sample, group_name):
+    assert {g.name for g in registry.groups.values() if g.stream} == set(REPLAYED_DAYS), "add new stream groups here"
     report = check_consistency(spark, registry, settings, registry.groups[group_name], DS)
     assert report.consistent, report.differences[:10]
-    assert report.entities > 100 and report.events == 3 * 3_000
+    assert report.entities >= 10  # the tiny sample has 12 subreddits
+    last = date.fromisoformat(DS)
+    assert report.events == sum(len(sample.events(source, last - timedelta(days=back)))
+                                for source, days in REPLAYED_DAYS[group_name].items() for back in range(days))
 
 
 def test_a_diverging_pair_is_reported(spark, registry, settings):

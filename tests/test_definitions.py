@@ -29,7 +29,7 @@ def test_every_group_has_its_raw_features_online_path(graph, registry):
             expected.add(f"stream/{group.name}")
             stream = graph.get(dg.AssetKey(["stream", group.name]))
             assert stream.kinds == {"flink", "redis"}
-            assert stream.parent_keys == {dg.AssetKey(["raw", group.stream.source_table])}
+            assert stream.parent_keys == {dg.AssetKey(["raw", table]) for table in group.stream.source_tables}
             expected.add(f"history/{group.name}")  # what the stream landed, loaded for training sets
             history = graph.get(dg.AssetKey(["history", group.name]))
             assert history.parent_keys == {dg.AssetKey(["stream", group.name])}

@@ -54,7 +54,7 @@ def test_a_stream_group_is_generated_with_stream_sql_flink_accepts(featctl, regi
     assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) == [
         "batch.sql", "feature.yaml", "stream/source.sql", "stream/transform.sql"]
     group = load_registry(registry_copy).groups["post_upvotes_live"]
-    assert group.stream.source_table == "upvote_events"
+    assert group.stream.source_tables == ("upvote_events",)
     assert (group.owner, group.tags, group.freshness) == ("team:feed", {"team": "feed"}, timedelta(minutes=5))
     assert [(f.name, f.aggregate.operation, f.aggregate.window.days) for f in group.features] == [
         ("events_7d", "count", 7), ("events_1d", "count", 1), ("last_event_at", "max", 7)]
