@@ -69,9 +69,10 @@ def table_environment(name: str, args: JobArgs, checkpoint_dir: Path, checkpoint
         "python.fn-execution.bundle.size": "5000",
         "python.fn-execution.arrow.batch.size": "5000",
         "python.state.cache-size": "100000",  # keyed Python state (window operator) of active entities in memory
-        # A source without new lines (the posts, while only upvotes arrive) stops holding back the watermark
-        # of a job that reads several: windows still close on the others' event time.
-        "table.exec.source.idle-timeout": "5 s",
+        # A job reading several sources follows the slowest one's watermark (the other's events are not late
+        # for it); one without new lines for a minute (the posts, while only upvotes arrive) stops holding it
+        # back, so windows still close on the others' event time.
+        "table.exec.source.idle-timeout": "60 s",
         "metrics.fetcher.update-interval": "1000",  # REST metrics (records, watermarks) at most 1 s old
         "restart-strategy.type": "fixed-delay",
         "restart-strategy.fixed-delay.attempts": "3",

@@ -7,7 +7,7 @@ compares the platform's Redis values with numbers derived another way.
 from __future__ import annotations
 
 import importlib.util
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pandas as pd
 
@@ -133,4 +133,52 @@ def user_upvotes_at(events: list[dict], at) -> dict[int, tuple[int, int, int, ob
         day = [e for e in week if e["event_time"].replace(minute=0, second=0, microsecond=0) >= day_from]
         truth[user] = (len(week), len({e["post_id"] for e in week}), len(day),
                        max((e["event_time"] for e in week), default=None))
+    return truth
+
+
+def _hour(at):
+    return at.replace(minute=0, second=0, microsecond=0)
+
+
+def _window_start(at, days: int):
+    """The oldest whole hour the stream's window of `days` ending at `at` counts (the one after at's hour)."""
+    return _hour(at) + timedelta(hours=1) - timedelta(days=days)
+
+
+def subreddit_activity_at(posts: list[dict], upvotes: list[dict], at) -> dict[int, tuple]:
+    """subreddit_activity as the stream serves it at `at` (naive UTC): per subreddit with an upvote up to `at`
+    (on a known post, of any age), (name, upvotes, distinct upvoters, distinct posts, upvotes per post) over
+    the 24 whole hours ending with at's hour; an empty window gives (name, 0, 0, 0, None)."""
+    post_of = {p["post_id"]: p for p in posts if p["event_time"] <= at}
+    start, windows = _window_start(at, 1), {}
+    for upvote in upvotes:
+        post = post_of.get(upvote["post_id"])
+        if upvote["event_time"] > at or post is None:
+            continue
+        name, inside = windows.setdefault(post["subreddit_id"], (post["subreddit"], []))
+        if _hour(upvote["event_time"]) >= start:
+            inside.append(upvote)
+    truth = {}
+    for subreddit, (name, inside) in windows.items():
+        posts_upvoted = len({u["post_id"] for u in inside})
+        truth[subreddit] = (name, len(inside), len({u["user_id"] for u in inside}), posts_upvoted,
+                            len(inside) / posts_upvoted if posts_upvoted else None)
+    return truth
+
+
+def post_popularity_at(posts: list[dict], upvotes: list[dict], at) -> dict[int, tuple]:
+    """post_popularity as the stream serves it at `at` (naive UTC): per post created in the 7 days of whole
+    hours ending with at's hour, (subreddit, upvotes_7d, upvotes_1d, hot_score, is_trending) over its
+    upvotes up to `at` in the 7-day and 1-day windows."""
+    week, day, hot = _window_start(at, 7), _window_start(at, 1), _hot_score()
+    truth = {}
+    for post in posts:
+        if post["event_time"] > at or _hour(post["event_time"]) < week:
+            continue
+        mine = [u for u in upvotes if u["post_id"] == post["post_id"] and u["event_time"] <= at
+                and _hour(u["event_time"]) >= week]
+        last_day = sum(1 for u in mine if _hour(u["event_time"]) >= day)
+        created_seconds = (post["event_time"] - datetime(1970, 1, 1)) // timedelta(seconds=1)
+        truth[post["post_id"]] = (post["subreddit"], len(mine), last_day, hot(len(mine), created_seconds),
+                                  last_day >= 5)
     return truth

@@ -66,13 +66,13 @@ def test_demo_then_get_reads_what_the_demo_published(tmp_path):
     try:
         assert started.returncode == 0, started.stdout[-3000:] + started.stderr[-3000:]
         assert {line.split(":")[0] for line in started.stdout.splitlines() if ": RUNNING" in line} == {
-            "user_activity", "user_upvotes"}
+            "post_popularity", "subreddit_activity", "user_activity", "user_upvotes"}
         status = _featctl("stream", "status", data_dir=tmp_path, timeout=120)
         states = [line.split("│")[2].strip() for line in status.stdout.splitlines()
                   if line.startswith("│") and line.split("│")[1].strip()]
-        assert states == ["RUNNING", "RUNNING"], status.stdout
+        assert states == ["RUNNING"] * 4, status.stdout
         again = _featctl("stream", "run", "--all", data_dir=tmp_path, timeout=120)
         assert "every stream is running already" in again.stdout
     finally:
         stopped = _featctl("stream", "shutdown", data_dir=tmp_path)
-    assert stopped.returncode == 0 and stopped.stdout.count(": savepoint") == 2, stopped.stdout
+    assert stopped.returncode == 0 and stopped.stdout.count(": savepoint") == 4, stopped.stdout

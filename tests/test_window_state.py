@@ -89,3 +89,31 @@ def test_a_value_on_a_day_boundary_is_one_microsecond_after_the_batch_partition(
     midnight = datetime(2026, 1, 10)
     windows.add(plan, to_us(midnight), (midnight, 1))
     assert from_us(windows.value_time()) == midnight + timedelta(microseconds=1)
+
+
+def test_a_kept_aggregate_holds_its_last_value_once_its_window_is_empty(registry):
+    """subreddit_activity's `name` (last, keep) stays what it was when the day's upvotes have left, while the
+    counts fall to 0, as batch carries a feature without an empty value; a count with an input counts the
+    events where it is not null."""
+    group = registry.groups["subreddit_activity"]
+    plan = WindowPlan.for_group(group, None, "subreddit_id").typed(
+        {"event_time": "timestamp", "user_id": "int64", "post_id": "int64", "subreddit": "string"})
+    assert plan.inputs == ("event_time", "subreddit", "user_id", "post_id")
+    windows = EntityWindows(plan)
+    first = datetime(2026, 1, 10, 9, 15)
+    for minutes, user, post in ((0, 1, 10), (5, 2, 10), (30, 1, 11)):
+        at = first + timedelta(minutes=minutes)
+        windows.add(plan, to_us(at), (at, "r/python", user, post))
+    assert windows.values(plan) == ["r/python", 3, 2, 2]
+    (leaving,) = set(leaving_times(plan, plan.bucket(to_us(first))))
+    assert windows.advance(plan, leaving) and windows.empty
+    assert windows.values(plan) == ["r/python", 0, 0, 0]
+
+    popularity = registry.groups["post_popularity"]
+    counted = WindowPlan.for_group(popularity, None, "post_id").typed(
+        {"event_time": "timestamp", "subreddit": "string", "created_at": "timestamp", "upvote_id": "string"})
+    assert [f.dtype for f in counted.features] == ["string", "timestamp", "int64", "int64"]
+    windows = EntityWindows(counted)
+    windows.add(counted, to_us(first), (first, "r/rust", first, None))  # the post's creation: no upvote_id
+    windows.add(counted, to_us(first), (first, None, None, "up-1"))
+    assert windows.values(counted) == ["r/rust", to_us(first), 1, 1]
