@@ -80,18 +80,19 @@ def _served(registry, store, prefix: str, entity: str, group: str, features: tup
     return served
 
 
-def _directories(settings, registry) -> tuple:
-    return (stream_directory(settings, registry.sources["post_events"]),
-            stream_directory(settings, registry.sources["upvote_events"]))
+def _setup(registry, settings, redis_url: str, tmp_path_factory, name: str) -> tuple:
+    """A group's own data directory and Redis prefix, its store and write plan, and the post and upvote
+    stream directories."""
+    own = settings.model_copy(update={"data_dir": tmp_path_factory.mktemp(name), "redis_prefix": name[:2]})
+    group = registry.groups[name]
+    directories = tuple(stream_directory(own, registry.sources[s]) for s in ("post_events", "upvote_events"))
+    return own, group, _store(redis_url), WritePlan.for_group(group, registry.entity_of(group), own.redis_prefix), directories
 
 
 def test_subreddit_activity_joins_upvotes_with_their_posts_and_falls_when_a_subreddit_goes_quiet(
         registry, settings, redis_url, tmp_path_factory):
-    own = settings.model_copy(update={"data_dir": tmp_path_factory.mktemp("joined"), "redis_prefix": "js"})
-    group = registry.groups["subreddit_activity"]
-    store = _store(redis_url)
-    plan = WritePlan.for_group(group, registry.entity_of(group), own.redis_prefix)
-    posts_dir, upvotes_dir = _directories(own, registry)
+    own, group, store, plan, (posts_dir, upvotes_dir) = _setup(registry, settings, redis_url, tmp_path_factory,
+                                                              "subreddit_activity")
     site = Site(seed=21, chunk=timedelta(hours=6), upvoted_for=timedelta(days=2))
     sent, quiet_counts = [], []
     bad_post = b'{"post_id": "seven", "author_id": 1, "subreddit_id": 1, "subreddit": "r/python", "title": null, ' \
@@ -136,11 +137,8 @@ def test_subreddit_activity_joins_upvotes_with_their_posts_and_falls_when_a_subr
 
 def test_post_popularity_runs_its_udf_in_flink_for_the_posts_of_the_window(registry, settings, redis_url,
                                                                            tmp_path_factory):
-    own = settings.model_copy(update={"data_dir": tmp_path_factory.mktemp("popular"), "redis_prefix": "pp"})
-    group = registry.groups["post_popularity"]
-    store = _store(redis_url)
-    plan = WritePlan.for_group(group, registry.entity_of(group), own.redis_prefix)
-    posts_dir, upvotes_dir = _directories(own, registry)
+    own, group, store, plan, (posts_dir, upvotes_dir) = _setup(registry, settings, redis_url, tmp_path_factory,
+                                                              "post_popularity")
     site = Site(seed=8, chunk=timedelta(hours=12), upvoted_for=timedelta(days=9))
     sent, left_checked = [], 0
     runner.start(registry, own, group, redis_url)
