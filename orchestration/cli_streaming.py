@@ -146,21 +146,31 @@ def events_live(rate: float, seconds: float, malformed: float) -> None:
     console.print(f"wrote {files} files, {valid:,} valid events")
 
 @cli.command()
-@click.argument("group")
+@click.argument("groups", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Every group with a stream/ folder.")
 @click.option("--ds", default=None, help="Partition to compare (default: yesterday).")
-def consistency(group: str, ds: str | None) -> None:
-    """Replay one slice of the event log through the batch query and the Flink job, and diff the values."""
+def consistency(groups: tuple[str, ...], every: bool, ds: str | None) -> None:
+    """Replay one slice of the event log through each group's batch query and Flink job, and diff the values."""
     from infra.spark import spark_session
     from streaming.consistency import check_consistency
 
     settings, registry = load_platform()
+    if every == bool(groups):
+        raise PlatformError("name the groups to compare, or pass --all (not both)", "featctl consistency --all")
+    selected = [g for g in registry.groups.values() if g.stream] if every else [registry.group(g) for g in groups]
     day = ds or yesterday_utc().isoformat()
-    with console.status(f"replaying {group}'s event log up to {day} through Spark and Flink"):
-        report = check_consistency(spark_session(settings), registry, settings, registry.group(group), day)
-    if not report.consistent:
+    disagreeing = []
+    for group in selected:
+        with console.status(f"replaying {group.name}'s event log up to {day} through Spark and Flink"):
+            report = check_consistency(spark_session(settings), registry, settings, group, day)
+        if report.consistent:
+            console.print(f"{group.name}: batch and stream agree on {report.entities:,} entities "
+                          f"({report.events:,} events up to {day})")
+            continue
+        disagreeing.append(f"{group.name} ({len(report.differences)} values)")
+        console.print(f"{group.name}: batch and stream disagree on {len(report.differences)} values for ds={day}")
         for line in report.differences[:20]:
             console.print(f"  {line}")
-        raise PlatformError(f"{group}: batch and stream disagree on {len(report.differences)} values for ds={day}",
-                            "make transform.sql compute what batch.sql computes")
-    console.print(f"{group}: batch and stream agree on {report.entities:,} entities "
-                  f"({report.events:,} events up to {day})")
+    if disagreeing:
+        raise PlatformError(f"batch and stream disagree for ds={day}: {', '.join(disagreeing)}",
+                            "make each stream compute what its batch.sql computes")
