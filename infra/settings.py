@@ -37,6 +37,7 @@ class Settings(BaseModel):
     redis_batch_rows: int = 500
     serving_host: str = "127.0.0.1"  # `featctl serve` listens on <host>:<port>; 0.0.0.0 for every interface
     serving_port: int = 8600
+    serving_workers: int | None = Field(default=None, ge=1)  # `featctl serve` processes; None: one per core
     serving_api_token: str | None = None  # set: POST /features needs `Authorization: Bearer <token>`
     serving_max_ids: int = 1000  # ids one GetFeatures request may ask for; more is a 422
     serving_redis_timeout_seconds: float = 1.0  # a Redis that does not answer in time makes a 503

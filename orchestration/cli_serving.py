@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from collections.abc import Sequence
@@ -30,19 +31,24 @@ def _check_port_free(host: str, port: int) -> None:
 
 @cli.command()
 @click.option("--port", type=int, default=None, help="Port (default: FP_SERVING_PORT, 8600).")
-def serve(port: int | None) -> None:
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Worker processes (default: FP_SERVING_WORKERS, else one per core).")
+def serve(port: int | None, workers: int | None) -> None:
     """Start the feature service (POST /features, /healthz, /metrics, /openapi.json) on FP_SERVING_HOST."""
-    from serving.service import FeatureService, uvicorn_server
+    from serving.service import FeatureService, run_workers, uvicorn_server
 
     settings, registry = load_platform()
     host, port = settings.serving_host, port or settings.serving_port
+    workers = workers or settings.serving_workers or os.cpu_count() or 1
     _check_port_free(host, port)
     with redis_url_for(settings) as url:
-        service = FeatureService.from_settings(settings, registry, url)
         auth = "API token required" if settings.serving_api_token else "no API token (set FP_SERVING_API_TOKEN)"
-        console.print(f"feature service on http://{host}:{port}  ({auth}; Redis prefix "
-                      f"{settings.redis_prefix!r}; Ctrl-C stops it)", highlight=False)
-        uvicorn_server(service, port, host).run()
+        console.print(f"feature service on http://{host}:{port}  ({workers} worker{'s' if workers > 1 else ''}; {auth}; "
+                      f"Redis prefix {settings.redis_prefix!r}; Ctrl-C stops it)", highlight=False)
+        if workers == 1:
+            uvicorn_server(FeatureService.from_settings(settings, registry, url), port, host).run()
+        else:
+            run_workers(workers, port, host, url, settings.data_dir / "serving" / f"metrics-{port}")
 
 
 class StepProgress:

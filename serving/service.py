@@ -6,6 +6,7 @@
                         may add "request": {"time": ..., <field>: ...} for on-demand features
     GET  /healthz       200 when Redis answers a PING, else 503 with the reason
     GET  /metrics       Prometheus text: request latency histogram, Redis errors, responses logged/dropped
+                        (summed over the worker processes of `featctl serve --workers N`)
     GET  /openapi.json  the OpenAPI 3.1 description of the above
 
 The request path does the least work it can: the read plan comes from a cache keyed by the feature list,
@@ -23,8 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import os
+import shutil
 import time
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import orjson
 import redis
@@ -42,7 +46,7 @@ from serving.client import store_unavailable
 from serving.feature_refs import InvalidRequest, UnknownName
 from serving.codec import micros_to_datetime
 from serving.get_features import ReadPlan, check_ids, decode_rows, entity_keys, hmget_commands, now_micros
-from serving.metrics import CONTENT_TYPE, Counter, Histogram, exposition
+from serving.metrics import CONTENT_TYPE, Counter, Histogram, SharedMetrics, exposition
 from serving.openapi import openapi_document
 from serving.request_plan import RequestPlans, finish_rows
 from serving.response_log import ResponseLog
@@ -54,6 +58,9 @@ SHAPES = '{"entity": ..., "ids": [...], "features": [...]} or {"service": ..., "
 
 MAX_BODY_BYTES = 1 << 20
 ROUTES = ("/features", "/healthz", "/metrics", "/openapi.json")
+UVICORN_OPTIONS = {"loop": "uvloop", "http": "httptools", "lifespan": "on", "access_log": False, "log_level": "warning"}
+PUBLISH_SECONDS = 0.5  # how often a worker of several shares its metrics (a scrape is at most this behind)
+WORKER_REDIS_URL, WORKER_METRICS_DIR = "FP_SERVING_WORKER_REDIS_URL", "FP_SERVING_WORKER_METRICS_DIR"
 
 
 def _json(status: int, payload: dict, headers: dict | None = None) -> Response:
@@ -116,7 +123,8 @@ class FeatureService:
     """The service's state (Redis client, plan cache, metrics) and its route handlers."""
 
     def __init__(self, registry: Registry, redis_url: str, prefix: str, api_token: str | None = None,
-                 max_ids: int = 1000, redis_timeout_seconds: float = 1.0, response_log: ResponseLog | None = None):
+                 max_ids: int = 1000, redis_timeout_seconds: float = 1.0, response_log: ResponseLog | None = None,
+                 shared_metrics: SharedMetrics | None = None):
         self.registry = registry
         self.redis_url = redis_url
         self.redis_timeout_seconds = redis_timeout_seconds
@@ -130,15 +138,28 @@ class FeatureService:
                                     "Requests that failed because Redis did not answer.")
         self.openapi = orjson.dumps(openapi_document(registry, max_ids))
         self.response_log = response_log
+        self.shared_metrics = shared_metrics  # set when this is one of several worker processes
 
     @classmethod
-    def from_settings(cls, settings: Settings, registry: Registry, redis_url: str) -> FeatureService:
+    def from_settings(cls, settings: Settings, registry: Registry, redis_url: str,
+                      shared_metrics: SharedMetrics | None = None) -> FeatureService:
         """The service configured by the platform settings (FP_SERVING_* and FP_REDIS_PREFIX)."""
         log = None if settings.serving_log_dir is None else ResponseLog(
             settings.serving_log_dir, settings.serving_log_sample, settings.serving_log_queue,
             settings.serving_log_flush_seconds)
         return cls(registry, redis_url, settings.redis_prefix, settings.serving_api_token, settings.serving_max_ids,
-                   settings.serving_redis_timeout_seconds, log)
+                   settings.serving_redis_timeout_seconds, log, shared_metrics)
+
+    @property
+    def _own_metrics(self) -> list:
+        logs = [] if self.response_log is None else [self.response_log.logged, self.response_log.dropped]
+        return [self.latency, self.redis_errors, *logs]
+
+    async def _publish_metrics(self) -> None:
+        """A worker's metrics into the shared directory, every PUBLISH_SECONDS, for whichever worker is scraped."""
+        while True:
+            self.shared_metrics.publish(self._own_metrics)
+            await asyncio.sleep(PUBLISH_SECONDS)
 
     @asynccontextmanager
     async def lifespan(self, _app):
@@ -149,9 +170,13 @@ class FeatureService:
                                              socket_keepalive=True)
         if self.response_log is not None:
             self.response_log.start()
+        publisher = None if self.shared_metrics is None else asyncio.create_task(self._publish_metrics())
         try:
             yield
         finally:
+            if publisher is not None:
+                publisher.cancel()
+                self.shared_metrics.publish(self._own_metrics)
             await self.redis.aclose()
             if self.response_log is not None:
                 await asyncio.to_thread(self.response_log.close)
@@ -228,9 +253,11 @@ class FeatureService:
         return _json(200, {"status": "ok"})
 
     async def metrics(self, _request: Request) -> Response:
-        """GET /metrics: Prometheus text exposition."""
-        logs = [] if self.response_log is None else [self.response_log.logged, self.response_log.dropped]
-        return Response(exposition([self.latency, self.redis_errors, *logs]), media_type=CONTENT_TYPE)
+        """GET /metrics: Prometheus text exposition (of every worker process, when there are several)."""
+        if self.shared_metrics is None:
+            return Response(exposition(self._own_metrics), media_type=CONTENT_TYPE)
+        self.shared_metrics.publish(self._own_metrics)
+        return Response(exposition(self.shared_metrics.merged(self._own_metrics)), media_type=CONTENT_TYPE)
 
     async def openapi_json(self, _request: Request) -> Response:
         """GET /openapi.json: the service's OpenAPI document, with the feature catalog."""
@@ -259,10 +286,32 @@ def create_app(service: FeatureService):
     return TimedRequests(app, service.latency)
 
 
+def worker_app():
+    """The app of one worker process of `featctl serve --workers N`: uvicorn imports this factory in each
+    worker it starts. Settings come from FP_* as usual; the parent passes the Redis URL it resolved (maybe a
+    Redis it started) and the directory where the workers share their metrics."""
+    from assets.registry import load_registry
+    from infra.settings import load_settings
+
+    settings = load_settings()
+    service = FeatureService.from_settings(settings, load_registry(settings.registry_dir), os.environ[WORKER_REDIS_URL],
+                                           SharedMetrics(Path(os.environ[WORKER_METRICS_DIR])))
+    return create_app(service)
+
+
+def run_workers(workers: int, port: int, host: str, redis_url: str, metrics_dir: Path) -> None:
+    """Serve on host:port with `workers` processes (uvicorn's supervisor: one listening socket, accepted by
+    whichever worker is free) until interrupted; their metrics are summed on every /metrics."""
+    import uvicorn
+
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    os.environ.update({WORKER_REDIS_URL: redis_url, WORKER_METRICS_DIR: str(metrics_dir)})
+    uvicorn.run("serving.service:worker_app", factory=True, host=host, port=port, workers=workers, **UVICORN_OPTIONS)
+
+
 def uvicorn_server(service: FeatureService, port: int, host: str = "127.0.0.1"):
     """A uvicorn server for `service` (uvloop + httptools, no access log); `.run()` blocks until stopped."""
     import uvicorn
 
-    config = uvicorn.Config(create_app(service), host=host, port=port, loop="uvloop", http="httptools",
-                            lifespan="on", access_log=False, log_level="warning")
+    config = uvicorn.Config(create_app(service), host=host, port=port, **UVICORN_OPTIONS)
     return uvicorn.Server(config)

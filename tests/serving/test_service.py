@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -267,31 +268,78 @@ def test_in_process_client_reports_redis_down_the_same_way(registry):
         client.get_features("user", [1], ["user_upvotes"])
 
 
-def test_featctl_serve_starts_on_loopback_and_stops(online, tmp_path):
+@contextmanager
+def _featctl_serve(online: str, tmp_path: Path, *args: str):
+    """`featctl serve` on a free loopback port against the test Redis, until it answers; yields (port, the
+    process); stopped with Ctrl-C (SIGINT) at the end, its output in `process.output`."""
     port = free_loopback_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FP_")}
     env.update({"FP_DATA_DIR": str(tmp_path), "FP_REDIS_URL": online, "FP_REDIS_PREFIX": PREFIX})
     featctl = str(Path(sys.executable).parent / "featctl")
-    process = subprocess.Popen([featctl, "serve", "--port", str(port)], cwd=PROJECT_ROOT, env=env,
+    process = subprocess.Popen([featctl, "serve", "--port", str(port), *args], cwd=PROJECT_ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         client = HttpClient(f"http://127.0.0.1:{port}")
         deadline = time.monotonic() + 60
         while True:
             try:
-                rows = client.get_features("user", [1], ["user_upvotes.upvotes_7d"])
+                client.get_features("user", [1], ["user_upvotes.upvotes_7d"])
                 break
             except Exception:
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise
                 time.sleep(0.2)
-        assert rows[0].values == {"user_upvotes.upvotes_7d": 12}
         client.close()
+        yield port, process
     finally:
         process.send_signal(signal.SIGINT)
-        output = process.communicate(timeout=30)[0]
-    assert f"feature service on http://127.0.0.1:{port}" in output
-    assert "Traceback" not in output
+        process.output = process.communicate(timeout=30)[0]
+
+
+def test_featctl_serve_starts_on_loopback_and_stops(online, tmp_path):
+    with _featctl_serve(online, tmp_path, "--workers", "1") as (port, process):
+        client = HttpClient(f"http://127.0.0.1:{port}")
+        assert client.get_features("user", [1], ["user_upvotes.upvotes_7d"])[0].values == {"user_upvotes.upvotes_7d": 12}
+        client.close()
+    assert f"feature service on http://127.0.0.1:{port}  (1 worker;" in process.output
+    assert "Traceback" not in process.output
+
+
+def test_featctl_serve_with_two_workers_answers_on_both_and_metrics_count_both(online, tmp_path):
+    """Two worker processes share the port; 400 requests from 16 concurrent connections are answered, each
+    worker answers some, and /metrics (from whichever worker) counts all of them and both workers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def read(_n: int) -> dict:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.request("POST", "/features", orjson.dumps({"entity": "user", "ids": [1],
+                                                              "features": ["user_upvotes.upvotes_7d"]}))
+        body = orjson.loads(connection.getresponse().read())
+        connection.close()
+        return body
+
+    def features_answered(text: str) -> int:
+        return sum(int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines()
+                   if line.startswith('fp_serving_request_seconds_count{route="/features",status="200"}'))
+
+    with _featctl_serve(online, tmp_path, "--workers", "2") as (port, process):
+        with ThreadPoolExecutor(16) as pool:
+            bodies = list(pool.map(read, range(400)))
+        assert {body["rows"][0]["values"]["user_upvotes.upvotes_7d"] for body in bodies} == {12}
+        time.sleep(1.5)  # every worker has published its metrics since (every 0.5 s)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.request("GET", "/metrics")
+        scraped = connection.getresponse().read().decode()
+        connection.close()
+        snapshots = sorted((tmp_path / "serving" / f"metrics-{port}").glob("*.json"))
+        per_worker = [features_answered("\n".join(
+            f'fp_serving_request_seconds_count{{route="{labels[0]}",status="{labels[1]}"}} {sum(counts)}'
+            for labels, counts, _total in orjson.loads(file.read_bytes())["fp_serving_request_seconds"]))
+            for file in snapshots]
+    assert "fp_serving_worker_processes 2" in scraped
+    assert features_answered(scraped) == 401  # the 400 and the readiness probe
+    assert len(per_worker) == 2 and all(count > 0 for count in per_worker) and sum(per_worker) == 401
+    assert "(2 workers;" in process.output and "Traceback" not in process.output
 
 
 def test_featctl_get_reads_through_the_client_with_its_id_checks_and_limits(online, tmp_path, monkeypatch, capsys):
