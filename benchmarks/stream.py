@@ -1007,8 +1007,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=1000, help="events/s appended (default 1,000)")
     parser.add_argument("--seconds", type=float,
                         help="measured seconds of appending, per freshness run (default 60; 15 with --quick)")
-    parser.add_argument("--warmup", type=float, default=5,
-                        help="seconds appended before measuring, per freshness run (default 5)")
+    parser.add_argument("--warmup", type=float, default=30,
+                        help="seconds appended before measuring, per freshness run (default 30: the first half "
+                             "minute of a fresh job, its Python workers and state cache warming up, is slower)")
     parser.add_argument("--file-interval", type=float, default=0.21, help="seconds between stream files (default 0.21)")
     parser.add_argument("--rows", type=int, help="rows per injection variant (default 200,000; 20,000 with --quick)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 15 s of events per freshness run, 20k rows")
