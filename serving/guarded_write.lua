@@ -6,7 +6,9 @@
 -- then for each key: its event time (integer microseconds) followed by its n encoded values.
 -- A key's values land only if its event time is at least the stored one, so an older write never
 -- replaces a newer value and replaying a partition changes nothing. A value of "\255" deletes the field
--- (null). Entity TTL: the key expires after the longest TTL of the groups written to it.
+-- (null). Entity TTL: the key expires after the longest TTL of the groups written to it (EXPIRE ... GT,
+-- Redis 7.0 or newer). A key the group wrote before costs three commands (HGET, HSET, EXPIRE GT or
+-- PERSIST), a new one four (EXISTS besides).
 -- A landed row appended to the history stream is exactly what Redis then holds, in the same atomic step,
 -- so the offline history of streamed values (streaming/history.py) is the online store's own record.
 -- Returns the number of keys whose values landed.
@@ -22,7 +24,8 @@ for i = 1, entities do
   local ts = ARGV[pos]
   local current = redis.call('HGET', key, ts_field)
   if (not current) or tonumber(current) <= tonumber(ts) then
-    local remaining = redis.call('TTL', key)
+    -- a key this group never wrote may be new; one it wrote exists (its event-time field is there)
+    local created = (not current) and redis.call('EXISTS', key) == 0
     local set = {ts_field, ts}
     local del = {}
     for j = 1, n do
@@ -36,9 +39,11 @@ for i = 1, entities do
     end
     redis.call('HSET', key, unpack(set))
     if #del > 0 then redis.call('HDEL', key, unpack(del)) end
-    if ttl > 0 then
-      if remaining == -2 or (remaining >= 0 and remaining < ttl) then redis.call('EXPIRE', key, ttl) end
-    elseif remaining >= 0 then
+    if ttl > 0 and created then
+      redis.call('EXPIRE', key, ttl)
+    elseif ttl > 0 then  -- GT: only a later expiry; a key without one (a group with no TTL wrote it) keeps none
+      redis.call('EXPIRE', key, ttl, 'GT')
+    elseif not created then  -- a group with no TTL: the key never expires
       redis.call('PERSIST', key)
     end
     if history then

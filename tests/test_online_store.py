@@ -159,3 +159,16 @@ def test_trimming_loaded_history_removes_every_loaded_entry_past_redis_work_limi
     later = redis_client.xadd(key, {"n": "landed after the read"})
     trim_through(redis_client, key, last)
     assert [entry_id for entry_id, _ in redis_client.xrange(key)] == [later]
+
+
+def test_a_group_without_ttl_makes_the_entity_live_forever_whatever_writes_it_later(redis_client):
+    store = OnlineStore(redis_client)
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    forever = WritePlan(**{**ALL_DTYPES.__dict__, "group": "f", "ttl_seconds": 0})
+    store.write(forever, _table([2], t, i64=[1]))
+    assert redis_client.ttl("t:user:2") == -1  # a new key of a group without TTL
+    store.write(ALL_DTYPES, _table([1], t, i64=[1]))
+    store.write(forever, _table([1], t, i64=[1]))
+    assert redis_client.ttl("t:user:1") == -1  # the 1 h of the other group is lifted
+    store.write(ALL_DTYPES, _table([1], datetime(2026, 1, 2, tzinfo=UTC), i64=[2]))
+    assert redis_client.ttl("t:user:1") == -1  # and a group with a TTL writing again does not bring it back
