@@ -9,14 +9,16 @@ in, so a backfill never overwrites fresher values.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from assets.offline_layout import EVENT_TIME_COLUMN, PARTITION_COLUMN
 from assets.registry import Registry
 from assets.specs import FeatureGroup
-from serving.online_store import OnlineStore, WritePlan, connect
+from serving.online_store import OnlineStore, WritePlan, connect, online_store_unavailable
 
 COUNTS_SCHEMA = "rows long, applied long"
+REDIS_ERROR = re.compile(r"redis\.exceptions\.(\w+): ([^\n]*)")
 
 
 @dataclass(frozen=True)
@@ -63,5 +65,11 @@ def publish_range(spark, registry: Registry, group: FeatureGroup, first: str, la
     frame = (spark.table(group.table).where(f"{PARTITION_COLUMN} BETWEEN '{first}' AND '{last}'")
              .select(*columns))
     counts = frame.mapInArrow(_writer(plan, redis_url, cluster, chunk_rows), COUNTS_SCHEMA)
-    total = counts.groupBy().sum("rows", "applied").collect()[0]
+    try:
+        total = counts.groupBy().sum("rows", "applied").collect()[0]
+    except Exception as exc:  # a task's Python traceback, through Spark: one line if Redis is what failed
+        cause = REDIS_ERROR.search(str(exc))
+        if cause is None:
+            raise
+        raise online_store_unavailable(redis_url, f"{cause.group(1)}: {cause.group(2).strip()}") from None
     return PublishResult(rows=int(total[0] or 0), applied=int(total[1] or 0))

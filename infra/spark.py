@@ -36,7 +36,8 @@ def spark_config(settings: Settings) -> dict[str, str]:
         "spark.pyspark.python": sys.executable,
         "spark.pyspark.driver.python": sys.executable,
         "spark.driver.extraJavaOptions": (f"-Dderby.system.home={data_dir} -Duser.timezone=UTC "
-                                          f"-Dlog4j.configurationFile={LOG4J_CONFIG}"),
+                                          f"-Dlog4j.configurationFile={LOG4J_CONFIG} "
+                                          f"-Dfp.spark.log={data_dir / 'logs' / 'spark.log'}"),
         "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
     }
     if settings.hive_metastore_uri:

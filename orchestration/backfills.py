@@ -29,7 +29,7 @@ from orchestration.dagster_internals import (
     execute_graphql,
     in_process_workspace,
 )
-from orchestration.runs import QUIET_LOGS, StepSummary, failed_checks_summary, step_summary
+from orchestration.runs import QUIET_LOGS, StepSummary, failed_checks_summary, step_error, step_summary
 
 BACKFILL_TAG = "dagster/backfill"  # the tag Dagster puts on every run of a backfill
 TERMINAL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
@@ -232,12 +232,14 @@ def _backfill_error(instance: dg.DagsterInstance, run_ids: list[str], days: list
     evaluations = [r.event_log_entry.dagster_event.event_specific_data for run_id in run_ids
                    for r in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
                                                          ).records]
+    fix = None
     if failures:
-        detail = failures[0].step_failure_data.error.message.strip().splitlines()[-1]
+        detail, fix = step_error(failures[0].step_failure_data.error)
         what = f"step {failures[0].step_key} failed: {detail}"
     else:
         failed = sorted(a for a, p in state.assets.items() if p.failed or p.materialized < p.targeted)
         what = f"backfill {state.status}: {', '.join(failed) or 'no asset'} not materialized"
     span = days[0] if len(days) == 1 else f"{days[0]}..{days[-1]}"
     return PlatformError(f"partition {span}: {what}" + failed_checks_summary(evaluations),
-                         f"see backfill {state.backfill_id} and its runs on the Dagster UI's Backfills page (featctl ui)")
+                         (f"{fix}; " if fix else "")
+                         + f"see backfill {state.backfill_id} and its runs on the Dagster UI's Backfills page (featctl ui)")

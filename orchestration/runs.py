@@ -17,7 +17,9 @@ from infra.errors import PlatformError
 from infra.settings import Settings
 from orchestration.factory import DAILY_JOB
 
-QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+# In-process runs (featctl) print nothing of Dagster's own: a failure comes back as one line naming the step
+# and its cause (run_partition), and the run's full log, tracebacks included, stays in the instance (UI).
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def dagster_instance(settings: Settings) -> dg.DagsterInstance:
@@ -42,6 +44,19 @@ class StepSummary:
     partition: str | None = None
 
 
+def step_error(error) -> tuple[str, str | None]:
+    """A failed step's error as (what, fix): the last line of the innermost cause (the asset's own exception,
+    not Dagster's wrapper), split into a PlatformError's what and fix where it is one."""
+    while error.cause is not None:
+        error = error.cause
+    line = error.message.strip().splitlines()[-1] if error.message.strip() else error.cls_name
+    line = line.removeprefix(f"{error.cls_name}: ")
+    for prefix in ("infra.errors.", "serving.client."):
+        line = line.removeprefix(f"{prefix}{error.cls_name}: ")
+    what, marker, fix = line.partition(" (fix: ")
+    return (what, fix.removesuffix(")")) if marker else (line, None)
+
+
 def run_partition(defs: dg.Definitions, partition: str, instance: dg.DagsterInstance | None = None,
                   assets: Sequence[str] | None = None) -> list[StepSummary]:
     """Run the daily job for `partition`, all assets or only `assets` (e.g. `features/user_upvotes`).
@@ -54,11 +69,11 @@ def run_partition(defs: dg.Definitions, partition: str, instance: dg.DagsterInst
                                     raise_on_error=False, partition_key=partition)
     if not result.success:
         failure = next((e for e in result.all_events if e.is_step_failure), None)
-        detail = failure.step_failure_data.error.message.strip().splitlines()[-1] if failure else "run failed"
+        detail, fix = step_error(failure.step_failure_data.error) if failure else ("run failed", None)
         step = failure.step_key if failure else DAILY_JOB
         raise PlatformError(f"partition {partition}: step {step} failed: {detail}"
                             + failed_checks_summary(result.get_asset_check_evaluations()),
-                            "see the run in the Dagster UI (make ui) for the full log")
+                            (f"{fix}; " if fix else "") + "see the run in the Dagster UI (make ui) for the full log")
     step_seconds = {e.step_key: e.event_specific_data.duration_ms / 1000 for e in result.get_step_success_events()}
     return [step_summary(event.event_specific_data.materialization, step_seconds.get(event.step_key, 0.0))
             for event in result.get_asset_materialization_events()]

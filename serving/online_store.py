@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow as pa
 import redis
@@ -18,6 +19,7 @@ from redis.crc import key_slot
 
 from assets.offline_layout import EVENT_TIME_COLUMN
 from assets.specs import Entity, FeatureGroup
+from infra.errors import PlatformError
 from serving import layout
 from serving.codec import encode_column
 
@@ -67,6 +69,22 @@ def connect(url: str, cluster: bool = False) -> redis.Redis | RedisCluster:
     if cluster:
         return RedisCluster.from_url(url)
     return redis.Redis.from_url(url, socket_keepalive=True)
+
+
+def shown_url(url: str) -> str:
+    """`url` as errors show it: the password replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def online_store_unavailable(url: str, cause: str) -> PlatformError:
+    """The one-line error of a write that failed because Redis did not answer, naming the store and why."""
+    return PlatformError(f"the online store {shown_url(url)} did not answer: {cause}",
+                         "start Redis, or point FP_REDIS_URL at a running one, and run again (a re-run is exact: "
+                         "the event-time guard lands each value once)")
 
 
 class OnlineStore:

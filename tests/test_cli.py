@@ -76,3 +76,26 @@ def test_demo_then_get_reads_what_the_demo_published(tmp_path):
     finally:
         stopped = _featctl("stream", "shutdown", data_dir=tmp_path)
     assert stopped.returncode == 0 and stopped.stdout.count(": savepoint") == 4, stopped.stdout
+
+
+@pytest.mark.slow
+def test_a_publish_without_redis_is_one_line_naming_the_online_store(tmp_path):
+    """Redis does not answer during `featctl materialize`: the command ends with one line naming the online
+    store, its URL (no password) and what to do; the executors' tracebacks are in the data dir's spark.log,
+    not on the terminal."""
+    from infra.redis_server import free_loopback_port
+
+    written = _featctl("events", "generate", "--start", "2026-01-01", "--end", "2026-01-01", "--size", "tiny",
+                       data_dir=tmp_path)
+    assert written.returncode == 0, written.stdout + written.stderr
+    url = f"redis://:secret@127.0.0.1:{free_loopback_port()}/0"  # nothing listens there
+    result = _featctl("materialize", "--group", "user_activity", "--partition", "2026-01-01", data_dir=tmp_path,
+                      FP_REDIS_URL=url)
+    assert result.returncode == 1
+    shown = [line for line in (result.stdout + result.stderr).splitlines() if not line.startswith("WARNING: Using incubator")]
+    assert len(" ".join(shown)) < 600 and "Traceback" not in result.stdout + result.stderr, shown
+    message = " ".join(" ".join(shown).split())
+    assert message.startswith("error: partition 2026-01-01: step online__user_activity failed: the online store "
+                              f"redis://:***@{url.split('@')[1]} did not answer: ConnectionError: ")
+    assert "(fix: start Redis, or point FP_REDIS_URL at a running one, and run again" in message and "secret" not in message
+    assert "redis.exceptions.ConnectionError" in (tmp_path / "logs" / "spark.log").read_text()
