@@ -47,6 +47,8 @@ def test_a_changed_output_schema_needs_a_version_bump_or_an_updated_lock(featctl
     sql = folder / "batch.sql"
     sql.write_text(sql.read_text().replace("COUNT(*)                                          AS upvotes_1d",
                                            "CAST(COUNT(*) AS INT)                             AS upvotes_1d"))
+    features = folder / "stream" / "features.sql"  # the stream outputs the new type too
+    features.write_text(features.read_text().replace("  upvotes_1d,\n", "  CAST(upvotes_1d AS INT) AS upvotes_1d,\n"))
 
     code, lines = featctl("check", registry_dir=root)
     assert code == 1
