@@ -7,7 +7,7 @@ from rich.table import Table
 
 from infra.errors import PlatformError
 from infra.redis_server import ensure_local_redis, redis_url_for, stop_local_redis
-from orchestration.cli import cli, console, events, load_platform, yesterday_utc
+from orchestration.cli import SIZES, cli, console, events, load_platform, yesterday_utc
 
 def _stream_redis_url(settings) -> str:
     """Streams outlive featctl: they use the configured Redis, or the platform's server left running."""
@@ -129,21 +129,35 @@ def stream_shutdown() -> None:
 @click.option("--rate", default=100.0, show_default=True, help="Upvotes per second.")
 @click.option("--seconds", default=60.0, show_default=True, help="How long to keep appending.")
 @click.option("--malformed", default=0.0, show_default=True, help="Share of records broken on purpose (0..1).")
-def events_live(rate: float, seconds: float, malformed: float) -> None:
-    """Append live upvote events to the local stream: one file per second, atomically, in time order."""
+@click.option("--size", type=click.Choice(SIZES), default="demo", show_default=True,
+              help="The sample site whose users and subreddits act (as `featctl demo --size`).")
+def events_live(rate: float, seconds: float, malformed: float, size: str) -> None:
+    """Append live events to the local streams: upvotes, and the posts most of them go to (one post per 25
+    upvotes), one file per second each, atomically, in time order."""
+    import numpy as np
+
+    from eventlog.generator import SIZES as SITES
+    from eventlog.generator import subreddit_name
     from streaming.connectors import stream_directory
     from streaming.event_files import LiveUpvotes
 
     settings, registry = load_platform()
     if not 0 <= malformed <= 1:
         raise PlatformError(f"--malformed {malformed} is not a share", "use a number from 0 to 1")
+    site = SITES[size]
     directory = stream_directory(settings, registry.sources["upvote_events"])
-    live = LiveUpvotes(directory, rate=rate, malformed_share=malformed)
+    subreddits = dict(enumerate(subreddit_name(np.arange(site.subreddits)).tolist()))
+    recent_days = 3  # the other upvotes go to the sample site's posts of the last days (the event log's)
+    yesterday_index = (yesterday_utc() - settings.partitions_start).days
+    live = LiveUpvotes(directory, users=site.users, rate=rate, malformed_share=malformed,
+                       posts=recent_days * site.posts_per_day,
+                       first_post=max(0, yesterday_index - recent_days + 1) * site.posts_per_day,
+                       posts_directory=stream_directory(settings, registry.sources["post_events"]), subreddits=subreddits)
     files = valid = 0
-    with console.status(f"appending {rate:g} upvotes/s to {directory}"):
+    with console.status(f"appending {rate:g} upvotes/s to {directory} (and their posts)"):
         for _path, records in live.run(seconds):
             files, valid = files + 1, valid + len(records)
-    console.print(f"wrote {files} files, {valid:,} valid events")
+    console.print(f"wrote {files} files, {valid:,} valid upvotes and {len(live.live_posts):,} posts")
 
 @cli.command()
 @click.argument("groups", nargs=-1)

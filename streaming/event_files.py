@@ -12,7 +12,7 @@ import os
 import random
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -82,29 +82,76 @@ MALFORMED = (
 )
 
 
+LIVE_POST_BASE = 2_000_000_000  # ids of live posts: above every post id of the sample site
+
+
 @dataclass
 class LiveUpvotes:
-    """Upvotes happening now, at `rate` per second, a `malformed_share` of them broken on purpose."""
+    """Upvotes happening now, at `rate` per second, a `malformed_share` of them broken on purpose.
+
+    With a `posts_directory` (and the site's `subreddits`, id -> name) posts are created too, one per
+    `upvotes_per_post` upvotes, and most upvotes go to the newest of them, as on a live site: the groups that
+    join upvotes with their posts (subreddit_activity) or count the posts of the week (post_popularity)
+    then move with the live stream. The other upvotes go to random old posts (`first_post` on).
+    """
 
     directory: Path
     users: int = 20_000
     posts: int = 10_000
+    first_post: int = 0  # the old posts upvotes may go to: ids first_post .. first_post + posts - 1
     rate: float = 100.0
     malformed_share: float = 0.0
     seed: int = 11
+    posts_directory: Path | None = None
+    subreddits: dict[int, str] = field(default_factory=dict)
+    upvotes_per_post: int = 25
+    hot_posts: int = 200  # the newest live posts most upvotes go to
 
     def __post_init__(self):
         self._rng = np.random.default_rng(self.seed)
         self._random = random.Random(self.seed)
         self._sequence = 0
+        self._live_posts: list[int] = []
+        self._post_carry = 0.0
+
+    def new_posts(self, upvotes: int, now: datetime) -> list[str]:
+        """The post lines created alongside `upvotes` upvotes at `now` (none without a posts directory)."""
+        if self.posts_directory is None:
+            return []
+        self._post_carry += upvotes / self.upvotes_per_post
+        count, self._post_carry = int(self._post_carry), self._post_carry - int(self._post_carry)
+        stamp, lines = now.astimezone(timezone.utc).strftime(TIMESTAMP_FORMAT), []
+        for _ in range(count):
+            post_id = LIVE_POST_BASE + len(self._live_posts)
+            subreddit = self._random.choice(sorted(self.subreddits))
+            self._live_posts.append(post_id)
+            lines.append(json.dumps({"post_id": post_id, "author_id": self._random.randrange(self.users),
+                                     "subreddit_id": subreddit, "subreddit": self.subreddits[subreddit],
+                                     "title": f"live post {post_id - LIVE_POST_BASE}", "event_time": stamp},
+                                    separators=(",", ":")))
+        return lines
+
+    @property
+    def live_posts(self) -> list[int]:
+        """The ids of the posts created so far."""
+        return list(self._live_posts)
+
+    def _post_ids(self, count: int) -> list[int]:
+        posts = (self.first_post + self._rng.integers(0, self.posts, count)).tolist()
+        hot = self._live_posts[-self.hot_posts:]
+        if hot:
+            chosen = self._rng.integers(0, len(hot), count).tolist()
+            live = self._rng.random(count) < 0.8
+            posts = [hot[c] if is_live else old for c, is_live, old in zip(chosen, live.tolist(), posts)]
+        return posts
 
     def batch(self, count: int, now: datetime) -> tuple[list[str], list[dict]]:
         """`count` upvote lines at `now`; returns the lines and the valid records among them."""
         users = self._rng.integers(0, self.users, count)
-        posts = self._rng.integers(0, self.posts, count)
+        posts = self._post_ids(count)
         lines, valid = [], []
         stamp = now.astimezone(timezone.utc).strftime(TIMESTAMP_FORMAT)
-        for user, post in zip(users.tolist(), posts.tolist()):
+        for user, post in zip(users.tolist(), posts):
             self._sequence += 1
             record = {"event_id": f"live-{self.seed}-{self._sequence}", "user_id": user, "post_id": post,
                       "event_time": stamp}
@@ -124,6 +171,9 @@ class LiveUpvotes:
             carry += self.rate * interval
             count, carry = int(carry), carry - int(carry)
             now = datetime.now(timezone.utc)
+            posts = self.new_posts(count, now)
+            if posts:  # before the upvotes that go to them
+                write_file(self.posts_directory, f"{now:%Y%m%dT%H%M%S%f}-live", posts)
             lines, valid = self.batch(count, now)
             if lines:
                 yield write_file(self.directory, f"{now:%Y%m%dT%H%M%S%f}-live", lines), valid
