@@ -517,3 +517,23 @@ def _wait_until_landed(store, plan, newest: datetime, timeout_s: float = 120) ->
         assert time.monotonic() < deadline, f"the stream did not land {newest}: {store.progress(plan)}"
         time.sleep(0.3)
     _wait_quiet(store, plan, quiet_s=1.5)
+
+
+def test_live_events_create_the_posts_most_upvotes_go_to(registry, tmp_path):
+    """`featctl events live`'s generator: posts valid under the post_events contract, one per 25 upvotes,
+    written before the upvotes that go to them; most upvotes go to those posts, the others to old ones."""
+    from quality.contracts import check_line
+    from streaming.event_files import LIVE_POST_BASE, LiveUpvotes
+
+    live = LiveUpvotes(tmp_path / "upvotes", rate=500, first_post=1_000, posts=100, posts_directory=tmp_path / "posts",
+                       subreddits={1: "r/python", 2: "r/rust"})
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+    posts = live.new_posts(500, now)
+    assert len(posts) == 20 and live.live_posts == list(range(LIVE_POST_BASE, LIVE_POST_BASE + 20))
+    for line in posts:
+        reason, values = check_line(registry.sources["post_events"], line.encode(), 4096)
+        assert reason is None and values[2] in (1, 2) and values[3] == {1: "r/python", 2: "r/rust"}[values[2]]
+    _lines, upvotes = live.batch(500, now)
+    to_live = [u for u in upvotes if u["post_id"] >= LIVE_POST_BASE]
+    assert 0.7 < len(to_live) / len(upvotes) < 0.9
+    assert all(1_000 <= u["post_id"] < 1_100 for u in upvotes if u["post_id"] < LIVE_POST_BASE)
