@@ -30,6 +30,7 @@ DEFAULT_ROOT = Path(__file__).resolve().parent
 TEMPLATE_VAR = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
 TEMPLATE_VARS = ("ds", "ds_nodash")
 STREAM_TEMPLATE_VARS = ("connector",)
+CONNECTOR_CLAUSE = re.compile(r"WITH\s*\(\s*\{\{\s*connector\s*\}\}\s*\)", re.IGNORECASE)
 CREATE_TABLE = re.compile(r"^\s*CREATE\s+TABLE\s+`?([A-Za-z_][A-Za-z0-9_]*)`?\s*\(", re.IGNORECASE | re.MULTILINE)
 
 
@@ -145,16 +146,17 @@ def _load_stream(folder: Path, group_sources: dict, windowed_by_hand: bool) -> S
         raise _fail(source_path, "CREATE TABLE", "must create a table for each source the stream reads, found none")
     ddls = {}
     for match, end in zip(starts, [m.start() for m in starts[1:]] + [len(texts["source.sql"])]):
-        table, ddl = match.group(1), texts["source.sql"][match.start():end].strip().rstrip(";")
+        table, chunk = match.group(1), texts["source.sql"][match.start():end]
         if table not in group_sources:
             raise _fail(source_path, "CREATE TABLE", f"table {table!r} is not one of the group's sources "
                         f"({', '.join(group_sources)})", "name the table after the source it reads")
         if table in ddls:
             raise _fail(source_path, "CREATE TABLE", f"table {table!r} is created twice")
-        if "{{ connector }}" not in ddl.replace("{{connector}}", "{{ connector }}"):
+        connector = CONNECTOR_CLAUSE.search(chunk)
+        if connector is None:
             raise _fail(source_path, f"CREATE TABLE {table}", "must end with WITH ({{ connector }}) so the "
                         "profile fills the connector")
-        ddls[table] = ddl
+        ddls[table] = chunk[:connector.end()].strip()  # what follows (`;`, comments before the next table) is not its DDL
     return StreamQueries(source_sql=texts["source.sql"], transform_sql=texts["transform.sql"], source_ddls=ddls,
                          features_sql=features_sql)
 

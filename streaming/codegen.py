@@ -15,13 +15,12 @@ The generated job is one StatementSet with three parts, each in plain sight in r
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from assets.aggregations import WindowPlan
 from assets.dtypes import FLINK_TYPES
 from assets.offline_layout import EVENT_TIME_COLUMN
-from assets.registry import Registry
+from assets.registry import CONNECTOR_CLAUSE, Registry
 from assets.specs import FeatureGroup, Source
 from infra.errors import PlatformError
 from infra.settings import Settings
@@ -174,7 +173,7 @@ def _input(settings: Settings, group: FeatureGroup, source: Source, ddl: str, cu
     directory = job_dir(settings, group)
     return INPUT.format(
         source=source.name, columns=", ".join(c.name for c in source.columns),
-        source_ddl=re.sub(r"\s*WITH\s*\(\s*\{\{\s*connector\s*\}\}\s*\)", "", ddl, flags=re.IGNORECASE),
+        source_ddl=CONNECTOR_CLAUSE.sub("", ddl).rstrip(),
         lines_options=(replay_options(directory / "no_live_input", bounded=True) if bounded
                        else source_options(settings, source, group.name, cutoff)),
         replay_options=replay_options(replay_directory(settings, group, source), bounded),

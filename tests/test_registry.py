@@ -116,3 +116,14 @@ def test_a_new_folder_is_the_whole_change(tree):
     shutil.copytree(tree / "features/user_upvotes", folder)
     registry = load_registry(tree)
     assert registry.groups["user_upvotes_copy"].table == "features.user_upvotes_copy_v1"
+
+
+def test_each_table_of_a_multi_source_stream_is_its_own_ddl(tree):
+    """source.sql may separate its tables with `;` and comments: each table's DDL ends with its connector
+    clause, so the platform registers each alone."""
+    source = tree / "features/subreddit_activity/stream/source.sql"
+    _edit(source, ") WITH ({{ connector }});\n", ") WITH ({{ connector }});  -- the upvotes; the posts follow\n\n")
+    stream = load_registry(tree).groups["subreddit_activity"].stream
+    assert stream.source_tables == ("upvote_events", "post_events")
+    for table, ddl in stream.source_ddls.items():
+        assert ddl.startswith(f"CREATE TABLE {table} (") and ddl.endswith("WITH ({{ connector }})"), ddl
