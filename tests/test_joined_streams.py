@@ -119,12 +119,12 @@ def test_subreddit_activity_joins_upvotes_with_their_posts_and_falls_when_a_subr
             served = _served(registry, store, own.redis_prefix, "subreddit", group.name, SUBREDDIT_FEATURES, [*NAMES])
             assert served == subreddit_activity_at(site.posts, sent, newest), f"at {newest}"
             quiet_counts.append(served[QUIET][1])
+        letters = _wait_for_letters(own, group, 2)  # while the job runs: its sink commits files at checkpoints
     finally:
         runner.kill(own, group)
     # The quiet subreddit: nothing after QUIET_AFTER, so its day count went up, then down to 0; its name stays.
     assert max(quiet_counts) > 0 and quiet_counts[-1] == 0
     assert served[QUIET] == (NAMES[QUIET], 0, 0, 0, None)
-    letters = _wait_for_letters(own, group, 2)
     by_source = {letter["source"]: letter for letter in letters}
     assert set(by_source) == {"post_events", "upvote_events+post_events"} and len(letters) == 2
     assert by_source["post_events"]["record"] == bad_post.decode()
