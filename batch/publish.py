@@ -33,11 +33,11 @@ class PublishResult:
         return self.rows - self.applied
 
 
-def _writer(plan: WritePlan, url: str, cluster: bool, chunk_rows: int):
+def _writer(plan: WritePlan, url: str, chunk_rows: int):
     def write_batches(batches):
         import pyarrow as pa
 
-        store = OnlineStore(connect(url, cluster), chunk_rows=chunk_rows)
+        store = OnlineStore(connect(url), chunk_rows=chunk_rows)
         try:
             for batch in batches:
                 applied = store.write(plan, batch)
@@ -49,13 +49,13 @@ def _writer(plan: WritePlan, url: str, cluster: bool, chunk_rows: int):
 
 
 def publish_partition(spark, registry: Registry, group: FeatureGroup, ds: str, redis_url: str, prefix: str,
-                      chunk_rows: int = 500, cluster: bool = False) -> PublishResult:
+                      chunk_rows: int = 500) -> PublishResult:
     """Write partition `ds` of the group's offline table to Redis through the event-time guard."""
-    return publish_range(spark, registry, group, ds, ds, redis_url, prefix, chunk_rows, cluster)
+    return publish_range(spark, registry, group, ds, ds, redis_url, prefix, chunk_rows)
 
 
 def publish_range(spark, registry: Registry, group: FeatureGroup, first: str, last: str, redis_url: str,
-                  prefix: str, chunk_rows: int = 500, cluster: bool = False) -> PublishResult:
+                  prefix: str, chunk_rows: int = 500) -> PublishResult:
     """Write partitions `first`..`last` (inclusive) of the group's offline table to Redis in one Spark job.
 
     Every row goes through the event-time guard, so a value lands only where Redis holds an older one.
@@ -64,7 +64,7 @@ def publish_range(spark, registry: Registry, group: FeatureGroup, first: str, la
     columns = [plan.key_column, *(name for name, _ in plan.features), EVENT_TIME_COLUMN]
     frame = (spark.table(group.table).where(f"{PARTITION_COLUMN} BETWEEN '{first}' AND '{last}'")
              .select(*columns))
-    counts = frame.mapInArrow(_writer(plan, redis_url, cluster, chunk_rows), COUNTS_SCHEMA)
+    counts = frame.mapInArrow(_writer(plan, redis_url, chunk_rows), COUNTS_SCHEMA)
     try:
         total = counts.groupBy().sum("rows", "applied").collect()[0]
     except Exception as exc:  # a task's Python traceback, through Spark: one line if Redis is what failed

@@ -44,8 +44,9 @@ def _answers_as(port: int, pid: int, directory: Path) -> bool:
     return info.get("process_id") == pid and Path(served_dir).resolve() == directory.resolve()
 
 
-def _start(directory: Path, persist: bool) -> tuple[subprocess.Popen, int]:
-    """Start redis-server serving `directory` on a free loopback port; retries a lost port race."""
+def start_server(directory: Path, persist: bool, options: tuple[str, ...] = ()) -> tuple[subprocess.Popen, int]:
+    """Start redis-server serving `directory` on a free loopback port (with extra `options`, e.g. cluster mode);
+    retries a lost port race. Returns the process and its port."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise PlatformError("redis-server not found", "run infra/setup.sh (apt-get install redis-server) or set FP_REDIS_URL")
@@ -56,6 +57,7 @@ def _start(directory: Path, persist: bool) -> tuple[subprocess.Popen, int]:
                 "--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning",
                 "--logfile", str(directory / "redis.log"), "--appendonly", "no"]
         args += ["--save", "300 1", "--dbfilename", "dump.rdb"] if persist else ["--save", ""]
+        args += options
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)  # it logs to redis.log; holding our pipes would block callers
         deadline = time.monotonic() + 10
@@ -69,7 +71,7 @@ def _start(directory: Path, persist: bool) -> tuple[subprocess.Popen, int]:
     raise PlatformError(f"redis-server did not start in {directory}", f"see {directory / 'redis.log'}")
 
 
-def _stop(proc: subprocess.Popen, port: int, persist: bool) -> None:
+def stop_server(proc: subprocess.Popen, port: int, persist: bool) -> None:
     """Shut the server down, saving its data first when it persists."""
     try:
         redis.Redis(host="127.0.0.1", port=port, socket_timeout=30).shutdown(save=persist, nosave=not persist)
@@ -97,13 +99,13 @@ def local_redis(directory: Path | None = None, persist: bool = False) -> Iterato
     if state is not None:
         yield f"redis://127.0.0.1:{state['port']}/0"
         return
-    proc, port = _start(directory, persist)
+    proc, port = start_server(directory, persist)
     if persist:
         state_path.write_text(json.dumps({"port": port, "pid": proc.pid}))
     try:
         yield f"redis://127.0.0.1:{port}/0"
     finally:
-        _stop(proc, port, persist)
+        stop_server(proc, port, persist)
         if persist:
             state_path.unlink(missing_ok=True)
         if owned_tmp:
@@ -127,7 +129,7 @@ def ensure_local_redis(directory: Path) -> str:
     """
     state = _running_state(directory)
     if state is None:
-        proc, port = _start(directory, persist=True)
+        proc, port = start_server(directory, persist=True)
         state = {"port": port, "pid": proc.pid}
         (directory / STATE_FILE).write_text(json.dumps(state))
     return f"redis://127.0.0.1:{state['port']}/0"
@@ -156,4 +158,5 @@ def redis_url_for(settings) -> Iterator[str]:
         yield url
 
 
-__all__ = ["ensure_local_redis", "free_loopback_port", "local_redis", "redis_url_for", "stop_local_redis"]
+__all__ = ["ensure_local_redis", "free_loopback_port", "local_redis", "redis_url_for", "start_server", "stop_local_redis",
+           "stop_server"]

@@ -160,11 +160,10 @@ def rebuild(start: datetime | None, end: datetime | None, yes: bool) -> None:
 
     Without --start/--end the partitions the feature tables hold now are rebuilt, so the result equals them.
     """
-    import redis
-
     from infra.spark import spark_session
     from orchestration.factory import build_definitions
     from orchestration.runs import dagster_instance
+    from serving.online_store import connect
     from serving.rebuild import plan_rebuild, rebuild as rebuild_platform
 
     settings, registry = load_platform()
@@ -176,7 +175,7 @@ def rebuild(start: datetime | None, end: datetime | None, yes: bool) -> None:
         spark = spark_session(settings)
         plan = plan_rebuild(spark, registry, days)
         defs = build_definitions(registry, settings.model_copy(update={"redis_url": url}))
-        client = redis.Redis.from_url(url)
+        client = connect(url)
         with progress_bar() as progress:
             task = progress.add_task("replaying the event log (daily_features)", total=len(plan.days))
             summary = rebuild_platform(spark, registry, client, settings.redis_prefix, plan,

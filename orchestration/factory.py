@@ -183,7 +183,7 @@ def feature_assets(registry: Registry, group: FeatureGroup, partitions: dg.Parti
         days = context.partition_key_range
         with online_store.redis_url() as url:
             result = publish_range(spark.spark_session, registry, group, days.start, days.end, url,
-                                   online_store.prefix, online_store.chunk_rows, online_store.cluster)
+                                   online_store.prefix, online_store.chunk_rows)
         return dg.MaterializeResult(metadata={
             "dagster/row_count" if days.start == days.end else "rows": result.rows,
             "rows_landed": result.applied,

@@ -18,7 +18,6 @@ class OnlineStoreResource(dg.ConfigurableResource):
     local_dir: str
     prefix: str = "fp"
     chunk_rows: int = 500
-    cluster: bool = False
 
     @contextmanager
     def redis_url(self) -> Iterator[str]:

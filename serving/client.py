@@ -17,14 +17,13 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 import orjson
-import redis
 
 from assets.registry import Registry
 from infra.errors import PlatformError
 from serving.feature_refs import InvalidRequest, UnknownName
 from serving.codec import micros_to_datetime
 from serving.get_features import FeatureRow, check_ids, get_features, now_micros
-from serving.online_store import OnlineStore
+from serving.online_store import STORE_ERRORS, OnlineStore, connect
 from serving.request_plan import RequestPlan, RequestPlans, finish_rows
 from serving.wire import rows_from_body
 
@@ -67,8 +66,7 @@ class InProcessClient:
     def connect(cls, registry: Registry, redis_url: str, prefix: str, max_ids: int = DEFAULT_MAX_IDS,
                 timeout_seconds: float = 1.0) -> InProcessClient:
         """A client on the Redis at `redis_url` (AUTH and TLS come from the URL: redis://user:pw@, rediss://)."""
-        client = redis.Redis.from_url(redis_url, socket_keepalive=True, socket_timeout=timeout_seconds,
-                                      socket_connect_timeout=timeout_seconds)
+        client = connect(redis_url, socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds)
         return cls(OnlineStore(client), RequestPlans(registry, prefix), max_ids)
 
     def _answer(self, plan: RequestPlan, ids: Sequence, request: dict | None) -> list[FeatureRow]:
@@ -77,7 +75,7 @@ class InProcessClient:
         fields = plan.request(request, micros_to_datetime(now))
         try:
             rows = get_features(self.store, plan.read, ids, now)
-        except redis.RedisError as exc:
+        except STORE_ERRORS as exc:
             raise store_unavailable(exc) from None
         return finish_rows(plan, rows, fields)
 

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property, lru_cache, partial
 
-import redis
 
 from assets.dtypes import INT_RANGES
 from assets.registry import Registry
@@ -167,7 +166,7 @@ def read_raw(store: OnlineStore, plan: ReadPlan, keys: Sequence[str]) -> list[li
 
     On a Redis Cluster the store's own pipelined read (which routes keys to their nodes) is used instead.
     """
-    if not isinstance(store.client, redis.Redis):
+    if store.cluster:
         return store.read(keys, plan.fields)
     pool = store.client.connection_pool
     connection = pool.get_connection()

@@ -39,3 +39,8 @@ def progress_key(prefix: str, group: str, version: int) -> str:
 def history_key(prefix: str, group: str, version: int) -> str:
     """The Redis stream where the stream injection appends each row it lands, until it is loaded offline."""
     return f"{prefix}:_history:{group}:v{version}"
+
+
+def glob_escaped(text: str) -> str:
+    """`text` as a literal in a SCAN MATCH pattern."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)

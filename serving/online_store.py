@@ -7,15 +7,20 @@ batch publish, a backfill and the streaming sink. Reads are one pipelined HMGET 
 
 from __future__ import annotations
 
+import binascii
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow as pa
 import redis
+import redis.asyncio as aioredis
 from redis.cluster import RedisCluster
-from redis.crc import key_slot
+from redis.exceptions import AskError, ClusterDownError, MovedError, RedisClusterException, TryAgainError
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 from assets.offline_layout import EVENT_TIME_COLUMN
 from assets.specs import Entity, FeatureGroup
@@ -58,17 +63,71 @@ class WritePlan:
     def history_key(self) -> str:
         return layout.history_key(self.prefix, self.group, self.version)
 
+    def history_key_in(self, slot: int | None) -> str:
+        """The history stream that rows of entity keys in cluster `slot` append to (None: one Redis, one stream)."""
+        return self.history_key if slot is None else f"{self.history_key}:{{{slot_tag(slot)}}}"
+
     def script_head(self, history: bool = False) -> list:
         """The arguments guarded_write.lua takes before the rows: event-time field, TTL, n, the n field
         names, and whether landed rows are appended to the history stream."""
         return [self.event_time_field, self.ttl_seconds, len(self.features), *self.fields, int(history)]
 
 
-def connect(url: str, cluster: bool = False) -> redis.Redis | RedisCluster:
-    """A client for `url` (redis://, rediss:// with AUTH/TLS in the URL); `cluster=True` for Redis Cluster."""
+STORE_ERRORS = (redis.RedisError, RedisClusterException)  # what a store that fails to answer raises
+# What a write meets while a Redis Cluster changes: a node gone, a slot moved, a failover under way.
+CLUSTER_CHANGES = (redis.ConnectionError, redis.TimeoutError, ClusterDownError, MovedError, AskError, TryAgainError)
+FAILOVER_SECONDS = 15.0  # how long a cluster write retries before the error is the caller's
+RETRY_PAUSE_SECONDS = 0.25
+
+CLUSTER_SCHEME_SUFFIX = "+cluster"  # redis+cluster://host:port: the URL of any node of a Redis Cluster
+
+
+def cluster_url(url: str) -> tuple[str, bool]:
+    """`url` as redis-py takes it, and whether it names a Redis Cluster (`redis+cluster://`, `rediss+cluster://`).
+
+    The online store's address is one string everywhere (profile, FP_REDIS_URL, job arguments), so whether
+    it is a cluster travels with it, as `postgresql+psycopg://` carries a driver.
+    """
+    scheme, sep, rest = url.partition("://")
+    if scheme.endswith(CLUSTER_SCHEME_SUFFIX):
+        return f"{scheme.removesuffix(CLUSTER_SCHEME_SUFFIX)}{sep}{rest}", True
+    return url, False
+
+
+def connect(url: str, **options) -> redis.Redis | RedisCluster:
+    """A client for the store at `url` (AUTH and TLS from the URL; a `+cluster` scheme gives a cluster client).
+
+    A cluster client follows MOVED/ASK redirections and, when a node stops answering, reloads the slot map
+    and retries, so a replica promoted by a failover takes over its master's writes.
+    """
+    plain, cluster = cluster_url(url)
     if cluster:
-        return RedisCluster.from_url(url)
-    return redis.Redis.from_url(url, socket_keepalive=True)
+        return RedisCluster.from_url(plain, socket_keepalive=True, **options)
+    return redis.Redis.from_url(plain, socket_keepalive=True, **options)
+
+
+def connect_async(url: str, **options) -> aioredis.Redis | aioredis.RedisCluster:
+    """The asyncio twin of `connect`, for the feature service."""
+    plain, cluster = cluster_url(url)
+    if cluster:
+        return aioredis.RedisCluster.from_url(plain, socket_keepalive=True, **options)
+    return aioredis.Redis.from_url(plain, socket_keepalive=True, **options)
+
+
+@cache
+def _slot_tags() -> dict[int, str]:
+    tags: dict[int, str] = {}
+    number = 0
+    while len(tags) < REDIS_CLUSTER_HASH_SLOTS:  # about 110k tries, 60 ms
+        tag = str(number)
+        tags.setdefault(binascii.crc_hqx(tag.encode(), 0) % REDIS_CLUSTER_HASH_SLOTS, tag)
+        number += 1
+    return tags
+
+
+def slot_tag(slot: int) -> str:
+    """The shortest decimal hash tag of cluster `slot`: a key containing `{tag}` lives in that slot."""
+    return _slot_tags()[slot]
 
 
 def shown_url(url: str) -> str:
@@ -95,7 +154,8 @@ class OnlineStore:
         self.chunk_rows = chunk_rows
         self._script = client.register_script(GUARDED_WRITE)
         self._progress = client.register_script(RECORD_PROGRESS)
-        self._slot = key_slot if isinstance(client, RedisCluster) else (lambda _key: 0)
+        self.cluster = isinstance(client, RedisCluster)
+        self._slot = (lambda key: key_slot(key.encode())) if self.cluster else (lambda _key: None)
 
     def _encoded(self, plan: WritePlan, batch: pa.RecordBatch | pa.Table) -> tuple[list[str], list, list[list]]:
         keys = [layout.entity_key(plan.prefix, plan.entity, i) for i in batch.column(plan.key_column).to_pylist()]
@@ -104,37 +164,75 @@ class OnlineStore:
         return keys, times, columns
 
     def _calls(self, plan: WritePlan, keys, times, columns, history: bool):
-        """Script calls of at most `chunk_rows` keys, each key set within one cluster slot."""
+        """Script calls of at most `chunk_rows` keys, each call's keys (history stream included) in one cluster slot."""
         head = plan.script_head(history)
-        pending: dict[int, tuple[list, list]] = {}
+        pending: dict[int | None, tuple[list, list]] = {}
 
-        def done(call):
-            return (call[0] + [plan.history_key], call[1]) if history else call
+        def done(slot, call):
+            return (call[0] + [plan.history_key_in(slot)], call[1]) if history else call
         for row, key in enumerate(keys):
-            call_keys, args = pending.setdefault(self._slot(key), ([], list(head)))
+            slot = self._slot(key)
+            call_keys, args = pending.setdefault(slot, ([], list(head)))
             call_keys.append(key)
             args.append(times[row])
             args.extend(column[row] for column in columns)
             if len(call_keys) >= self.chunk_rows:
-                yield done(pending.pop(self._slot(key)))
-        yield from map(done, pending.values())
+                yield done(slot, pending.pop(slot))
+        for slot, call in pending.items():
+            yield done(slot, call)
 
     def write(self, plan: WritePlan, batch: pa.RecordBatch | pa.Table, history: bool = False) -> int:
         """Write rows (entity key, features, `feature_ts`) in one pipelined round trip; returns rows that landed.
 
         A row lands only if its event time is at least the stored one for that entity and group version.
         With `history` (the stream injection), every landed row is also appended to the group version's
-        history stream in the same script call (serving/streamed_history.py loads it into the offline table).
+        history stream in the same script call (serving/streamed_history.py loads it into the offline table);
+        on a cluster there is one such stream per slot, so the script's keys never cross slots.
         """
         if batch.num_rows == 0:
             return 0
-        if history and isinstance(self.client, RedisCluster):
-            raise NotImplementedError("the streamed history is not written on Redis Cluster yet: its stream "
-                                      "key would have to share every entity key's slot")
-        pipe = self.client.pipeline(transaction=False)
-        for call_keys, args in self._calls(plan, *self._encoded(plan, batch), history):
+        calls = list(self._calls(plan, *self._encoded(plan, batch), history))
+        return self._run_on_cluster(calls) if self.cluster else self._run_on(self.client, calls)
+
+    def _run_on(self, client: redis.Redis, calls: list) -> int:
+        """The script calls through one pipeline of one server: one round trip; returns the rows that landed."""
+        pipe = client.pipeline(transaction=False)
+        for call_keys, args in calls:
             self._script(keys=call_keys, args=args, client=pipe)
         return sum(pipe.execute())
+
+    def _run_on_cluster(self, calls: list) -> int:
+        """The script calls, each node's in one pipeline (redis-py's cluster pipeline refuses scripts).
+
+        A node that fails or no longer owns a slot (a failover, a resharding) makes the client reload the slot
+        map and send that node's calls again, for up to FAILOVER_SECONDS: a repeated call changes nothing,
+        the event-time guard lands each row once. Rows that landed in both attempts are counted once.
+        """
+        landed, deadline = 0, time.monotonic() + FAILOVER_SECONDS
+        while calls:
+            by_node: dict[str, list] = {}
+            for call in calls:
+                by_node.setdefault(self.client.get_node_from_key(call[0][0]).name, []).append(call)
+            failed = []
+            for name, node_calls in by_node.items():
+                try:
+                    landed += self._run_on(self.client.get_redis_connection(self.client.get_node(node_name=name)),
+                                           node_calls)
+                except CLUSTER_CHANGES:
+                    if time.monotonic() > deadline:
+                        raise
+                    failed += node_calls
+            if failed:
+                time.sleep(RETRY_PAUSE_SECONDS)
+                self._reload_slots()
+            calls = failed
+        return landed
+
+    def _reload_slots(self) -> None:
+        try:
+            self.client.nodes_manager.initialize()
+        except CLUSTER_CHANGES + (RedisClusterException,):
+            pass  # no node answers yet; the next attempt tries again
 
     def write_per_record(self, plan: WritePlan, batch: pa.RecordBatch | pa.Table) -> int:
         """The same guarded write, one round trip per row: the baseline the batched writer is measured against."""
@@ -151,6 +249,13 @@ class OnlineStore:
         """The recorded progress of the group version's streaming injector (empty before its first write)."""
         raw = self.client.hgetall(layout.progress_key(plan.prefix, plan.group, plan.version))
         return {k.decode(): int(v) for k, v in raw.items()}
+
+    def history_keys(self, plan: WritePlan) -> list[str]:
+        """The group version's history streams that exist: one on a single Redis, one per written slot on a cluster."""
+        if not self.cluster:
+            return [plan.history_key] if self.client.exists(plan.history_key) else []
+        pattern = layout.glob_escaped(plan.history_key) + ":{*}"
+        return sorted(key.decode() for key in self.client.scan_iter(match=pattern, count=1000, _type="stream"))
 
     def read(self, entity_keys: Sequence[str], fields: Sequence[str]) -> list[list[bytes | None]]:
         """Raw values of `fields` for each key, in one pipelined round trip (one HMGET per key)."""

@@ -72,15 +72,11 @@ def plan_rebuild(spark, registry: Registry, days: Sequence[str] | None = None) -
     return RebuildPlan(partitions)
 
 
-def _glob_escaped(text: str) -> str:
-    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
-
-
 def delete_online_state(client: redis.Redis, registry: Registry, prefix: str) -> int:
     """Delete the entity hashes of the registry's entities under `prefix`; returns how many keys went."""
     deleted = 0
     for entity in registry.entities:
-        pattern = _glob_escaped(layout.entity_key(prefix, entity, "")) + "*"
+        pattern = layout.glob_escaped(layout.entity_key(prefix, entity, "")) + "*"
         batch = []
         for key in client.scan_iter(match=pattern, count=UNLINK_BATCH):
             batch.append(key)

@@ -47,6 +47,7 @@ from serving.feature_refs import InvalidRequest, UnknownName
 from serving.codec import micros_to_datetime
 from serving.get_features import ReadPlan, check_ids, decode_rows, entity_keys, hmget_commands, now_micros
 from serving.metrics import CONTENT_TYPE, Counter, Histogram, SharedMetrics, exposition
+from serving.online_store import STORE_ERRORS, connect_async
 from serving.openapi import openapi_document
 from serving.request_plan import RequestPlans, finish_rows
 from serving.response_log import ResponseLog
@@ -131,7 +132,7 @@ class FeatureService:
         self.plans = RequestPlans(registry, prefix)
         self.max_ids = max_ids
         self.api_token = api_token.encode() if api_token else None
-        self.redis: aioredis.Redis | None = None
+        self.redis: aioredis.Redis | aioredis.RedisCluster | None = None
         self.latency = Histogram("fp_serving_request_seconds", "HTTP request latency of the feature service.",
                                  ("route", "status"))
         self.redis_errors = Counter("fp_serving_redis_errors_total",
@@ -166,8 +167,7 @@ class FeatureService:
         """One asyncio Redis client (a connection pool) and the response log's writer for the life of the server;
         at shutdown the log writes every queued response before the server exits."""
         # No socket timeout: redis-py would arm one per reply (100 ids, 100 timers). Each request has one deadline.
-        self.redis = aioredis.Redis.from_url(self.redis_url, socket_connect_timeout=self.redis_timeout_seconds,
-                                             socket_keepalive=True)
+        self.redis = connect_async(self.redis_url, socket_connect_timeout=self.redis_timeout_seconds)
         if self.response_log is not None:
             self.response_log.start()
         publisher = None if self.shared_metrics is None else asyncio.create_task(self._publish_metrics())
@@ -197,7 +197,15 @@ class FeatureService:
             raise redis.TimeoutError(f"Redis did not answer within {self.redis_timeout_seconds:g} s") from None
 
     async def _read(self, plan: ReadPlan, keys: list[str]) -> list:
-        """The asyncio twin of serving.get_features.read_raw: one buffer of HMGETs out, the replies in order."""
+        """The asyncio twin of serving.get_features.read_raw: one buffer of HMGETs out, the replies in order.
+
+        On a Redis Cluster, the cluster client's pipeline sends each node its keys' HMGETs instead."""
+        if isinstance(self.redis, aioredis.RedisCluster):
+            async with self._deadline():
+                pipe = self.redis.pipeline()
+                for key in keys:
+                    pipe.hmget(key, plan.fields)
+                return await pipe.execute()
         pool = self.redis.connection_pool
         async with self._deadline():
             connection = await pool.get_connection()
@@ -230,7 +238,7 @@ class FeatureService:
             return _error(_status_of(exc), exc)
         try:
             raw = await self._read(plan.read, entity_keys(plan.read, ids))
-        except redis.RedisError as exc:
+        except STORE_ERRORS as exc:
             self.redis_errors.inc()
             return _error(503, store_unavailable(exc), {"retry-after": "1"})
         try:
@@ -247,7 +255,7 @@ class FeatureService:
         try:
             async with self._deadline():
                 await self.redis.ping()
-        except redis.RedisError as exc:
+        except STORE_ERRORS as exc:
             self.redis_errors.inc()
             return _error(503, store_unavailable(exc), {"retry-after": "1"})
         return _json(200, {"status": "ok"})

@@ -1,7 +1,7 @@
 """The offline history of streamed values: what the stream landed in Redis, kept for training sets.
 
-The stream injection appends every row it lands to the group version's Redis stream, in the same script
-call that lands it (serving/guarded_write.lua), so the history is exactly the sequence of values Redis
+The stream injection appends every row it lands to the group version's Redis stream (on a Redis Cluster,
+the stream of the entity key's slot: serving/online_store.py), in the same script call that lands it (serving/guarded_write.lua), so the history is exactly the sequence of values Redis
 held, never a value the event-time guard refused. `load_streamed_history` moves the entries into the
 Hive table `features.<group>_v<n>_streamed` (which training sets union with the batch table:
 serving/offline_history.py), partitioned by the day of each value's event time, then trims what it
@@ -25,6 +25,7 @@ from assets.registry import Registry
 from assets.specs import FeatureGroup
 from serving import layout
 from serving.codec import NULL, decode_value, micros_to_datetime
+from serving.online_store import OnlineStore, WritePlan, connect
 
 READ_ENTRIES = 50_000  # history entries read from Redis per round trip
 
@@ -66,10 +67,12 @@ def load_streamed_history(spark, registry: Registry, group: FeatureGroup, redis_
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    client = redis.Redis.from_url(redis_url)
+    store = OnlineStore(connect(redis_url))
+    client = store.client
     try:
-        key = layout.history_key(prefix, group.name, group.version)
-        entries, last = _entries(client, key)
+        plan = WritePlan.for_group(group, registry.entity_of(group), prefix)
+        read = {key: _entries(client, key) for key in store.history_keys(plan)}
+        entries = [entry for key_entries, _last in read.values() for entry in key_entries]
         if not entries:
             return 0
         new = _frame(registry, group, prefix, entries)
@@ -87,7 +90,9 @@ def load_streamed_history(spark, registry: Registry, group: FeatureGroup, redis_
         spark.sql(f"INSERT OVERWRITE TABLE {table} PARTITION ({PARTITION_COLUMN}) "
                   f"SELECT {', '.join(f'`{n}`' for n in names)}, {PARTITION_COLUMN} FROM streamed_history_load")
         spark.catalog.dropTempView("streamed_history_load")
-        trim_through(client, key, last)
+        for key, (_entries_read, last) in read.items():
+            if last is not None:
+                trim_through(client, key, last)
         return len(new)
     finally:
         client.close()

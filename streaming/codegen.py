@@ -55,7 +55,7 @@ def main(argv: list[str]) -> None:
                                       flink_rest={flink_rest!r})
 
     # Functions: the group's UDFs by name and the platform's injection sink.
-{udf_lines}    t_env.create_temporary_system_function("{group}__inject", runtime.injector(PLAN, args.redis_url, args.cluster_redis))
+{udf_lines}    t_env.create_temporary_system_function("{group}__inject", runtime.injector(PLAN, args.redis_url))
 {inputs}
 {generation}
     # Injection: into Redis (guarded, batched) and bad records into the dead-letter sink.

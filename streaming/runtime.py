@@ -35,7 +35,6 @@ class JobArgs:
     redis_url: str
     rest_port: int | None
     restore: str | None
-    cluster_redis: bool
 
 
 def parse_args(argv: list[str]) -> JobArgs:
@@ -44,9 +43,8 @@ def parse_args(argv: list[str]) -> JobArgs:
     parser.add_argument("--redis-url", required=True)
     parser.add_argument("--rest-port", type=int, default=None, help="local mini-cluster REST port")
     parser.add_argument("--restore", default=None, help="savepoint or retained checkpoint to resume from")
-    parser.add_argument("--redis-cluster", action="store_true")
     ns = parser.parse_args(argv)
-    return JobArgs(ns.redis_url, ns.rest_port, ns.restore, ns.redis_cluster)
+    return JobArgs(ns.redis_url, ns.rest_port, ns.restore)
 
 
 def table_environment(name: str, args: JobArgs, checkpoint_dir: Path, checkpoint_seconds: int, flush_ms: int,
@@ -104,16 +102,15 @@ class InjectFeatures(ScalarFunction):
     event-time guard makes the replay idempotent.
     """
 
-    def __init__(self, plan, redis_url: str, cluster: bool):
+    def __init__(self, plan, redis_url: str):
         self.plan = plan
         self.redis_url = redis_url
-        self.cluster = cluster
         self.store = None
 
     def open(self, function_context):
         from serving.online_store import OnlineStore, connect
 
-        self.store = OnlineStore(connect(self.redis_url, self.cluster))
+        self.store = OnlineStore(connect(self.redis_url))
 
     def eval(self, *columns):
         import pandas as pd
@@ -135,9 +132,9 @@ class InjectFeatures(ScalarFunction):
             self.store.client.close()
 
 
-def injector(plan, redis_url: str, cluster: bool):
+def injector(plan, redis_url: str):
     """The injection UDF for `plan`'s group version (see InjectFeatures)."""
-    return udf(InjectFeatures(plan, redis_url, cluster), result_type=DataTypes.BIGINT(), func_type="pandas")
+    return udf(InjectFeatures(plan, redis_url), result_type=DataTypes.BIGINT(), func_type="pandas")
 
 
 class ContractCheck(TableFunction):

@@ -39,6 +39,15 @@ def redis_url():
         yield url
 
 
+@pytest.fixture(scope="session")
+def redis_cluster():
+    """A Redis Cluster of the test session's own (3 masters, 3 replicas, free ports), stopped at the end."""
+    from infra.redis_cluster import local_redis_cluster
+
+    with local_redis_cluster() as cluster:
+        yield cluster
+
+
 @pytest.fixture
 def redis_client(redis_url):
     """A client on an empty store."""
