@@ -50,6 +50,7 @@ def start_server(directory: Path, persist: bool, options: tuple[str, ...] = ()) 
     binary = shutil.which("redis-server")
     if binary is None:
         raise PlatformError("redis-server not found", "run infra/setup.sh (apt-get install redis-server) or set FP_REDIS_URL")
+    directory = directory.resolve()  # redis-server changes into --dir before it opens its log file
     directory.mkdir(parents=True, exist_ok=True)
     for _attempt in range(5):
         port = free_loopback_port()

@@ -73,13 +73,16 @@ class Settings(BaseModel):
 def load_settings(**overrides) -> Settings:
     """Build settings from the profile named by FP_PROFILE (default `local`), then FP_<FIELD> variables.
 
+    FP_PROFILE is a profile's name under infra/profiles/ or the path of a profile file (`*.yaml`), such as
+    the one `featctl cluster up` writes.
+
     `overrides` win over both; tests use them to point the platform at temporary directories.
     """
     profile = overrides.pop("profile", None) or os.environ.get("FP_PROFILE", "local")
-    path = PROFILES_DIR / f"{profile}.yaml"
+    path = Path(profile) if profile.endswith((".yaml", ".yml")) else PROFILES_DIR / f"{profile}.yaml"
     if not path.exists():
         known = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.yaml")))
-        raise PlatformError(f"unknown profile {profile!r}", f"set FP_PROFILE to one of: {known}")
+        raise PlatformError(f"unknown profile {profile!r}", f"set FP_PROFILE to one of: {known}, or a profile file's path")
     values = yaml.safe_load(path.read_text()) or {}
     values["profile"] = profile
     for field in Settings.model_fields:

@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from infra.code_package import code_package, ships_code
 from infra.java import ensure_java_home
 from infra.settings import Settings
 
@@ -46,6 +47,8 @@ def spark_config(settings: Settings) -> dict[str, str]:
         conf["spark.hadoop.javax.jdo.option.ConnectionURL"] = (
             f"jdbc:derby:;databaseName={data_dir / 'metastore_db'};create=true"
         )
+    if ships_code(settings.spark_master):  # executors on other hosts import the platform from its zip
+        conf["spark.submit.pyFiles"] = str(code_package(settings))
     conf.update(settings.spark_conf)
     return conf
 
@@ -55,8 +58,8 @@ def prepare_spark_environment(settings: Settings) -> None:
     ensure_java_home()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("TZ", "UTC")
-    if settings.spark_master.startswith("local"):
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # an embedded Spark binds loopback only
+    if settings.spark_master.startswith(("local", "spark://127.0.0.1:", "spark://localhost:")):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # an embedded or loopback cluster: bind loopback only
     settings.data_dir.mkdir(parents=True, exist_ok=True)
 
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
+from importlib import resources
 from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow as pa
@@ -28,8 +28,9 @@ from infra.errors import PlatformError
 from serving import layout
 from serving.codec import encode_column
 
-GUARDED_WRITE = (Path(__file__).parent / "guarded_write.lua").read_text()
-RECORD_PROGRESS = (Path(__file__).parent / "progress.lua").read_text()
+# Package resources, so the scripts load from the code zip on Spark executors and Flink TaskManagers too.
+GUARDED_WRITE = resources.files("serving").joinpath("guarded_write.lua").read_text()
+RECORD_PROGRESS = resources.files("serving").joinpath("progress.lua").read_text()
 
 
 @dataclass(frozen=True)
