@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -158,7 +159,14 @@ def _start_flink(directory: Path, state: ClusterState) -> None:
                "taskmanager.numberOfTaskSlots": 4, "jobmanager.memory.process.size": "1024m",
                "taskmanager.memory.process.size": "2048m", "blob.server.port": free_loopback_port()}
     args = [a for key, value in options.items() for a in ("-D", f"{key}={value}")]
-    env = {"FLINK_LOG_DIR": str(logs / "flink"), "FLINK_HOME": str(home)}
+    # The distribution's lib/ plus opt/flink-python, as Flink's docs set up a cluster for Python jobs (the wheel's
+    # own lib/ lacks it: its mini-cluster adds it to the classpath itself).
+    lib = directory / "flink" / "lib"
+    shutil.rmtree(lib, ignore_errors=True)
+    lib.mkdir(parents=True)
+    for jar in [*(home / "lib").glob("*.jar"), *(home / "opt").glob("flink-python-*.jar")]:
+        (lib / jar.name).symlink_to(jar)
+    env = {"FLINK_LOG_DIR": str(logs / "flink"), "FLINK_HOME": str(home), "FLINK_LIB_DIR": str(lib)}
     (logs / "flink").mkdir(parents=True, exist_ok=True)
     state.processes.append(_launch("flink-jobmanager", [str(home / "bin" / "jobmanager.sh"), "start-foreground", *args],
                                    logs, {"rest": rest, "rpc": rpc}, env))

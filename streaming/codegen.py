@@ -22,6 +22,7 @@ from assets.dtypes import FLINK_TYPES
 from assets.offline_layout import EVENT_TIME_COLUMN
 from assets.registry import CONNECTOR_CLAUSE, Registry
 from assets.specs import FeatureGroup, Source
+from infra.code_package import code_package, ships_code
 from infra.errors import PlatformError
 from infra.settings import Settings
 from serving.online_store import WritePlan
@@ -52,7 +53,7 @@ def main(argv: list[str]) -> None:
     args = runtime.parse_args(argv)
     t_env = runtime.table_environment({job_name!r}, args, checkpoint_dir=Path(JOB_DIR) / "checkpoints",
                                       checkpoint_seconds={checkpoint_seconds}, flush_ms={flush_ms},
-                                      flink_rest={flink_rest!r})
+                                      flink_rest={flink_rest!r}, python_files={python_files!r})
 
     # Functions: the group's UDFs by name and the platform's injection sink.
 {udf_lines}    t_env.create_temporary_system_function("{group}__inject", runtime.injector(PLAN, args.redis_url))
@@ -153,6 +154,19 @@ def job_dir(settings: Settings, group: FeatureGroup) -> Path:
     return (settings.data_dir / "stream_jobs" / f"{group.name}_v{group.version}").resolve()
 
 
+def job_name(group: FeatureGroup) -> str:
+    """The group's job name in Flink: what tells its job from the others on a shared session cluster."""
+    return f"feature-platform {group.name} v{group.version}"
+
+
+def python_files(settings: Settings, group: FeatureGroup) -> list[str]:
+    """What a cluster's TaskManagers import (Flink's `python.files`): the platform's code zip and the group's
+    folder (its udf.py). None for the local mini-cluster, which imports the installed project."""
+    if not ships_code(settings.flink_rest):
+        return []
+    return [str(code_package(settings)), str(group.folder.resolve())]
+
+
 def _indent_sql(sql: str) -> str:
     return sql.strip().rstrip(";")
 
@@ -230,7 +244,7 @@ def render_job(registry: Registry, settings: Settings, group: FeatureGroup, cuto
         folder=group.folder, files=files, job_dir=str(job_dir(settings, group)), plan=plan,
         source_specs="".join(f"    {s.name!r}: Source(file={str(s.file)!r}, **{s.model_dump(mode='json')!r}),\n"
                              for s in sources),
-        job_name=f"feature-platform {group.name} v{group.version}",
+        job_name=job_name(group), python_files=python_files(settings, group),
         checkpoint_seconds=settings.stream_checkpoint_seconds, flush_ms=settings.stream_flush_ms,
         flink_rest=settings.flink_rest, udf_lines=udf_lines, max_line_bytes=settings.stream_max_line_bytes,
         cutoff=cutoff, key=entity.key, key_type=FLINK_TYPES[entity.dtype],

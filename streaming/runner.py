@@ -29,7 +29,7 @@ from infra.java import ensure_java_home
 from infra.redis_server import free_loopback_port
 from infra.settings import PROJECT_ROOT, Settings
 from streaming.bootstrap import prepare_bootstrap, recorded_bootstrap
-from streaming.codegen import build_job, job_dir, stream_sources
+from streaming.codegen import build_job, job_dir, job_name, stream_sources
 from streaming.connectors import stream_directory
 from streaming.event_files import newest_event_in
 
@@ -68,10 +68,11 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def rest_call(rest: str, path: str, body: dict | None = None, timeout: float = 5) -> dict:
-    """One call to Flink's REST API (GET, or POST with a JSON body)."""
+def rest_call(rest: str, path: str, body: dict | None = None, timeout: float = 5, method: str | None = None) -> dict:
+    """One call to Flink's REST API (GET, or POST with a JSON body, or `method`)."""
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(f"http://{rest}{path}", data=data, method="POST" if body is not None else "GET",
+    method = method or ("POST" if body is not None else "GET")
+    request = urllib.request.Request(f"http://{rest}{path}", data=data, method=method,
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read() or b"{}")
@@ -98,12 +99,15 @@ def latest_restore_point(settings: Settings, group: FeatureGroup) -> str | None:
     return str(max(found, key=lambda p: p.stat().st_mtime).parent)
 
 
-def flink_job(rest: str) -> dict | None:
-    """The one job of a local mini-cluster (or the platform's job on a cluster), from /jobs/overview."""
+def flink_job(rest: str, name: str | None = None, started_after: float = 0) -> dict | None:
+    """The job called `name` (any, for a mini-cluster's one job) at `rest` started after the epoch second
+    `started_after`, from /jobs/overview: the live one if there is one, else the newest. On a session cluster
+    the other groups' jobs, and this group's earlier ones, run or ran beside it."""
     try:
         jobs = rest_call(rest, "/jobs/overview")["jobs"]
     except (urllib.error.URLError, OSError, KeyError, ValueError, http.client.HTTPException):
         return None  # not up yet, or something else (another process) answers on that port
+    jobs = [j for j in jobs if (name is None or j["name"] == name) and j["start-time"] >= started_after * 1000]
     live = [j for j in jobs if j["state"] not in ("FINISHED", "CANCELED", "FAILED")] or jobs
     return max(live, key=lambda j: j["start-time"]) if live else None
 
@@ -172,7 +176,7 @@ def _launch(settings: Settings, group: FeatureGroup, script: Path, redis_url: st
                 return None
             raise PlatformError(f"the {group.name} job exited with status {proc.returncode}: "
                                 f"{one_line_cause(output)}", f"the whole output is in {log_path}")
-        job = flink_job(rest)
+        job = flink_job(rest, job_name(group), process.started_at - 1)
         if job and job["state"] in FAILED_STATES:
             os.killpg(proc.pid, signal.SIGKILL)
             raise PlatformError(f"the {group.name} job failed as it started: {job_exception(rest, job['jid'])}",
@@ -225,7 +229,7 @@ def stop(settings: Settings, group: FeatureGroup, timeout_s: float = 120) -> str
     process = running_job(settings, group)
     if process is None:
         raise PlatformError(f"the {group.name} stream is not running", f"featctl stream run {group.name}")
-    job = flink_job(process.rest)
+    job = flink_job(process.rest, job_name(group))
     if job is None:
         raise PlatformError(f"the {group.name} job does not answer on {process.rest}", "featctl stream kill, then run")
     target = job_dir(settings, group) / "savepoints"
@@ -270,5 +274,9 @@ def kill(settings: Settings, group: FeatureGroup) -> None:
         return
     os.killpg(process.pid, signal.SIGKILL)
     _wait_exit(process.pid, timeout_s=10)
+    if settings.flink_rest:  # on a session cluster the job outlives its client: it fails as its host would
+        job = flink_job(process.rest, job_name(group))
+        if job is not None and job["state"] not in ("FINISHED", "CANCELED", "FAILED"):
+            rest_call(process.rest, f"/jobs/{job['jid']}?mode=cancel", method="PATCH")
     state = _state_path(settings, group)
     state.write_text(json.dumps({**json.loads(state.read_text()), "killed": True}))

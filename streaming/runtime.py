@@ -48,11 +48,12 @@ def parse_args(argv: list[str]) -> JobArgs:
 
 
 def table_environment(name: str, args: JobArgs, checkpoint_dir: Path, checkpoint_seconds: int, flush_ms: int,
-                      flink_rest: str | None) -> StreamTableEnvironment:
+                      flink_rest: str | None, python_files: list[str] = ()) -> StreamTableEnvironment:
     """A streaming TableEnvironment: checkpoints retained on cancel, resumed from `args.restore` if given.
 
     Locally it is a mini-cluster inside this process serving Flink's REST API on 127.0.0.1:`rest_port`;
-    with `flink_rest` (host:port) the job is submitted to that cluster instead.
+    with `flink_rest` (host:port) the job is submitted to that cluster instead, and its TaskManagers import
+    the platform and the group's UDFs from `python_files`.
     """
     settings = {
         "pipeline.name": name,
@@ -78,7 +79,8 @@ def table_environment(name: str, args: JobArgs, checkpoint_dir: Path, checkpoint
     }
     if flink_rest:
         host, _, port = flink_rest.partition(":")
-        settings.update({"execution.target": "remote", "rest.address": host, "rest.port": port or "8081"})
+        settings.update({"execution.target": "remote", "rest.address": host, "rest.port": port or "8081",
+                         "python.files": ",".join(python_files)})
     else:
         settings.update({"parallelism.default": "1", "rest.address": "127.0.0.1", "rest.bind-address": "127.0.0.1",
                          "rest.port": str(args.rest_port or 0)})

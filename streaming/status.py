@@ -14,7 +14,7 @@ from assets.specs import FeatureGroup
 from infra.settings import Settings
 from serving.codec import micros_to_datetime
 from serving.online_store import OnlineStore, WritePlan, connect
-from streaming.codegen import job_dir, stream_sources
+from streaming.codegen import job_dir, job_name, stream_sources
 from streaming.connectors import stream_directory
 from streaming.runner import failure_cause, flink_job, job_exception, last_job, rest_call, running_job
 
@@ -57,9 +57,9 @@ def _vertex_metric(rest: str, jid: str, vertex: str, metric: str) -> float:
     return sum(v["sum"] for v in values)
 
 
-def _flink_details(rest: str) -> dict:
-    """State, records read, watermark and last completed checkpoint of the job, from Flink's REST API."""
-    job = flink_job(rest)
+def _flink_details(rest: str, name: str) -> dict:
+    """State, records read, watermark and last completed checkpoint of the job `name`, from Flink's REST API."""
+    job = flink_job(rest, name)
     if job is None:
         return {"state": "UNREACHABLE"}
     details = {"state": job["state"]}
@@ -117,7 +117,7 @@ def stream_status(registry: Registry, settings: Settings, group: FeatureGroup, r
     """The group's stream status now."""
     process = running_job(settings, group)
     if process is not None:
-        flink = _flink_details(process.rest)
+        flink = _flink_details(process.rest, job_name(group))
     else:
         last = last_job(settings, group)
         crashed = last is not None and not last.stopped
