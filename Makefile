@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export JAVA_HOME := $(shell bash infra/java_home.sh 2>/dev/null)
 export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 
-.PHONY: setup setup-test demo test test-fast test-e2e ui bench check clean
+.PHONY: setup setup-test demo test test-fast test-e2e ui bench check clean cluster-up cluster-down cluster-demo
 
 setup:
 	@bash infra/setup.sh
@@ -27,6 +27,19 @@ test-e2e: setup-test
 
 ui: setup
 	$(BIN)/featctl ui
+
+# The cluster profile on this machine: Spark standalone, a Flink session cluster and Redis Cluster on loopback
+# (featctl cluster up writes .data/cluster/profile.yaml); `make cluster-demo` runs the demo on them.
+CLUSTER_PROFILE := $(abspath .data/cluster/profile.yaml)
+
+cluster-up: setup
+	$(BIN)/featctl cluster up
+
+cluster-down:
+	$(BIN)/featctl cluster down
+
+cluster-demo: setup
+	FP_PROFILE=$(CLUSTER_PROFILE) $(BIN)/featctl demo
 
 bench: setup
 	$(BIN)/python benchmarks/publish.py

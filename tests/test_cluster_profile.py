@@ -1,0 +1,90 @@
+"""The cluster profile for real: `featctl cluster up` (Spark standalone, a Flink session cluster, a 3+3 Redis
+Cluster on loopback), the demo on it serving exactly what the local profile serves for the same events, a
+stream on the session cluster, and `cluster down` leaving no process behind."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.request
+
+import pytest
+import yaml
+
+from infra.local_cluster import Process
+from infra.redis_server import local_redis
+from serving.online_store import connect
+from tests.test_cli import _featctl
+
+
+def _entity_hashes(client, keys) -> dict:
+    return {key: client.hgetall(key) for key in keys}
+
+
+def _served(url: str) -> dict:
+    """Every entity hash of the store at `url` (not the streams' progress or history keys)."""
+    client = connect(url)
+    keys = [k for k in client.scan_iter(match="fp:*", count=1000) if not k.startswith(b"fp:_")]
+    values = _entity_hashes(client, keys)
+    client.close()
+    return values
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.mark.slow
+def test_the_demo_on_the_cluster_profile_serves_what_the_local_profile_serves(tmp_path):
+    cluster_dir = tmp_path / "cluster"
+    up = _featctl("cluster", "up", "--dir", str(cluster_dir), data_dir=tmp_path / "unused", timeout=300)
+    assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+    state = json.loads((cluster_dir / "state.json").read_text())
+    profile_path = cluster_dir / "profile.yaml"
+    profile = yaml.safe_load(profile_path.read_text())
+    on_cluster = {"FP_PROFILE": str(profile_path)}
+    try:
+        assert profile["redis_url"].startswith("redis+cluster://127.0.0.1:")
+        assert profile["spark_master"].startswith("spark://127.0.0.1:")
+        demo = _featctl("demo", "--size", "tiny", "--days", "2", data_dir=cluster_dir / "data", **on_cluster)
+        assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+
+        with urllib.request.urlopen(f"{state['urls']['spark_ui']}/json/", timeout=5) as response:
+            master = json.loads(response.read())
+        assert master["aliveworkers"] == 1
+        assert [a["name"] for a in master["completedapps"]].count("feature-platform") >= 1  # the jobs ran there
+
+        local = _featctl("demo", "--size", "tiny", "--days", "2", data_dir=tmp_path / "local")
+        assert local.returncode == 0, local.stdout[-3000:] + local.stderr[-3000:]
+        with local_redis(tmp_path / "local" / "redis", persist=True) as local_url:
+            expected = _served(local_url)
+        served = _served(profile["redis_url"])
+        assert len(expected) > 500 and served == expected  # every entity, every field, byte for byte
+
+        # A stream on the session cluster continues the batch history and lands live events in Redis Cluster.
+        started = _featctl("stream", "run", "user_activity", data_dir=cluster_dir / "data", **on_cluster)
+        assert started.returncode == 0 and "user_activity: RUNNING" in started.stdout, started.stdout + started.stderr
+        with urllib.request.urlopen(f"http://{profile['flink_rest']}/jobs/overview", timeout=5) as response:
+            jobs = json.loads(response.read())["jobs"]
+        assert [j["state"] for j in jobs if j["name"] == "feature-platform user_activity v1"] == ["RUNNING"]
+        live = _featctl("events", "live", "--rate", "100", "--seconds", "3", data_dir=cluster_dir / "data",
+                        **on_cluster)
+        assert live.returncode == 0, live.stdout + live.stderr
+        client = connect(profile["redis_url"])
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            progress = client.hgetall("fp:_stream:user_activity:v1")
+            if int(progress.get(b"max_event_time", 0)) >= (time.time() - 60) * 1e6:
+                break
+            time.sleep(1)
+        client.close()
+        assert int(progress[b"max_event_time"]) >= (time.time() - 120) * 1e6, progress  # the live events landed
+        stopped = _featctl("stream", "shutdown", data_dir=cluster_dir / "data", **on_cluster)
+        assert stopped.returncode == 0 and "user_activity: savepoint" in stopped.stdout, stopped.stdout
+    finally:
+        down = _featctl("cluster", "down", "--dir", str(cluster_dir), data_dir=tmp_path / "unused", timeout=120)
+    assert down.returncode == 0 and f"stopped {len(state['processes'])} processes" in down.stdout, down.stdout
+    assert not any(Process(**p).alive() for p in state["processes"])  # gone (or a zombie no parent reaped)
+    assert all(_port_free(port) for p in state["processes"] for port in p["ports"].values())
