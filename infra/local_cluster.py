@@ -197,26 +197,30 @@ def profile_of(state: ClusterState) -> dict:
     }
 
 
-def up(directory: Path, spark_workers: int = 1) -> ClusterState:
-    """Start every engine under `directory` (stopping what a previous `up` left there first) and write the
-    profile; if one fails to start, the ones already running are stopped."""
+ENGINES = ("redis", "spark", "flink")
+
+
+def up(directory: Path, spark_workers: int = 1, engines: tuple[str, ...] = ENGINES) -> ClusterState:
+    """Start the `engines` under `directory` (stopping what a previous `up` left there first) and, when all
+    of them run, write the profile; if one fails to start, the ones already running are stopped."""
     ensure_java_home()
     directory = directory.resolve()  # the launchers change directory; every path they get is absolute
     down(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = ClusterState(str(directory.resolve()))
     try:
-        _start_redis(directory, state)
-        state.save()
-        _start_spark(directory, spark_workers, state)
-        state.save()
-        _start_flink(directory, state)
+        starts = {"redis": lambda: _start_redis(directory, state),
+                  "spark": lambda: _start_spark(directory, spark_workers, state),
+                  "flink": lambda: _start_flink(directory, state)}
+        for engine in engines:
+            starts[engine]()
+            state.save()
     except BaseException:
         state.save()
         down(directory)
         raise
-    state.save()
-    (directory / PROFILE_FILE).write_text(yaml.safe_dump(profile_of(state), sort_keys=False))
+    if set(engines) == set(ENGINES):
+        (directory / PROFILE_FILE).write_text(yaml.safe_dump(profile_of(state), sort_keys=False))
     return state
 
 
@@ -239,4 +243,4 @@ def down(directory: Path, timeout_s: float = 30) -> list[str]:
     return [p.role for p in running]
 
 
-__all__ = ["ClusterState", "down", "profile_of", "up"]
+__all__ = ["ENGINES", "ClusterState", "down", "profile_of", "up"]
