@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import redis
@@ -150,14 +150,25 @@ def stop_local_redis(directory: Path) -> bool:
 
 
 @contextmanager
-def redis_url_for(settings) -> Iterator[str]:
-    """The configured Redis URL, or a platform-run persistent server under the data directory."""
-    if settings.redis_url:
-        yield settings.redis_url
+def online_store_url(configured: str | None, local_dir: Path) -> Iterator[str]:
+    """The one place that decides where the online store is: the configured URL, or (none configured) the
+    platform's persistent server under `local_dir` for the duration of the block."""
+    if configured:
+        yield configured
         return
-    with local_redis(settings.data_dir / "redis", persist=True) as url:
+    with local_redis(local_dir, persist=True) as url:
         yield url
 
 
-__all__ = ["ensure_local_redis", "free_loopback_port", "local_redis", "redis_url_for", "start_server", "stop_local_redis",
-           "stop_server"]
+def lasting_online_store_url(configured: str | None, local_dir: Path) -> str:
+    """`online_store_url` for users that outlive their caller (stream jobs): the platform's server is left running."""
+    return configured or ensure_local_redis(local_dir)
+
+
+def redis_url_for(settings) -> AbstractContextManager[str]:
+    """The online store of `settings` for the duration of a block (see online_store_url)."""
+    return online_store_url(settings.redis_url, settings.data_dir / "redis")
+
+
+__all__ = ["ensure_local_redis", "free_loopback_port", "lasting_online_store_url", "local_redis", "online_store_url",
+           "redis_url_for", "start_server", "stop_local_redis", "stop_server"]

@@ -6,12 +6,12 @@ import click
 from rich.table import Table
 
 from infra.errors import PlatformError
-from infra.redis_server import ensure_local_redis, redis_url_for, stop_local_redis
+from infra.redis_server import lasting_online_store_url, redis_url_for, stop_local_redis
 from orchestration.cli import SIZES, cli, console, events, load_platform, yesterday_utc
 
 def _stream_redis_url(settings) -> str:
     """Streams outlive featctl: they use the configured Redis, or the platform's server left running."""
-    return settings.redis_url or ensure_local_redis(settings.data_dir / "redis")
+    return lasting_online_store_url(settings.redis_url, settings.data_dir / "redis")
 
 @cli.group()
 def stream() -> None:

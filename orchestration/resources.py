@@ -8,7 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from infra.redis_server import local_redis
+from infra.redis_server import online_store_url
 
 
 class OnlineStoreResource(dg.ConfigurableResource):
@@ -22,8 +22,5 @@ class OnlineStoreResource(dg.ConfigurableResource):
     @contextmanager
     def redis_url(self) -> Iterator[str]:
         """The configured URL; without one, the platform's own persistent local server for the step."""
-        if self.url:
-            yield self.url
-            return
-        with local_redis(Path(self.local_dir), persist=True) as url:
+        with online_store_url(self.url, Path(self.local_dir)) as url:
             yield url

@@ -23,7 +23,7 @@ from dagster_pyspark import PySparkResource
 from assets.offline_layout import streamed_table
 from assets.registry import Registry
 from assets.specs import FeatureGroup
-from infra.redis_server import ensure_local_redis
+from infra.redis_server import lasting_online_store_url
 from infra.settings import Settings
 from orchestration.resources import OnlineStoreResource
 from quality.alerts import AlertSinks
@@ -38,7 +38,7 @@ STREAM_ALERT_FILE = Path("alerts") / "streams.jsonl"
 
 
 def _redis_url(online_store: OnlineStoreResource) -> str:
-    return online_store.url or ensure_local_redis(Path(online_store.local_dir))
+    return lasting_online_store_url(online_store.url, Path(online_store.local_dir))
 
 
 def stream_asset(registry: Registry, settings: Settings, group: FeatureGroup) -> dg.AssetsDefinition:
