@@ -21,7 +21,9 @@ stderr, the result tables to stdout.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
+import sys
 import tempfile
 import time
 from datetime import date, timedelta
@@ -82,7 +84,8 @@ def generate_event_log(data_dir: Path) -> None:
 
     settings = load_settings(data_dir=data_dir)
     last = date.fromisoformat(DS)
-    generate_events(settings, load_registry(settings.registry_dir), last - timedelta(days=8), last, "demo")
+    with contextlib.redirect_stdout(sys.stderr):  # its progress bar: stdout carries only the tables
+        generate_events(settings, load_registry(settings.registry_dir), last - timedelta(days=8), last, "demo")
 
 
 def feature_job(data_dir: Path, master: str, cores: int | None) -> tuple[float, int]:

@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from infra.redis_cluster import start_cluster
 from infra.redis_server import free_loopback_port
 
 STATE_FILE = "state.json"
+POSTGRES_JDBC_JAR = "/usr/share/java/postgresql.jar"  # Debian's libpostgresql-jdbc-java (infra/setup.sh)
 PROFILE_FILE = "profile.yaml"
 START_TIMEOUT_S = 90
 
@@ -53,10 +55,11 @@ class Process:
     started: int
     ports: dict[str, int]
     log: str
+    stop_signal: int = signal.SIGTERM
 
     @classmethod
-    def of(cls, role: str, pid: int, ports: dict[str, int], log: str) -> Process:
-        return cls(role, pid, _start_time(pid) or 0, ports, log)
+    def of(cls, role: str, pid: int, ports: dict[str, int], log: str, stop_signal: int = signal.SIGTERM) -> Process:
+        return cls(role, pid, _start_time(pid) or 0, ports, log, stop_signal)
 
     def alive(self) -> bool:
         """True while the pid is this process (its start time tells it from a later one given the same pid)."""
@@ -70,6 +73,7 @@ class ClusterState:
     directory: str
     processes: list[Process] = field(default_factory=list)
     urls: dict[str, str] = field(default_factory=dict)
+    scratch: list[str] = field(default_factory=list)  # directories outside `directory`, removed by `down`
 
     def save(self) -> None:
         Path(self.directory, STATE_FILE).write_text(json.dumps(asdict(self), indent=2))
@@ -80,7 +84,7 @@ class ClusterState:
         if not path.exists():
             return None
         raw = json.loads(path.read_text())
-        return cls(raw["directory"], [Process(**p) for p in raw["processes"]], raw["urls"])
+        return cls(raw["directory"], [Process(**p) for p in raw["processes"]], raw["urls"], raw.get("scratch", []))
 
 
 def _pyspark_home() -> Path:
@@ -95,14 +99,15 @@ def _flink_home() -> Path:
     return Path(pyflink.__file__).parent
 
 
-def _launch(role: str, args: list[str], logs: Path, ports: dict[str, int], env: dict[str, str]) -> Process:
+def _launch(role: str, args: list[str], logs: Path, ports: dict[str, int], env: dict[str, str],
+            stop_signal: int = signal.SIGTERM, cwd: Path | None = None) -> Process:
     """Start one engine process detached from this command (it outlives it), output to its log file."""
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"{role}.log"
     with log.open("ab") as out:
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, **env}, start_new_session=True)
-    return Process.of(role, proc.pid, ports, str(log))
+                                env={**os.environ, **env}, start_new_session=True, cwd=cwd)
+    return Process.of(role, proc.pid, ports, str(log), stop_signal)
 
 
 def _http_json(url: str):
@@ -185,19 +190,70 @@ def _start_redis(directory: Path, state: ClusterState) -> None:
     state.urls["redis"] = cluster.url
 
 
+def _postgres_bin(name: str) -> str:
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}")) or [Path(p) for p in [shutil.which(name)] if p]
+    if not found:
+        raise PlatformError(f"PostgreSQL's {name} not found", "run infra/setup.sh (apt-get install postgresql)")
+    return str(found[-1])
+
+
+def _start_postgres(directory: Path, state: ClusterState) -> None:
+    """A PostgreSQL server on a free loopback port holding two databases: `dagster` (the Dagster instance's
+    runs, events and schedules) and `metastore` (the Hive metastore), so every process shares one catalog.
+
+    PostgreSQL refuses to run as root: as root it runs as the `postgres` user, its data in a directory that
+    user can reach (a test's tmp directory is not), recorded for `down` to remove.
+    """
+    import psycopg2
+
+    as_root = os.geteuid() == 0
+    data = Path(tempfile.mkdtemp(prefix="fp-postgres-")) if as_root else directory / "postgres"
+    state.scratch += [str(data)] if as_root else []
+    run_as = ["runuser", "-u", "postgres", "--"] if as_root else []
+    if as_root:
+        shutil.chown(data, "postgres", "postgres")
+    subprocess.run([*run_as, _postgres_bin("initdb"), "-D", str(data / "data"), "--auth=trust", "--username=postgres",
+                    "--encoding=UTF8", "--no-sync"], check=True, capture_output=True, timeout=120, cwd=data)
+    port = free_loopback_port()
+    state.processes.append(_launch("postgres", [*run_as, _postgres_bin("postgres"), "-D", str(data / "data"),
+                                                "-p", str(port), "-h", "127.0.0.1", "-k", str(data)],
+                                   directory / "logs", {"port": port}, {}, stop_signal=signal.SIGINT,  # fast shutdown
+                                   cwd=data))
+
+    def ready() -> bool:
+        try:
+            psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres", connect_timeout=2).close()
+        except psycopg2.OperationalError:
+            return False
+        return True
+    _wait("PostgreSQL", ready, state.processes)
+    connection = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        for database in ("dagster", "metastore"):
+            cursor.execute(f"CREATE DATABASE {database}")
+    connection.close()
+    state.urls["dagster_postgres"] = f"postgresql+psycopg2://postgres@127.0.0.1:{port}/dagster"
+    state.urls["hive_metastore_jdbc"] = f"jdbc:postgresql://127.0.0.1:{port}/metastore"
+
+
 def profile_of(state: ClusterState) -> dict:
     """The platform profile that runs everything on these clusters (its own data directory beside them)."""
     return {
         "data_dir": str(Path(state.directory) / "data"),
         "spark_master": state.urls["spark_master"],
         "spark_conf": {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1",
-                       "spark.executor.memory": "1g", "spark.executor.cores": "1"},
+                       "spark.executor.memory": "1g", "spark.executor.cores": "1",
+                       "spark.driver.extraClassPath": POSTGRES_JDBC_JAR,
+                       "spark.hadoop.javax.jdo.option.ConnectionUserName": "postgres"},
         "flink_rest": state.urls["flink_rest"],
         "redis_url": state.urls["redis"],
+        "dagster_postgres_url": state.urls["dagster_postgres"],
+        "hive_metastore_jdbc_url": state.urls["hive_metastore_jdbc"],
     }
 
 
-ENGINES = ("redis", "spark", "flink")
+ENGINES = ("postgres", "redis", "spark", "flink")
 
 
 def up(directory: Path, spark_workers: int = 1, engines: tuple[str, ...] = ENGINES) -> ClusterState:
@@ -209,7 +265,8 @@ def up(directory: Path, spark_workers: int = 1, engines: tuple[str, ...] = ENGIN
     directory.mkdir(parents=True, exist_ok=True)
     state = ClusterState(str(directory.resolve()))
     try:
-        starts = {"redis": lambda: _start_redis(directory, state),
+        starts = {"postgres": lambda: _start_postgres(directory, state),
+                  "redis": lambda: _start_redis(directory, state),
                   "spark": lambda: _start_spark(directory, spark_workers, state),
                   "flink": lambda: _start_flink(directory, state)}
         for engine in engines:
@@ -231,13 +288,15 @@ def down(directory: Path, timeout_s: float = 30) -> list[str]:
         return []
     running = [p for p in state.processes if p.alive()]
     for process in running:
-        os.killpg(process.pid, signal.SIGTERM)  # each runs in its own session: its launcher script's children too
+        os.killpg(process.pid, process.stop_signal)  # each runs in its own session: its launcher script's children too
     deadline = time.monotonic() + timeout_s
     while any(p.alive() for p in running) and time.monotonic() < deadline:
         time.sleep(0.2)
     for process in running:
         if process.alive():
             os.killpg(process.pid, signal.SIGKILL)
+    for scratch in state.scratch:
+        shutil.rmtree(scratch, ignore_errors=True)
     (directory / STATE_FILE).unlink()
     (directory / PROFILE_FILE).unlink(missing_ok=True)
     return [p.role for p in running]

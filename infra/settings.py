@@ -30,7 +30,8 @@ class Settings(BaseModel):
     registry_dir: Path = PROJECT_ROOT / "assets"
     spark_master: str = "local[2]"
     spark_conf: dict[str, str] = {}
-    hive_metastore_uri: str | None = None
+    hive_metastore_uri: str | None = None  # thrift://host:9083 of a metastore service
+    hive_metastore_jdbc_url: str | None = None  # or the metastore database itself (jdbc:postgresql://...); unset: Derby
     warehouse_dir: str | None = None
     redis_url: str | None = None
     redis_prefix: str = "fp"
@@ -47,6 +48,7 @@ class Settings(BaseModel):
     serving_log_flush_seconds: float = Field(default=1.0, gt=0)  # what a crash may lose at most
     partitions_start: date = date(2026, 1, 1)
     alert_webhook_url: str | None = None  # set: schema-change alerts are also POSTed there as JSON
+    dagster_postgres_url: str | None = None  # set: the Dagster instance stores runs/events/schedules there, not SQLite
     flink_rest: str | None = None  # host:port of a Flink cluster's REST endpoint; unset = local mini-cluster
     kafka_bootstrap_servers: str | None = None  # set: streams read Kafka topics; unset: local directories
     stream_checkpoint_seconds: int = 5

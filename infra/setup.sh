@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Idempotent setup for a fresh machine: checks Java 17, installs redis-server from apt when it is missing
+# Idempotent setup for a fresh machine: checks Java 17, installs redis-server (and PostgreSQL for the cluster
+# profile) from apt when it is missing
 # (and apt is allowed: root, FP_NO_APT unset), creates .venv and installs the project with the pinned
 # constraints; `--with-tests` (make test) also installs the `test` extra. Safe to run again: every step
 # checks before it acts.
@@ -34,6 +35,13 @@ if ! command -v redis-server >/dev/null; then
   else die "redis-server not found: apt-get install redis-server (or set FP_REDIS_URL to a server)"; fi
 fi
 say "$(redis-server --version | cut -d' ' -f1-3)"
+
+# The cluster profile on this machine (featctl cluster up): PostgreSQL for the Dagster instance and the Hive
+# metastore, and its JDBC driver for Spark. Needed by `make cluster-up` and the test that runs it.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || [ ! -f /usr/share/java/postgresql.jar ]; then
+  if can_apt; then say "installing postgresql and libpostgresql-jdbc-java"; apt_install postgresql libpostgresql-jdbc-java
+  else say "warning: PostgreSQL or its JDBC driver is missing: featctl cluster up needs apt-get install postgresql libpostgresql-jdbc-java"; fi
+fi
 
 # Python environment, pinned: never resolve this stack unpinned (shared/STACK-NOTES.md).
 python="${PYTHON:-python3.11}"

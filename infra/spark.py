@@ -15,6 +15,7 @@ from infra.java import ensure_java_home
 from infra.settings import Settings
 
 LOG4J_CONFIG = Path(__file__).resolve().parent / "log4j2.properties"
+JDBC_DRIVERS = {"postgresql": "org.postgresql.Driver", "mysql": "com.mysql.cj.jdbc.Driver"}  # by URL subprotocol
 
 
 def spark_config(settings: Settings) -> dict[str, str]:
@@ -43,6 +44,17 @@ def spark_config(settings: Settings) -> dict[str, str]:
     }
     if settings.hive_metastore_uri:
         conf["spark.hadoop.hive.metastore.uris"] = settings.hive_metastore_uri
+    elif settings.hive_metastore_jdbc_url:  # a shared database: every process sees one catalog at the same time
+        conf.update({"spark.hadoop.javax.jdo.option.ConnectionURL": settings.hive_metastore_jdbc_url,
+                     "spark.hadoop.javax.jdo.option.ConnectionDriverName": JDBC_DRIVERS[
+                         settings.hive_metastore_jdbc_url.split(":")[1]],
+                     # A fresh database gets the metastore's tables on first use. Without their foreign keys:
+                     # DataNucleus adds one while its own transaction holds the referenced table, and the two
+                     # connections deadlock on PostgreSQL (a production metastore is made by Hive's schematool).
+                     "spark.hadoop.datanucleus.schema.autoCreateTables": "true",
+                     "spark.hadoop.datanucleus.schema.autoCreateColumns": "true",
+                     "spark.hadoop.datanucleus.schema.autoCreateConstraints": "false",
+                     "spark.hadoop.hive.metastore.schema.verification": "false"})
     else:
         conf["spark.hadoop.javax.jdo.option.ConnectionURL"] = (
             f"jdbc:derby:;databaseName={data_dir / 'metastore_db'};create=true"

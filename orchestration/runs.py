@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import dagster as dg
+import yaml
 
 from infra.errors import PlatformError
 from infra.settings import Settings
@@ -23,12 +24,17 @@ QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def dagster_instance(settings: Settings) -> dg.DagsterInstance:
-    """The persistent instance under `settings.dagster_home`, created on first use."""
+    """The persistent instance under `settings.dagster_home`: SQLite there, or the configured Postgres database
+    (dagster-postgres), so a run, a sensor, featctl and the UI share one instance from any process or host."""
     home = settings.dagster_home.resolve()
     home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n")
+    config = {"telemetry": {"enabled": False}}
+    if settings.dagster_postgres_url:
+        config["storage"] = {"postgres": {"postgres_url": settings.dagster_postgres_url}}
+    text = yaml.safe_dump(config, sort_keys=False)
+    path = home / "dagster.yaml"
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
     os.environ["DAGSTER_HOME"] = str(home)
     return dg.DagsterInstance.get()
 

@@ -19,7 +19,8 @@ import pyarrow as pa
 import redis
 import redis.asyncio as aioredis
 from redis.cluster import RedisCluster
-from redis.exceptions import AskError, ClusterDownError, MovedError, RedisClusterException, TryAgainError
+from redis.exceptions import (AskError, ClusterDownError, MovedError, NoScriptError, RedisClusterException,
+                              SlotNotCoveredError, TryAgainError)
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 from assets.offline_layout import EVENT_TIME_COLUMN
@@ -156,6 +157,7 @@ class OnlineStore:
         self._script = client.register_script(GUARDED_WRITE)
         self._progress = client.register_script(RECORD_PROGRESS)
         self.cluster = isinstance(client, RedisCluster)
+        self._scripted_nodes: set[str] = set()  # cluster nodes known to hold the guarded-write script
         self._slot = (lambda key: key_slot(key.encode())) if self.cluster else (lambda _key: None)
 
     def _encoded(self, plan: WritePlan, batch: pa.RecordBatch | pa.Table) -> tuple[list[str], list, list[list]]:
@@ -203,7 +205,8 @@ class OnlineStore:
         return sum(pipe.execute())
 
     def _run_on_cluster(self, calls: list) -> int:
-        """The script calls, each node's in one pipeline (redis-py's cluster pipeline refuses scripts).
+        """The script calls, each node's as one buffer, every buffer sent before any reply is read, so the nodes
+        work at once (redis-py's cluster pipeline refuses scripts, and goes one node after the other).
 
         A node that fails or no longer owns a slot (a failover, a resharding) makes the client reload the slot
         map and send that node's calls again, for up to FAILOVER_SECONDS: a repeated call changes nothing,
@@ -211,23 +214,76 @@ class OnlineStore:
         """
         landed, deadline = 0, time.monotonic() + FAILOVER_SECONDS
         while calls:
-            by_node: dict[str, list] = {}
-            for call in calls:
-                by_node.setdefault(self.client.get_node_from_key(call[0][0]).name, []).append(call)
-            failed = []
-            for name, node_calls in by_node.items():
+            try:
+                by_node = self._by_node(calls, lambda call: call[0][0])
+            except CLUSTER_CHANGES + (SlotNotCoveredError,):
+                by_node = {}  # a slot has no master yet: wait for the failover
+            for name in [n for n in by_node if n not in self._scripted_nodes]:
                 try:
-                    landed += self._run_on(self.client.get_redis_connection(self.client.get_node(node_name=name)),
-                                           node_calls)
+                    self._node_client(name).script_load(GUARDED_WRITE)
+                    self._scripted_nodes.add(name)
                 except CLUSTER_CHANGES:
+                    pass  # the round trip below fails for that node and retries it
+            replies = self._node_round_trip({name: [("EVALSHA", self._script.sha, len(keys), *keys, *args)
+                                                    for keys, args in node_calls]
+                                             for name, node_calls in by_node.items()})
+            failed = [] if by_node else calls
+            for name, reply in replies.items():
+                if isinstance(reply, BaseException):
                     if time.monotonic() > deadline:
-                        raise
-                    failed += node_calls
+                        raise reply
+                    self._scripted_nodes.discard(name)  # a promoted replica may not have the script
+                    failed += by_node[name]
+                else:
+                    landed += sum(reply)
             if failed:
+                if time.monotonic() > deadline:
+                    raise ClusterDownError("no master serves some slots")
                 time.sleep(RETRY_PAUSE_SECONDS)
                 self._reload_slots()
             calls = failed
         return landed
+
+    def _by_node(self, items: list, key_of) -> dict[str, list]:
+        """`items` grouped by the name of the node that serves the slot of each one's key."""
+        grouped: dict[str, list] = {}
+        for item in items:
+            grouped.setdefault(self.client.get_node_from_key(key_of(item)).name, []).append(item)
+        return grouped
+
+    def _node_client(self, name: str) -> redis.Redis:
+        return self.client.get_redis_connection(self.client.get_node(node_name=name))
+
+    def _node_round_trip(self, batches: dict[str, list[tuple]]) -> dict[str, list | BaseException]:
+        """Each node's commands as one buffer, all buffers sent before any reply is read; per node its replies,
+        or the error that stopped them (that connection is then dropped: unread replies must not reach the next
+        caller)."""
+        results: dict[str, list | BaseException] = {}
+        sent = []
+        for name, commands in batches.items():
+            try:
+                pool = self._node_client(name).connection_pool
+                connection = pool.get_connection()
+            except CLUSTER_CHANGES as exc:
+                results[name] = exc
+                continue
+            sent.append((name, pool, connection, len(commands)))
+            try:
+                connection.send_packed_command(connection.pack_commands(commands))
+            except CLUSTER_CHANGES:
+                pass  # reading its replies below fails the same way
+        for name, pool, connection, count in sent:
+            try:
+                results[name] = [connection.read_response() for _ in range(count)]
+            except CLUSTER_CHANGES + (NoScriptError,) as exc:
+                connection.disconnect()
+                results[name] = exc
+            except BaseException:
+                connection.disconnect()
+                raise
+            finally:
+                pool.release(connection)
+        return results
 
     def _reload_slots(self) -> None:
         try:
@@ -259,8 +315,27 @@ class OnlineStore:
         return sorted(key.decode() for key in self.client.scan_iter(match=pattern, count=1000, _type="stream"))
 
     def read(self, entity_keys: Sequence[str], fields: Sequence[str]) -> list[list[bytes | None]]:
-        """Raw values of `fields` for each key, in one pipelined round trip (one HMGET per key)."""
+        """Raw values of `fields` for each key, in one pipelined round trip (one HMGET per key); on a cluster one
+        buffer per node, all sent at once, and once more after a slot map reload if a node failed or moved."""
+        if self.cluster:
+            return self._read_on_cluster(entity_keys, fields)
         pipe = self.client.pipeline(transaction=False)
         for key in entity_keys:
             pipe.hmget(key, fields)
         return pipe.execute()
+
+    def _read_on_cluster(self, entity_keys: Sequence[str], fields: Sequence[str]) -> list[list[bytes | None]]:
+        for attempt in range(2):
+            by_node = self._by_node(list(range(len(entity_keys))), lambda index: entity_keys[index])
+            replies = self._node_round_trip({name: [("HMGET", entity_keys[i], *fields) for i in indices]
+                                             for name, indices in by_node.items()})
+            errors = [reply for reply in replies.values() if isinstance(reply, BaseException)]
+            if not errors:
+                rows: list = [None] * len(entity_keys)
+                for name, indices in by_node.items():
+                    for index, row in zip(indices, replies[name]):
+                        rows[index] = row
+                return rows
+            if attempt == 1:
+                raise errors[0]
+            self._reload_slots()

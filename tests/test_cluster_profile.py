@@ -1,21 +1,28 @@
 """The cluster profile for real: `featctl cluster up` (Spark standalone, a Flink session cluster, a 3+3 Redis
-Cluster on loopback), the demo on it serving exactly what the local profile serves for the same events, a
+Cluster, PostgreSQL for the Dagster instance and the Hive metastore, all on loopback), the demo on it serving
+exactly what the local profile serves for the same events, two Spark drivers sharing the catalog at once, a
 stream on the session cluster, and `cluster down` leaving no process behind."""
 
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
 import time
 import urllib.request
+from datetime import datetime, timedelta, timezone
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
 from infra.local_cluster import Process
 from infra.redis_server import local_redis
 from serving.online_store import connect
-from tests.test_cli import _featctl
+from infra.settings import PROJECT_ROOT
+from tests.test_cli import FEATCTL, _featctl
 
 
 def _entity_hashes(client, keys) -> dict:
@@ -62,6 +69,31 @@ def test_the_demo_on_the_cluster_profile_serves_what_the_local_profile_serves(tm
             expected = _served(local_url)
         served = _served(profile["redis_url"])
         assert len(expected) > 500 and served == expected  # every entity, every field, byte for byte
+
+        # Two Spark drivers at once on the one Postgres catalog (Derby allows one process): a Dagster run of a
+        # partition and a training set; the run is recorded in the Postgres-backed Dagster instance.
+        yesterday = (datetime.now(timezone.utc) - timedelta(days=1)).date()
+        observations = tmp_path / "observations.parquet"
+        pd.DataFrame({"user_id": np.arange(200, dtype="int64"),
+                      "event_time": pd.Timestamp(yesterday, tz="UTC") + pd.to_timedelta(np.arange(200) * 400, "s"),
+                      "label": np.arange(200) % 2}).to_parquet(observations)
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("FP_")}
+        environment.update({"FP_DATA_DIR": str(cluster_dir / "data"), "COLUMNS": "200", **on_cluster})
+        both = [subprocess.Popen([FEATCTL, *args], cwd=PROJECT_ROOT, env=environment, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True) for args in (
+            ("materialize", "--group", "user_upvotes", "--partition", yesterday.isoformat()),
+            ("training-set", "--observations", str(observations), "--features", "user_upvotes",
+             "--out", str(tmp_path / "training.parquet"), "--engine", "pandas"))]
+        outputs = [process.communicate(timeout=600)[0] for process in both]
+        assert [process.returncode for process in both] == [0, 0], outputs
+        training = pd.read_parquet(tmp_path / "training.parquet")
+        assert len(training) == 200 and training["user_upvotes__upvotes_7d"].notna().any(), training.head()
+        import psycopg2
+
+        with psycopg2.connect(profile["dagster_postgres_url"].replace("+psycopg2", "")) as connection:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT status, count(*) FROM runs GROUP BY status")
+                assert dict(cursor.fetchall()) == {"SUCCESS": 3}  # the demo's two days, then materialize
 
         # A stream on the session cluster continues the batch history and lands live events in Redis Cluster.
         started = _featctl("stream", "run", "user_activity", data_dir=cluster_dir / "data", **on_cluster)
