@@ -163,7 +163,7 @@ def rebuild(start: datetime | None, end: datetime | None, yes: bool) -> None:
     from infra.spark import spark_session
     from orchestration.factory import build_definitions
     from orchestration.runs import dagster_instance
-    from serving.online_store import connect
+    from serving.online_store import OnlineStore, connect
     from serving.rebuild import plan_rebuild, rebuild as rebuild_platform
 
     settings, registry = load_platform()
@@ -175,13 +175,13 @@ def rebuild(start: datetime | None, end: datetime | None, yes: bool) -> None:
         spark = spark_session(settings)
         plan = plan_rebuild(spark, registry, days)
         defs = build_definitions(registry, settings.model_copy(update={"redis_url": url}))
-        client = connect(url)
+        store = OnlineStore(connect(url))
         with progress_bar() as progress:
             task = progress.add_task("replaying the event log (daily_features)", total=len(plan.days))
-            summary = rebuild_platform(spark, registry, client, settings.redis_prefix, plan,
+            summary = rebuild_platform(spark, registry, store, settings.redis_prefix, plan,
                                        dagster_replay(defs, dagster_instance(settings)),
                                        on_day=lambda _ds: progress.advance(task))
-        client.close()
+        store.client.close()
     console.print(f"dropped {len(summary.dropped_tables)} tables and {summary.deleted_keys:,} Redis keys; replayed "
                   + ", ".join(f"{name} ({len(d)} day{'' if len(d) == 1 else 's'})" for name, d in summary.replayed.items()),
                   highlight=False)

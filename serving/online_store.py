@@ -80,6 +80,7 @@ STORE_ERRORS = (redis.RedisError, RedisClusterException)  # what a store that fa
 CLUSTER_CHANGES = (redis.ConnectionError, redis.TimeoutError, ClusterDownError, MovedError, AskError, TryAgainError)
 FAILOVER_SECONDS = 15.0  # how long a cluster write retries before the error is the caller's
 RETRY_PAUSE_SECONDS = 0.25
+UNLINK_BATCH = 1000  # keys deleted per UNLINK by delete_prefix
 
 CLUSTER_SCHEME_SUFFIX = "+cluster"  # redis+cluster://host:port: the URL of any node of a Redis Cluster
 
@@ -313,6 +314,16 @@ class OnlineStore:
             return [plan.history_key] if self.client.exists(plan.history_key) else []
         pattern = layout.glob_escaped(plan.history_key) + ":{*}"
         return sorted(key.decode() for key in self.client.scan_iter(match=pattern, count=1000, _type="stream"))
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every key that starts with `prefix` (every node's, on a cluster); returns how many went."""
+        deleted, batch = 0, []
+        for key in self.client.scan_iter(match=layout.glob_escaped(prefix) + "*", count=UNLINK_BATCH):
+            batch.append(key)
+            if len(batch) == UNLINK_BATCH:
+                deleted += self.client.unlink(*batch)  # a cluster client splits it by slot
+                batch = []
+        return deleted + (self.client.unlink(*batch) if batch else 0)
 
     def read(self, entity_keys: Sequence[str], fields: Sequence[str]) -> list[list[bytes | None]]:
         """Raw values of `fields` for each key, in one pipelined round trip (one HMGET per key); on a cluster one

@@ -19,15 +19,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import redis
-
 from assets.offline_layout import streamed_table
 from assets.registry import Registry
 from assets.specs import FeatureGroup
 from infra.errors import PlatformError
 from serving import layout
+from serving.online_store import OnlineStore
 
-UNLINK_BATCH = 1000
 
 Replay = Callable[[str, Sequence[FeatureGroup]], None]
 
@@ -72,20 +70,9 @@ def plan_rebuild(spark, registry: Registry, days: Sequence[str] | None = None) -
     return RebuildPlan(partitions)
 
 
-def delete_online_state(client: redis.Redis, registry: Registry, prefix: str) -> int:
+def delete_online_state(store: OnlineStore, registry: Registry, prefix: str) -> int:
     """Delete the entity hashes of the registry's entities under `prefix`; returns how many keys went."""
-    deleted = 0
-    for entity in registry.entities:
-        pattern = layout.glob_escaped(layout.entity_key(prefix, entity, "")) + "*"
-        batch = []
-        for key in client.scan_iter(match=pattern, count=UNLINK_BATCH):
-            batch.append(key)
-            if len(batch) == UNLINK_BATCH:
-                deleted += client.unlink(*batch)
-                batch = []
-        if batch:
-            deleted += client.unlink(*batch)
-    return deleted
+    return sum(store.delete_prefix(layout.entity_key(prefix, entity, "")) for entity in registry.entities)
 
 
 def drop_offline_tables(spark, registry: Registry) -> list[str]:
@@ -98,11 +85,11 @@ def drop_offline_tables(spark, registry: Registry) -> list[str]:
     return dropped
 
 
-def rebuild(spark, registry: Registry, client: redis.Redis, prefix: str, plan: RebuildPlan, replay: Replay,
+def rebuild(spark, registry: Registry, store: OnlineStore, prefix: str, plan: RebuildPlan, replay: Replay,
             on_day: Callable[[str], None] | None = None) -> RebuildSummary:
     """Drop the derived state and replay `plan` (from `plan_rebuild`, made before) into it (see the module doc)."""
     dropped = drop_offline_tables(spark, registry)
-    deleted = delete_online_state(client, registry, prefix)
+    deleted = delete_online_state(store, registry, prefix)
     for ds in plan.days:
         replay(ds, [registry.groups[name] for name, group_days in plan.partitions.items() if ds in group_days])
         if on_day:

@@ -8,6 +8,7 @@ import redis
 from infra.redis_server import local_redis
 from orchestration.cli_serving import dagster_replay
 from orchestration.factory import build_definitions
+from serving.online_store import OnlineStore
 from serving.rebuild import plan_rebuild, rebuild
 from tests.serving.conftest import renamed_registry
 
@@ -47,7 +48,7 @@ def test_rebuild_replays_the_event_log_into_identical_tables_and_redis(spark, ev
             states_seen_by_replay.append(_state(spark, platform, client))
             replay(ds, groups)
 
-        summary = rebuild(spark, platform, client, PREFIX, plan, recording_replay)
+        summary = rebuild(spark, platform, OnlineStore(client), PREFIX, plan, recording_replay)
         assert states_seen_by_replay[0] == ({}, {}), "the derived state is gone before the replay starts"
         assert sorted(summary.dropped_tables) == sorted(tables)
         assert summary.deleted_keys == len(online)

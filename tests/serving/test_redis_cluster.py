@@ -193,3 +193,11 @@ def test_killing_a_master_mid_publish_loses_nothing_and_the_service_recovers(reg
     assert window < 10, f"503s for {window:.1f} s after the kill"
     print(f"failover: writes resumed {written_at - killed_at:.1f} s after the kill; 503s for {window:.1f} s, "
           f"{len(failures)} of {len(answers)} reads")
+
+
+def test_deleting_a_prefix_reaches_every_master(cluster_store, redis_cluster, registry):
+    cluster_store.write(_plan(registry), _rows(list(range(3_000)), seed=10, event_time=T1))
+    cluster_store.client.set("rc:other:1", "kept")
+    assert cluster_store.delete_prefix("rc:user:") == 3_000
+    assert sum(node.client().dbsize() for node in redis_cluster.masters()) == 1
+    assert cluster_store.client.get("rc:other:1") == b"kept"
