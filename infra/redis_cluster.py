@@ -21,7 +21,7 @@ from pathlib import Path
 import redis
 
 from infra.errors import PlatformError
-from infra.redis_server import start_server, stop_server
+from infra.redis_server import free_loopback_port, start_server, stop_server
 
 NODE_TIMEOUT_MS = 1000
 READY_TIMEOUT_S = 30
@@ -69,17 +69,25 @@ class LocalRedisCluster:
         node.process.wait()
 
     def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
-        """Until every live node sees all 16384 slots served (after creation, or after a failover)."""
+        """Until every live node sees all 16384 slots served, by live masters only (after creation, or after a
+        failover: a node may report `ok` while its slot map still names the dead master)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
+            live = [n for n in self.nodes if n.alive()]
             try:
-                if all(n.client().cluster("info")["cluster_state"] == "ok" for n in self.nodes if n.alive()):
+                if all(n.client().cluster("info")["cluster_state"] == "ok" and self._masters_seen_by(n) <=
+                       {m.port for m in live} for n in live):
                     return
             except redis.RedisError:
                 pass
             time.sleep(0.1)
         raise PlatformError(f"the Redis Cluster under {self.nodes[0].directory.parent} did not become ready "
                             f"in {timeout_s:g} s", f"see the redis.log of each node there")
+
+    @staticmethod
+    def _masters_seen_by(node: ClusterNode) -> set[int]:
+        """The ports of the masters that `node`'s slot map (CLUSTER SLOTS) names."""
+        return {int(entry[2][1]) for entry in node.client().execute_command("CLUSTER SLOTS")}
 
     def stop(self) -> None:
         """Stop every node (their data is not kept)."""
@@ -100,7 +108,9 @@ def start_cluster(directory: Path, masters: int = 3, replicas: int = 1) -> Local
         for index in range(masters * (1 + replicas)):
             node_dir = directory / f"node-{index}"
             shutil.rmtree(node_dir, ignore_errors=True)  # a node keeps its identity in nodes.conf: start fresh
-            process, port = start_server(node_dir, persist=False, options=options)
+            # The bus port is its own free port: the default, port + 10000, can be taken or above 65535.
+            bus = ("--cluster-port", str(free_loopback_port()))
+            process, port = start_server(node_dir, persist=False, options=options + bus)
             nodes.append(ClusterNode(process, port, node_dir))
         created = subprocess.run([cli, "--cluster", "create", *(n.address for n in nodes),
                                   "--cluster-replicas", str(replicas), "--cluster-yes"],

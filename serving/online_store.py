@@ -80,6 +80,7 @@ STORE_ERRORS = (redis.RedisError, RedisClusterException)  # what a store that fa
 CLUSTER_CHANGES = (redis.ConnectionError, redis.TimeoutError, ClusterDownError, MovedError, AskError, TryAgainError)
 FAILOVER_SECONDS = 15.0  # how long a cluster write retries before the error is the caller's
 RETRY_PAUSE_SECONDS = 0.25
+REPLICA_WAIT_MS = 1000  # how long a cluster write waits for its replica (WAIT 1 <ms>)
 UNLINK_BATCH = 1000  # keys deleted per UNLINK by delete_prefix
 
 CLUSTER_SCHEME_SUFFIX = "+cluster"  # redis+cluster://host:port: the URL of any node of a Redis Cluster
@@ -225,8 +226,8 @@ class OnlineStore:
                     self._scripted_nodes.add(name)
                 except CLUSTER_CHANGES:
                     pass  # the round trip below fails for that node and retries it
-            replies = self._node_round_trip({name: [("EVALSHA", self._script.sha, len(keys), *keys, *args)
-                                                    for keys, args in node_calls]
+            replies = self._node_round_trip({name: [*(("EVALSHA", self._script.sha, len(keys), *keys, *args)
+                                                      for keys, args in node_calls), *self._replicated(node_calls)]
                                              for name, node_calls in by_node.items()})
             failed = [] if by_node else calls
             for name, reply in replies.items():
@@ -236,7 +237,7 @@ class OnlineStore:
                     self._scripted_nodes.discard(name)  # a promoted replica may not have the script
                     failed += by_node[name]
                 else:
-                    landed += sum(reply)
+                    landed += sum(reply[:len(by_node[name])])  # the WAIT reply after them counts replicas
             if failed:
                 if time.monotonic() > deadline:
                     raise ClusterDownError("no master serves some slots")
@@ -244,6 +245,14 @@ class OnlineStore:
                 self._reload_slots()
             calls = failed
         return landed
+
+    def _replicated(self, node_calls: list) -> list[tuple]:
+        """A WAIT for one replica after a node's writes, when its slots have a replica: Redis replicates
+        asynchronously, and a master that dies before its replica has a write loses it in the failover.
+        After WAIT the replica holds every acknowledged row (a replica that does not answer within
+        REPLICA_WAIT_MS lets the write go on: the master alone has it)."""
+        slot = key_slot(node_calls[0][0][0].encode())
+        return [("WAIT", 1, REPLICA_WAIT_MS)] if len(self.client.nodes_manager.slots_cache.get(slot, ())) > 1 else []
 
     def _by_node(self, items: list, key_of) -> dict[str, list]:
         """`items` grouped by the name of the node that serves the slot of each one's key."""

@@ -145,7 +145,7 @@ def _assert_equals_ground_truth(registry, store, settings, sample, last_day: dat
         assert row.values["user_activity.distinct_posts_total"] == want["distinct_posts_total"], row
         assert row.values["user_activity.last_upvote_at"].replace(tzinfo=None) == want["last_upvote_at"], row
         assert row.event_times["user_activity.upvotes_total"].replace(tzinfo=None) == want["last_upvote_at"]
-    assert len(store.client.keys(f"{settings.redis_prefix}:user:*")) == len(expected)
+    assert sum(1 for _ in store.client.scan_iter(match=f"{settings.redis_prefix}:user:*")) == len(expected)
 
 
 def _snapshot(client, prefix) -> dict:
@@ -574,3 +574,40 @@ def test_live_events_create_the_posts_most_upvotes_go_to(registry, tmp_path):
     to_live = [u for u in upvotes if u["post_id"] >= LIVE_POST_BASE]
     assert 0.7 < len(to_live) / len(upvotes) < 0.9
     assert all(1_000 <= u["post_id"] < 1_100 for u in upvotes if u["post_id"] < LIVE_POST_BASE)
+
+
+@pytest.mark.slow
+def test_a_stream_into_redis_cluster_loses_nothing_when_a_master_dies(registry, settings, sample, tmp_path):
+    """The injection writes through the failover: a master is killed while a day of events streams in, its
+    replica takes over, and every user's values equal the ground truth, the streamed history included."""
+    from infra.redis_cluster import local_redis_cluster
+
+    group, source = registry.groups["user_activity"], registry.sources["upvote_events"]
+    days = sample.days(START, START + timedelta(days=1))
+    with local_redis_cluster(tmp_path / "redis") as cluster:
+        stream_settings = settings.model_copy(update={"data_dir": tmp_path / "data", "redis_prefix": "sf",
+                                                      "redis_url": cluster.url})
+        directory = stream_directory(stream_settings, source)
+        write_backlog(directory, source, [sample.events("upvote_events", days[0])], rows_per_file=250)
+        store = _store(cluster.url)
+        plan = WritePlan.for_group(group, registry.entity_of(group), "sf")
+        runner.start(registry, stream_settings, group, cluster.url)
+        try:
+            _wait_for(store, plan, rows=1)
+            second_day = sample.events("upvote_events", days[1])
+            half = len(second_day) // 2
+            write_backlog(directory, source, [second_day.iloc[:half]], rows_per_file=100)
+            time.sleep(1.0)  # the second day is streaming in
+            victim = cluster.masters()[0]
+            cluster.kill(victim)
+            write_backlog(directory, source, [second_day.iloc[half:]], rows_per_file=100)  # during the failover
+            cluster.wait_ready()
+            _wait_quiet(store, plan, quiet_s=8.0)
+            assert runner.running_job(stream_settings, group) is not None
+            assert victim not in cluster.masters()
+            _assert_equals_ground_truth(registry, store, stream_settings, sample, days[1])
+            history = sum(store.client.xlen(key) for key in store.history_keys(plan))
+            assert history >= sum(1 for _ in store.client.scan_iter(match="sf:user:*"))  # each landed to its slot's stream
+        finally:
+            runner.kill(stream_settings, group)
+            store.client.close()
