@@ -133,7 +133,7 @@ def measure_spark(work: Path) -> dict[str, tuple[float, int]]:
 def render(stores: dict[str, dict], spark_runs: dict[str, tuple[float, int]], rows: int, reads: int) -> str:
     single, cluster = stores["single"], stores["cluster"]
     lines = [f"## Online store: one Redis vs Redis Cluster (3 masters + 3 replicas), {rows:,} rows x "
-             f"{len(FEATURES)} features, {reads:,} reads per row of the table", "",
+             f"{len(FEATURES)} features, {reads:,} timed reads per GetFeatures row", "",
              "| measurement | single Redis | Redis Cluster | cluster / single |", "|---|---:|---:|---:|",
              f"| guarded batched publish, values/s | {single['values_per_second']:,.0f} | "
              f"{cluster['values_per_second']:,.0f} | {cluster['values_per_second'] / single['values_per_second']:.2f}x |"]
