@@ -48,6 +48,7 @@ bench: setup
 	$(BIN)/python benchmarks/training_set.py
 	$(BIN)/python benchmarks/quality_gate.py
 	$(BIN)/python benchmarks/catalog.py
+	$(BIN)/python benchmarks/scale.py
 
 clean:
 	rm -rf .data
