@@ -64,6 +64,12 @@ DTYPES: dict[str, DtypeSpec] = {spec.name: spec for spec in (
 SPARK_TYPES: dict[str, str] = {name: spec.spark for name, spec in DTYPES.items()}
 FLINK_TYPES: dict[str, str] = {name: spec.flink for name, spec in DTYPES.items()}
 DTYPE_OF_FLINK_TYPE: dict[str, str] = {flink: name for name, spec in DTYPES.items() for flink in spec.flink_names}
+
+
+def dtype_of_flink_column(column) -> str:
+    """The platform dtype of a column Flink described (infra/flink_sql.py: `type_name`, `type`), or its Flink
+    type where no dtype matches, so a message can name what Flink said."""
+    return DTYPE_OF_FLINK_TYPE.get(column.type_name, column.type)
 NUMERIC_DTYPES: tuple[str, ...] = tuple(name for name, spec in DTYPES.items() if spec.numeric)
 
 

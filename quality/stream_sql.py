@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 from assets.aggregations import EVENT_TIME, WindowPlan, input_columns
-from assets.dtypes import DTYPE_OF_FLINK_TYPE, FLINK_TYPES
+from assets.dtypes import FLINK_TYPES, dtype_of_flink_column
 from assets.offline_layout import EVENT_TIME_COLUMN, feature_table_columns
 from assets.registry import Registry, RegistryError, load_registry, relative_path
 from assets.specs import FeatureGroup
@@ -51,11 +51,6 @@ def _flink_message(exc: Exception) -> str:
 def _where(message: str) -> str:
     match = POSITION.search(message)
     return f"line {match.group(1)}, column {match.group(2)}" if match else "(query)"
-
-
-def _dtype(column) -> str:
-    """The platform dtype of a Flink column, or its Flink type where no dtype matches."""
-    return DTYPE_OF_FLINK_TYPE.get(column.type_name, column.type)
 
 
 def _problem(path: Path, field: str, message: str, fix: str) -> dict:
@@ -92,10 +87,10 @@ def _column_problems(t_env, source, source_path: Path) -> list[dict]:
             problems.append(_problem(
                 source_path, column.name, f"{column.extras} columns cannot be declared: the platform reads "
                 "the stream's raw lines and checks them against the contract", "remove the column"))
-        elif column.physical and contract.get(column.name) != _dtype(column):
+        elif column.physical and contract.get(column.name) != dtype_of_flink_column(column):
             problems.append(_problem(
-                source_path, column.name, f"column is {_dtype(column)}, the contract {source.file.name} has "
-                f"{contract[column.name] if column.name in contract else 'no such column'}",
+                source_path, column.name, f"column is {dtype_of_flink_column(column)}, the contract "
+                f"{source.file.name} has {contract[column.name] if column.name in contract else 'no such column'}",
                 "declare the contract's columns with their types (computed columns are free)"))
     return problems
 
@@ -138,7 +133,7 @@ def _planned(t_env, sql: str, path: Path) -> tuple[dict[str, str] | None, list[d
         return None, [_problem(path, _where(message), f"Flink rejects the query: {message}", "fix the SQL")]
     t_env.create_temporary_view(TRANSFORM_VIEW, table)
     try:
-        return {column.name: _dtype(column) for column in describe(t_env, TRANSFORM_VIEW)}, []
+        return {column.name: dtype_of_flink_column(column) for column in describe(t_env, TRANSFORM_VIEW)}, []
     finally:
         t_env.drop_temporary_view(TRANSFORM_VIEW)
 

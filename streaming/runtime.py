@@ -21,7 +21,7 @@ from pyflink.table import DataTypes, Schema, StreamTableEnvironment
 from pyflink.table.udf import ScalarFunction, TableFunction, udf, udtf
 
 from assets.aggregations import WindowPlan
-from assets.dtypes import DTYPE_OF_FLINK_TYPE, FLINK_TYPES
+from assets.dtypes import FLINK_TYPES, dtype_of_flink_column
 from assets.offline_layout import EVENT_TIME_COLUMN
 from assets.udfs import load_udf_module
 from infra.flink_sql import describe
@@ -297,7 +297,7 @@ def create_windowed_features(t_env: StreamTableEnvironment, name: str, events_vi
     waiting at start: never judged late. A bounded job passes `end_of_input`: the departures from then on
     are not applied when its input ends."""
     declared = {c.name: c for c in describe(t_env, events_view)}
-    plan = plan.typed({c.name: DTYPE_OF_FLINK_TYPE.get(c.type_name, c.type) for c in declared.values()})
+    plan = plan.typed({c.name: dtype_of_flink_column(c) for c in declared.values()})
     columns = [declared[plan.key], *(declared[name] for name in plan.inputs)]
     # Timestamps cross as text both ways: the DataStream conversion would cut them to milliseconds.
     texts = [i for i, c in enumerate(columns) if c.type_name == "TIMESTAMP"]
