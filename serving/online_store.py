@@ -76,7 +76,8 @@ class WritePlan:
 
 
 STORE_ERRORS = (redis.RedisError, RedisClusterException)  # what a store that fails to answer raises
-# What a write meets while a Redis Cluster changes: a node gone, a slot moved, a failover under way.
+# What a cluster write or read meets while the cluster changes (a node gone, a slot moved, a failover under
+# way): the caller reloads the slot map and tries that node again.
 CLUSTER_CHANGES = (redis.ConnectionError, redis.TimeoutError, ClusterDownError, MovedError, AskError, TryAgainError)
 FAILOVER_SECONDS = 15.0  # how long a cluster write retries before the error is the caller's
 RETRY_PAUSE_SECONDS = 0.25
