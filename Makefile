@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export JAVA_HOME := $(shell bash infra/java_home.sh 2>/dev/null)
 export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 
-.PHONY: setup setup-test demo test test-fast test-e2e ui bench check clean cluster-up cluster-down cluster-demo
+.PHONY: setup setup-test demo test test-fast test-e2e ui bench bench-feast check clean cluster-up cluster-down cluster-demo
 
 setup:
 	@bash infra/setup.sh
@@ -49,6 +49,12 @@ bench: setup
 	$(BIN)/python benchmarks/quality_gate.py
 	$(BIN)/python benchmarks/catalog.py
 	$(BIN)/python benchmarks/scale.py
+	$(MAKE) bench-feast
+
+# Ours beside Feast on the same data set in one run (Feast in its own venv under .data/feast, wrk from apt).
+bench-feast: setup
+	@bash benchmarks/feast/setup.sh
+	$(BIN)/python benchmarks/versus_feast.py
 
 clean:
 	rm -rf .data
