@@ -1,8 +1,8 @@
 """Typed values to Redis strings and back, exactly, for every declared dtype.
 
 Writers hand over Arrow arrays (what Spark's mapInArrow, pandas and Flink's vectorized UDFs all produce),
-encoded a column at a time; readers decode bytes by the feature's declared dtype. int and float travel
-as Python's own text forms (`repr` of a float round-trips exactly), bools as 1/0, timestamps as integer
+encoded a column at a time by Arrow; readers decode bytes by the feature's declared dtype. int and float
+travel as decimal text (a float's shortest form that parses back exactly), bools as 1/0, timestamps as integer
 microseconds since the epoch (UTC), dates as ISO text. A null is sent as a byte that is never valid
 UTF-8, so the write script deletes the field instead of storing a value.
 """
@@ -18,26 +18,34 @@ NULL = b"\xff"
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
-def _timestamp_micros(array: pa.Array) -> pa.Array:
+def timestamp_micros(array: pa.Array) -> pa.Array:
+    """Epoch microseconds (int64) of a timestamp column of any unit, or of one already in microseconds."""
     if pa.types.is_timestamp(array.type):
         return array.cast(pa.timestamp("us", tz=array.type.tz)).cast(pa.int64())
-    return array.cast(pa.int64())  # already integer microseconds
+    return array.cast(pa.int64())
 
 
-def encode_column(dtype: str, array: pa.Array) -> list:
-    """Encode one Arrow column of a declared dtype into values Redis stores (NULL for nulls)."""
+def encode_array(dtype: str, array: pa.Array | pa.ChunkedArray) -> pa.BinaryArray:
+    """One Arrow column of a declared dtype as the bytes Redis stores (NULL for nulls), computed by Arrow's
+    kernels a column at a time, never a Python object per value. Floats are Arrow's shortest text that
+    parses back to the same double (`1`, `0.1`, `1e+22`, `nan`)."""
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
     if dtype == "bool":
-        array = pc.if_else(array, "1", "0")
+        text = pc.if_else(array, "1", "0")
     elif dtype == "timestamp":
-        array = _timestamp_micros(array)
-    elif dtype == "date":
-        array = array.cast(pa.string())
+        text = timestamp_micros(array).cast(pa.string())
     elif dtype == "float64":
-        array = array.cast(pa.float64())
-    values = array.to_pylist()
-    if array.null_count:
-        values = [NULL if v is None else v for v in values]
-    return values
+        text = array.cast(pa.float64()).cast(pa.string())
+    else:  # int32, int64, string, date (ISO text)
+        text = array.cast(pa.string())
+    text = text.cast(pa.binary())
+    return pc.fill_null(text, NULL) if text.null_count else text
+
+
+def encode_column(dtype: str, array: pa.Array | pa.ChunkedArray) -> list[bytes]:
+    """`encode_array` as a list, for writers that send one value at a time."""
+    return encode_array(dtype, array).to_pylist()
 
 
 def micros_to_datetime(micros: int) -> datetime:

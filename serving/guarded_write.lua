@@ -19,6 +19,11 @@ local history = ARGV[4 + n] == '1'
 local entities = history and #KEYS - 1 or #KEYS
 local applied = 0
 local pos = 5 + n
+-- HSET's arguments for a row without nulls, the field names filled in once: a row only sets the values
+local row = {ts_field, false}
+for j = 1, n do
+  row[2 * j + 1] = ARGV[3 + j]
+end
 for i = 1, entities do
   local key = KEYS[i]
   local ts = ARGV[pos]
@@ -26,19 +31,32 @@ for i = 1, entities do
   if (not current) or tonumber(current) <= tonumber(ts) then
     -- a key this group never wrote may be new; one it wrote exists (its event-time field is there)
     local created = (not current) and redis.call('EXISTS', key) == 0
-    local set = {ts_field, ts}
-    local del = {}
+    row[2] = ts
+    local nulls = false
     for j = 1, n do
       local value = ARGV[pos + j]
       if value == '\255' then
-        del[#del + 1] = ARGV[3 + j]
-      else
-        set[#set + 1] = ARGV[3 + j]
-        set[#set + 1] = value
+        nulls = true
+        break
       end
+      row[2 * j + 2] = value
     end
-    redis.call('HSET', key, unpack(set))
-    if #del > 0 then redis.call('HDEL', key, unpack(del)) end
+    if nulls then  -- set the values there are, delete the null ones
+      local set, del = {ts_field, ts}, {}
+      for j = 1, n do
+        local value = ARGV[pos + j]
+        if value == '\255' then
+          del[#del + 1] = ARGV[3 + j]
+        else
+          set[#set + 1] = ARGV[3 + j]
+          set[#set + 1] = value
+        end
+      end
+      redis.call('HSET', key, unpack(set))
+      if #del > 0 then redis.call('HDEL', key, unpack(del)) end
+    else
+      redis.call('HSET', key, unpack(row))
+    end
     if ttl > 0 and created then
       redis.call('EXPIRE', key, ttl)
     elseif ttl > 0 then  -- GT: only a later expiry; a key without one (a group with no TTL wrote it) keeps none

@@ -16,6 +16,7 @@ from importlib import resources
 from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import redis
 import redis.asyncio as aioredis
 from redis.cluster import RedisCluster
@@ -26,8 +27,8 @@ from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 from assets.offline_layout import EVENT_TIME_COLUMN
 from assets.specs import Entity, FeatureGroup
 from infra.errors import PlatformError
-from serving import layout
-from serving.codec import encode_column
+from serving import layout, resp
+from serving.codec import encode_array, encode_column
 
 # Package resources, so the scripts load from the code zip on Spark executors and Flink TaskManagers too.
 GUARDED_WRITE = resources.files("serving").joinpath("guarded_write.lua").read_text()
@@ -73,6 +74,18 @@ class WritePlan:
         """The arguments guarded_write.lua takes before the rows: event-time field, TTL, n, the n field
         names, and whether landed rows are appended to the history stream."""
         return [self.event_time_field, self.ttl_seconds, len(self.features), *self.fields, int(history)]
+
+
+@dataclass(frozen=True)
+class ScriptCall:
+    """One guarded-write script call: its entity keys (in one cluster slot) and the whole EVALSHA, packed."""
+
+    keys: pa.BinaryArray
+    command: bytes
+
+    @property
+    def first_key(self) -> str:
+        return self.keys[0].as_py().decode()
 
 
 STORE_ERRORS = (redis.RedisError, RedisClusterException)  # what a store that fails to answer raises
@@ -164,28 +177,45 @@ class OnlineStore:
         self._slot = (lambda key: key_slot(key.encode())) if self.cluster else (lambda _key: None)
 
     def _encoded(self, plan: WritePlan, batch: pa.RecordBatch | pa.Table) -> tuple[list[str], list, list[list]]:
+        """Keys, event times and feature columns as Python lists: what the per-record writer sends."""
         keys = [layout.entity_key(plan.prefix, plan.entity, i) for i in batch.column(plan.key_column).to_pylist()]
         times = encode_column("timestamp", batch.column(EVENT_TIME_COLUMN))
         columns = [encode_column(dtype, batch.column(name)) for name, dtype in plan.features]
         return keys, times, columns
 
-    def _calls(self, plan: WritePlan, keys, times, columns, history: bool):
-        """Script calls of at most `chunk_rows` keys, each call's keys (history stream included) in one cluster slot."""
+    def _calls(self, plan: WritePlan, batch: pa.RecordBatch | pa.Table, history: bool) -> list[ScriptCall]:
+        """Script calls of at most `chunk_rows` rows, each call's keys (history stream included) in one cluster
+        slot, each packed whole by Arrow: the keys' and the rows' bulk strings are computed a column at a time,
+        and a call's are contiguous slices of them."""
+        ids = batch.column(plan.key_column)
+        ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+        key_prefix = layout.entity_key(plan.prefix, plan.entity, "").encode()
+        keys = pc.binary_join_element_wise(key_prefix, ids.cast(pa.string()).cast(pa.binary()), b"")
+        key_bulk = resp.bulk_strings(keys)
+        row_bulk = resp.concatenated([resp.bulk_strings(encode_array("timestamp", batch.column(EVENT_TIME_COLUMN))),
+                                      *(resp.bulk_strings(encode_array(dtype, batch.column(name)))
+                                        for name, dtype in plan.features)])
         head = plan.script_head(history)
-        pending: dict[int | None, tuple[list, list]] = {}
+        packed_head = b"".join(map(resp.bulk, head))
+        command = resp.bulk("EVALSHA") + resp.bulk(self._script.sha)
+        row_arguments = 1 + len(plan.features)  # its event time and values (its key goes among the KEYS)
 
-        def done(slot, call):
-            return (call[0] + [plan.history_key_in(slot)], call[1]) if history else call
-        for row, key in enumerate(keys):
-            slot = self._slot(key)
-            call_keys, args = pending.setdefault(slot, ([], list(head)))
-            call_keys.append(key)
-            args.append(times[row])
-            args.extend(column[row] for column in columns)
-            if len(call_keys) >= self.chunk_rows:
-                yield done(slot, pending.pop(slot))
-        for slot, call in pending.items():
-            yield done(slot, call)
+        def calls_in(slot: int | None, keys: pa.Array, key_bulk: pa.Array, row_bulk: pa.Array):
+            history_key = [resp.bulk(plan.history_key_in(slot))] if history else []
+            for start in range(0, len(keys), self.chunk_rows):
+                rows = min(self.chunk_rows, len(keys) - start)
+                yield ScriptCall(keys.slice(start, rows), b"".join([
+                    resp.header(3 + rows + len(history_key) + len(head) + rows * row_arguments), command,
+                    resp.bulk(rows + len(history_key)), resp.contiguous(key_bulk.slice(start, rows)), *history_key,
+                    packed_head, resp.contiguous(row_bulk.slice(start, rows))]))
+
+        if not self.cluster:
+            return list(calls_in(None, keys, key_bulk, row_bulk))
+        by_slot: dict[int, list[int]] = {}
+        for row, key in enumerate(keys.to_pylist()):
+            by_slot.setdefault(key_slot(key), []).append(row)
+        return [call for slot, rows in by_slot.items()
+                for call in calls_in(slot, *(pc.take(a, pa.array(rows)) for a in (keys, key_bulk, row_bulk)))]
 
     def write(self, plan: WritePlan, batch: pa.RecordBatch | pa.Table, history: bool = False) -> int:
         """Write rows (entity key, features, `feature_ts`) in one pipelined round trip; returns rows that landed.
@@ -197,15 +227,32 @@ class OnlineStore:
         """
         if batch.num_rows == 0:
             return 0
-        calls = list(self._calls(plan, *self._encoded(plan, batch), history))
-        return self._run_on_cluster(calls) if self.cluster else self._run_on(self.client, calls)
+        calls = self._calls(plan, batch, history)
+        return self._run_on_cluster(calls) if self.cluster else self._run_on(calls)
 
-    def _run_on(self, client: redis.Redis, calls: list) -> int:
-        """The script calls through one pipeline of one server: one round trip; returns the rows that landed."""
-        pipe = client.pipeline(transaction=False)
-        for call_keys, args in calls:
-            self._script(keys=call_keys, args=args, client=pipe)
-        return sum(pipe.execute())
+    def _run_on(self, calls: list[ScriptCall]) -> int:
+        """The script calls as one buffer to one server, then their replies: one round trip; returns the rows
+        that landed. Calls the server answers NOSCRIPT (a restarted or flushed Redis) are sent again once the
+        script is loaded."""
+        pool = self.client.connection_pool
+        connection = pool.get_connection()
+        landed, unscripted = 0, []
+        try:
+            connection.send_packed_command([call.command for call in calls])
+            for call in calls:
+                try:
+                    landed += connection.read_response()
+                except NoScriptError:
+                    unscripted.append(call)
+        except BaseException:
+            connection.disconnect()  # unread replies must not reach the next caller on this connection
+            raise
+        finally:
+            pool.release(connection)
+        if unscripted:
+            self.client.script_load(GUARDED_WRITE)
+            landed += self._run_on(unscripted)
+        return landed
 
     def _run_on_cluster(self, calls: list) -> int:
         """The script calls, each node's as one buffer, every buffer sent before any reply is read, so the nodes
@@ -218,7 +265,7 @@ class OnlineStore:
         landed, deadline = 0, time.monotonic() + FAILOVER_SECONDS
         while calls:
             try:
-                by_node = self._by_node(calls, lambda call: call[0][0])
+                by_node = self._by_node(calls, lambda call: call.first_key)
             except CLUSTER_CHANGES + (SlotNotCoveredError,):
                 by_node = {}  # a slot has no master yet: wait for the failover
             for name in [n for n in by_node if n not in self._scripted_nodes]:
@@ -227,8 +274,8 @@ class OnlineStore:
                     self._scripted_nodes.add(name)
                 except CLUSTER_CHANGES:
                     pass  # the round trip below fails for that node and retries it
-            replies = self._node_round_trip({name: [*(("EVALSHA", self._script.sha, len(keys), *keys, *args)
-                                                      for keys, args in node_calls), *self._replicated(node_calls)]
+            replies = self._node_round_trip({name: [*(call.command for call in node_calls),
+                                                    *self._replicated(node_calls)]
                                              for name, node_calls in by_node.items()})
             failed = [] if by_node else calls
             for name, reply in replies.items():
@@ -252,7 +299,7 @@ class OnlineStore:
         asynchronously, and a master that dies before its replica has a write loses it in the failover.
         After WAIT the replica holds every acknowledged row (a replica that does not answer within
         REPLICA_WAIT_MS lets the write go on: the master alone has it)."""
-        slot = key_slot(node_calls[0][0][0].encode())
+        slot = key_slot(node_calls[0].first_key.encode())
         return [("WAIT", 1, REPLICA_WAIT_MS)] if len(self.client.nodes_manager.slots_cache.get(slot, ())) > 1 else []
 
     def _by_node(self, items: list, key_of) -> dict[str, list]:
@@ -265,10 +312,10 @@ class OnlineStore:
     def _node_client(self, name: str) -> redis.Redis:
         return self.client.get_redis_connection(self.client.get_node(node_name=name))
 
-    def _node_round_trip(self, batches: dict[str, list[tuple]]) -> dict[str, list | BaseException]:
-        """Each node's commands as one buffer, all buffers sent before any reply is read; per node its replies,
-        or the error that stopped them (that connection is then dropped: unread replies must not reach the next
-        caller)."""
+    def _node_round_trip(self, batches: dict[str, list[tuple | bytes]]) -> dict[str, list | BaseException]:
+        """Each node's commands (argument tuples, or commands already packed) as one buffer, all buffers sent
+        before any reply is read; per node its replies, or the error that stopped them (that connection is then
+        dropped: unread replies must not reach the next caller)."""
         results: dict[str, list | BaseException] = {}
         sent = []
         for name, commands in batches.items():
@@ -280,7 +327,8 @@ class OnlineStore:
                 continue
             sent.append((name, pool, connection, len(commands)))
             try:
-                connection.send_packed_command(connection.pack_commands(commands))
+                connection.send_packed_command([part for command in commands for part in (
+                    [command] if isinstance(command, bytes) else connection.pack_command(*command))])
             except CLUSTER_CHANGES:
                 pass  # reading its replies below fails the same way
         for name, pool, connection, count in sent:

@@ -119,13 +119,14 @@ class InjectFeatures(ScalarFunction):
         import pyarrow as pa
 
         from assets.offline_layout import EVENT_TIME_COLUMN
-        from serving.codec import encode_column
+        import pyarrow.compute as pc
+
+        from serving.codec import timestamp_micros
 
         names = [self.plan.key_column, *(name for name, _ in self.plan.features), EVENT_TIME_COLUMN]
         batch = pa.Table.from_pandas(pd.DataFrame(dict(zip(names, columns))), preserve_index=False)
         landed = self.store.write(self.plan, batch, history=True)  # landed rows also go to the history stream
-        newest = max((v for v in encode_column("timestamp", batch.column(EVENT_TIME_COLUMN)) if isinstance(v, int)),
-                     default=0)
+        newest = pc.max(timestamp_micros(batch.column(EVENT_TIME_COLUMN))).as_py() or 0
         self.store.record_progress(self.plan, batch.num_rows, landed, newest, int(time.time() * 1000))
         return pd.Series([landed] * batch.num_rows, dtype="int64")
 

@@ -172,3 +172,24 @@ def test_a_group_without_ttl_makes_the_entity_live_forever_whatever_writes_it_la
     assert redis_client.ttl("t:user:1") == -1  # the 1 h of the other group is lifted
     store.write(ALL_DTYPES, _table([1], datetime(2026, 1, 2, tzinfo=UTC), i64=[2]))
     assert redis_client.ttl("t:user:1") == -1  # and a group with a TTL writing again does not bring it back
+
+
+def test_sliced_and_chunked_batches_write_the_rows_they_hold_in_many_script_calls(redis_client):
+    store = OnlineStore(redis_client, chunk_rows=7)  # 50 rows: 8 calls, the last one short
+    ids = list(range(100))
+    whole = _table(ids, datetime(2026, 1, 2, tzinfo=UTC), i64=ids, s=[f"v{i}" for i in ids], f=[i / 3 for i in ids])
+    chunked = pa.concat_tables([whole.slice(50, 20), whole.slice(70, 30)])  # two chunks per column
+    assert store.write(ALL_DTYPES, whole.slice(0, 50).to_batches()[0]) == 50
+    assert store.write(ALL_DTYPES, chunked) == 50
+    rows = _read(store, ALL_DTYPES, ids)
+    assert [(r["i64"], r["s"], r["f"]) for r in rows] == [(i, f"v{i}", i / 3) for i in ids]
+    assert redis_client.dbsize() == 100
+
+
+def test_a_write_after_redis_lost_its_scripts_loads_the_script_again(redis_client):
+    store = OnlineStore(redis_client)
+    t0 = datetime(2026, 1, 2, tzinfo=UTC)
+    assert store.write(ALL_DTYPES, _table([1], t0, i64=[1])) == 1
+    redis_client.script_flush()  # what a restarted Redis looks like to a long-lived writer
+    assert store.write(ALL_DTYPES, _table([1, 2], t0.replace(day=3), i64=[2, 3])) == 2
+    assert [r["i64"] for r in _read(store, ALL_DTYPES, [1, 2])] == [2, 3]

@@ -74,10 +74,12 @@ def test_a_write_on_the_cluster_holds_what_one_redis_holds_across_every_master(c
 def test_every_script_call_stays_in_one_slot_history_stream_included(cluster_store, registry):
     plan = _plan(registry)
     rows = _rows(list(range(3_000)), seed=2, event_time=T1)
-    calls = list(cluster_store._calls(plan, *cluster_store._encoded(plan, rows), history=True))
-    assert sum(len(keys) - 1 for keys, _args in calls) == 3_000
-    for keys, _args in calls:
-        assert len({key_slot(key.encode()) for key in keys}) == 1, keys[-1]
+    calls = cluster_store._calls(plan, rows, history=True)
+    assert sum(len(call.keys) for call in calls) == 3_000
+    for call in calls:
+        history_key = plan.history_key_in(key_slot(call.keys[0].as_py())).encode()
+        assert call.command.count(history_key) == 1  # the call's last key: its slot's history stream
+        assert len({key_slot(key) for key in [*call.keys.to_pylist(), history_key]}) == 1, call.first_key
 
 
 def test_the_event_time_guard_holds_on_the_cluster(cluster_store, registry):
