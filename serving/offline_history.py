@@ -6,7 +6,10 @@ Two tables hold it, with the same columns (entity key, features, `feature_ts`) a
 training sets see the values models saw between batch runs. The streamed table is optional: a group
 without a stream, or whose stream has not run yet, has only batch history.
 
-Training sets (serving/training_set.py) read history only through `offline_history`, which also settles
+Training sets (serving/training_set.py) read history only through this module: `offline_history` (a Spark
+DataFrame), or `batch_history_files` + `read_history_files` for the pandas engine when the batch table is
+all there is (Spark's catalog lists the table's Parquet files, Arrow reads them: no Spark job, the way
+DuckDB or Feast's file store read Parquet). `offline_history` also settles
 ties: at most one row per entity and event time, a batch row winning over streamed rows of the same
 instant (batch recomputes from the whole event log), and among streamed rows the latest `ds`, then the
 largest values (for counters, the last update of that instant).
@@ -45,3 +48,34 @@ def offline_history(spark, registry: Registry, group: FeatureGroup):
     preference = Window.partitionBy(key, EVENT_TIME_COLUMN).orderBy(
         "_origin", F.col(PARTITION_COLUMN).desc(), *(F.col(f).desc() for f in features))
     return rows.withColumn("_rank", F.row_number().over(preference)).where("_rank = 1").select(*columns)
+
+
+def batch_history_files(spark, registry: Registry, group: FeatureGroup) -> list[str] | None:
+    """The Parquet files (assets/offline_layout.py stores feature tables as Parquet) holding `group`'s whole
+    history, as the catalog lists them, when that history is its batch table alone (no streamed table to
+    settle ties with); None otherwise."""
+    if spark.catalog.tableExists(streamed_table(group)) or not spark.catalog.tableExists(group.table):
+        return None
+    return spark.table(group.table).inputFiles()
+
+
+def read_history_files(registry: Registry, group: FeatureGroup, files: list[str], keys, until):
+    """The history rows in `files` for the entity `keys` (an Arrow array) with event times up to `until` (an
+    aware datetime), as Arrow with the types `offline_history(...).toArrow()` gives (UTC microseconds)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+    from pyarrow import fs
+
+    from assets.dtypes import arrow_type
+
+    schema = pa.schema([(name, arrow_type(dtype)) for name, dtype in feature_table_columns(registry, group)])
+    if not files or until is None:
+        return schema.empty_table()
+    filesystem, _ = fs.FileSystem.from_uri(files[0])
+    paths = [fs.FileSystem.from_uri(file)[1] for file in files]
+    key = schema.names[0]
+    table = ds.dataset(paths, format="parquet", filesystem=filesystem).to_table(
+        columns=schema.names, filter=ds.field(key).isin(keys.cast(schema.field(key).type)))
+    table = table.cast(schema)  # Spark's INT96 timestamps read as naive nanoseconds of UTC
+    return table.filter(pc.less_equal(table[EVENT_TIME_COLUMN], pa.scalar(until, schema.field(EVENT_TIME_COLUMN).type)))

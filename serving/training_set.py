@@ -42,7 +42,7 @@ from assets.registry import Registry
 from assets.specs import FeatureGroup
 from infra.errors import PlatformError
 from serving.feature_refs import resolve_refs
-from serving.offline_history import offline_history
+from serving.offline_history import batch_history_files, offline_history, read_history_files
 from serving.on_demand import Selection, compute, select
 
 TIME_COLUMN = "event_time"
@@ -171,9 +171,13 @@ def join_pandas(observations: pa.Table, joins: Sequence[GroupJoin], histories: M
 
 
 def _history_for(spark, registry: Registry, group: FeatureGroup, keys: pa.Array, until) -> pa.Table:
-    """The history rows of `group` for these entity keys up to `until`, as Arrow (what the pandas engine joins)."""
+    """The history rows of `group` for these entity keys up to `until`, as Arrow (what the pandas engine joins):
+    read by Arrow from the batch table's Parquet files when that table is the whole history, else by Spark."""
     from pyspark.sql import functions as F
 
+    files = batch_history_files(spark, registry, group)
+    if files is not None:
+        return read_history_files(registry, group, files, keys.unique(), until)
     key = registry.entity_of(group).key
     wanted = spark.createDataFrame(pa.table({key: keys.unique()}).to_pandas())
     history = offline_history(spark, registry, group).join(F.broadcast(wanted), key, "left_semi")
