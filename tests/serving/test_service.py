@@ -25,7 +25,7 @@ from infra.settings import PROJECT_ROOT
 from serving.client import HttpClient, InProcessClient, StoreUnavailable
 from serving.feature_refs import InvalidRequest, UnknownName
 from serving.online_store import OnlineStore, WritePlan
-from serving.service import FeatureService
+from serving.service import MAX_BODY_BYTES, FeatureService
 from tests.conftest import run_featctl
 from tests.serving.conftest import ServerThread
 
@@ -172,10 +172,14 @@ def test_clients_raise_the_same_errors(clients):
         assert str(remote.value) == str(local.value)
 
 
-def test_unknown_paths_and_methods_are_json_4xx(service):
-    assert _post(service.url, b"", method="GET")[0] == 405
+def test_unknown_paths_methods_and_oversized_bodies_are_json_4xx(service):
+    status, headers, body = _post(service.url, b"", method="GET")
+    assert (status, headers["allow"], orjson.loads(body)["fix"]) == (405, "POST", "POST /features; GET the other routes")
     status, _, body = _post(service.url, b"", method="GET", path="/nope")
     assert status == 404 and "/features" in orjson.loads(body)["fix"]
+    status, _, body = _post(service.url, b"[" + b" " * MAX_BODY_BYTES + b"]")
+    assert status == 413 and orjson.loads(body) == {"error": "Request Entity Too Large",
+                                                    "fix": f"send at most {MAX_BODY_BYTES} bytes"}
 
 
 def test_health_metrics_and_openapi(service, clients):
