@@ -193,3 +193,14 @@ def test_a_write_after_redis_lost_its_scripts_loads_the_script_again(redis_clien
     redis_client.script_flush()  # what a restarted Redis looks like to a long-lived writer
     assert store.write(ALL_DTYPES, _table([1, 2], t0.replace(day=3), i64=[2, 3])) == 2
     assert [r["i64"] for r in _read(store, ALL_DTYPES, [1, 2])] == [2, 3]
+
+
+def test_a_streamed_write_appends_exactly_the_landed_rows_to_the_history_stream(redis_client):
+    store = OnlineStore(redis_client, chunk_rows=2)
+    t0 = datetime(2026, 1, 2, tzinfo=UTC)
+    assert store.write(ALL_DTYPES, _table([1, 2, 3], t0, i64=[10, 20, 30], f=[0.5, None, 1.0]), history=True) == 3
+    assert store.write(ALL_DTYPES, _table([1, 4], t0.replace(day=1), i64=[0, 40]), history=True) == 1  # 1 is older
+    entries = [fields for _id, fields in redis_client.xrange(ALL_DTYPES.history_key)]
+    assert [(e[b"key"], e[b"g:v1:i64"], e[b"g:v1:f"]) for e in entries] == [
+        (b"t:user:1", b"10", b"0.5"), (b"t:user:2", b"20", b"\xff"), (b"t:user:3", b"30", b"1"), (b"t:user:4", b"40", b"\xff")]
+    assert [r["f"] for r in _read(store, ALL_DTYPES, [1, 2, 3, 4])] == [0.5, None, 1.0, None]
