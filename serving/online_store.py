@@ -174,7 +174,6 @@ class OnlineStore:
         self._progress = client.register_script(RECORD_PROGRESS)
         self.cluster = isinstance(client, RedisCluster)
         self._scripted_nodes: set[str] = set()  # cluster nodes known to hold the guarded-write script
-        self._slot = (lambda key: key_slot(key.encode())) if self.cluster else (lambda _key: None)
 
     def _encoded(self, plan: WritePlan, batch: pa.RecordBatch | pa.Table) -> tuple[list[str], list, list[list]]:
         """Keys, event times and feature columns as Python lists: what the per-record writer sends."""
