@@ -27,11 +27,11 @@ the table to stdout.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -39,7 +39,7 @@ import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +52,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]  # benchmarks/serving.py-like names
 
 from assets.dtypes import SPARK_TYPES  # noqa: E402
-from assets.offline_layout import EVENT_TIME_COLUMN, PARTITION_COLUMN, ensure_feature_table, feature_table_columns  # noqa: E402
+from assets.offline_layout import PARTITION_COLUMN, ensure_feature_table, feature_table_columns  # noqa: E402
 from assets.registry import load_registry  # noqa: E402
 from infra.redis_server import free_loopback_port, local_redis  # noqa: E402
 from infra.settings import load_settings  # noqa: E402
@@ -78,8 +78,9 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+@functools.cache
 def data_set():
-    """benchmarks/publish.py as a module: the deterministic generator both systems load."""
+    """benchmarks/publish.py as a module (loaded once per process): the deterministic generator both systems load."""
     spec = importlib.util.spec_from_file_location("publish_benchmark", HERE / "publish.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
