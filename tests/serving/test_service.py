@@ -327,6 +327,12 @@ def test_featctl_serve_with_two_workers_answers_on_both_and_metrics_count_both(o
                    if line.startswith('fp_serving_request_seconds_count{route="/features",status="200"}'))
 
     with _featctl_serve(online, tmp_path, "--workers", "2") as (port, process):
+        # The first answer proves one worker is up; a worker publishes its metrics as it starts, so two files
+        # mean both accept (on a loaded machine the second one's start outlasted all 400 requests).
+        deadline = time.monotonic() + 60
+        while len(list((tmp_path / "serving" / f"metrics-{port}").glob("*.json"))) < 2:
+            assert time.monotonic() < deadline, "the second worker never started"
+            time.sleep(0.1)
         with ThreadPoolExecutor(16) as pool:
             bodies = list(pool.map(read, range(400)))
         assert {body["rows"][0]["values"]["user_upvotes.upvotes_7d"] for body in bodies} == {12}
