@@ -54,9 +54,16 @@ def batch_history_files(spark, registry: Registry, group: FeatureGroup) -> list[
     """The Parquet files (assets/offline_layout.py stores feature tables as Parquet) holding `group`'s whole
     history, as the catalog lists them, when that history is its batch table alone (no streamed table to
     settle ties with); None otherwise."""
-    if spark.catalog.tableExists(streamed_table(group)) or not spark.catalog.tableExists(group.table):
+    from pyspark.errors import AnalysisException
+
+    if spark.catalog.tableExists(streamed_table(group)):
         return None
-    return spark.table(group.table).inputFiles()
+    try:  # one metastore look-up, not tableExists and then the table (each ~40 ms on an embedded metastore)
+        return spark.table(group.table).inputFiles()
+    except AnalysisException as exc:
+        if exc.getCondition() != "TABLE_OR_VIEW_NOT_FOUND":
+            raise
+        return None  # offline_history says what to materialize
 
 
 def read_history_files(registry: Registry, group: FeatureGroup, files: list[str], keys, until):
@@ -75,7 +82,9 @@ def read_history_files(registry: Registry, group: FeatureGroup, files: list[str]
     filesystem, _ = fs.FileSystem.from_uri(files[0])
     paths = [fs.FileSystem.from_uri(file)[1] for file in files]
     key = schema.names[0]
-    table = ds.dataset(paths, format="parquet", filesystem=filesystem).to_table(
-        columns=schema.names, filter=ds.field(key).isin(keys.cast(schema.field(key).type)))
+    # The key filter runs on the whole read table, not inside the scan: the scanner's per-batch filter cost
+    # more than the read itself (1M history rows, 632k kept: 0.36 s -> 0.25 s; the same at 95k kept).
+    table = ds.dataset(paths, format="parquet", filesystem=filesystem).to_table(columns=schema.names)
+    table = table.filter(pc.is_in(table[key], value_set=keys.cast(schema.field(key).type)))
     table = table.cast(schema)  # Spark's INT96 timestamps read as naive nanoseconds of UTC
     return table.filter(pc.less_equal(table[EVENT_TIME_COLUMN], pa.scalar(until, schema.field(EVENT_TIME_COLUMN).type)))
