@@ -127,6 +127,19 @@ def test_values_older_than_the_ttl_are_flagged_stale(clients):
         assert not any(unknown.stale.values())
 
 
+
+def test_rows_that_share_an_event_time_have_dicts_of_their_own(clients):
+    """Posts 10 and 11 were published at the same instant: each row's event times and stale flags are its own
+    dicts (decoding copies one per distinct time), so a caller who edits one row changes no other."""
+    in_process, _ = clients
+    first, second, third = in_process.get_features("post", [10, 11, 10], ["post_popularity"])
+    assert set(first.event_times.values()) == set(second.event_times.values()) == {FRESH}
+    assert first.event_times is not second.event_times and first.event_times is not third.event_times
+    assert first.stale is not second.stale
+    first.event_times["post_popularity.hot_score"], first.stale["post_popularity.hot_score"] = None, True
+    assert second.event_times["post_popularity.hot_score"] == third.event_times["post_popularity.hot_score"] == FRESH
+    assert not any(second.stale.values()) and not any(third.stale.values())
+
 BAD_REQUESTS = [
     (b"not json", 400, "the request body is not JSON"),
     (b"[1, 2]", 400, "the request body must be a JSON object, got list"),
