@@ -200,7 +200,7 @@ def _event_time_column(raw: tuple, ttl: int | None, now: int) -> tuple[list, lis
 def _dicts_of_one_value(refs: tuple[str, ...], values: Sequence) -> list[dict]:
     """Per value, a dict of its own mapping every ref to it. Rows share few event times (a batch publish writes
     one per day) and stale flags: a value seen before copies its dict, five times cheaper than building it
-    (with codec's faster timestamps, decoding 100 ids x 10 features went from 0.35 ms to 0.28 ms)."""
+    (with codec's faster timestamps, decoding 100 ids x 10 features went from 0.35 ms to 0.27 ms)."""
     built: dict = {}
     dicts = []
     for value in values:

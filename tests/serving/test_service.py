@@ -127,7 +127,6 @@ def test_values_older_than_the_ttl_are_flagged_stale(clients):
         assert not any(unknown.stale.values())
 
 
-
 def test_rows_that_share_an_event_time_have_dicts_of_their_own(clients):
     """Posts 10 and 11 were published at the same instant: each row's event times and stale flags are its own
     dicts (decoding copies one per distinct time), so a caller who edits one row changes no other."""
