@@ -139,6 +139,7 @@ def test_rows_that_share_an_event_time_have_dicts_of_their_own(clients):
     assert second.event_times["post_popularity.hot_score"] == third.event_times["post_popularity.hot_score"] == FRESH
     assert not any(second.stale.values()) and not any(third.stale.values())
 
+
 BAD_REQUESTS = [
     (b"not json", 400, "the request body is not JSON"),
     (b"[1, 2]", 400, "the request body must be a JSON object, got list"),
@@ -341,8 +342,9 @@ def test_featctl_serve_with_two_workers_answers_on_both_and_metrics_count_both(o
     with _featctl_serve(online, tmp_path, "--workers", "2") as (port, process):
         # The first answer proves one worker is up; a worker publishes its metrics as it starts, so two files
         # mean both accept (on a loaded machine the second one's start outlasted all 400 requests).
+        metrics_dir = tmp_path / "serving" / f"metrics-{port}"
         deadline = time.monotonic() + 60
-        while len(list((tmp_path / "serving" / f"metrics-{port}").glob("*.json"))) < 2:
+        while len(list(metrics_dir.glob("*.json"))) < 2:
             assert time.monotonic() < deadline, "the second worker never started"
             time.sleep(0.1)
         with ThreadPoolExecutor(16) as pool:
@@ -353,7 +355,7 @@ def test_featctl_serve_with_two_workers_answers_on_both_and_metrics_count_both(o
         connection.request("GET", "/metrics")
         scraped = connection.getresponse().read().decode()
         connection.close()
-        snapshots = sorted((tmp_path / "serving" / f"metrics-{port}").glob("*.json"))
+        snapshots = sorted(metrics_dir.glob("*.json"))
         per_worker = [features_answered("\n".join(
             f'fp_serving_request_seconds_count{{route="{labels[0]}",status="{labels[1]}"}} {sum(counts)}'
             for labels, counts, _total in orjson.loads(file.read_bytes())["fp_serving_request_seconds"]))
