@@ -23,6 +23,7 @@ import redis
 from infra.errors import PlatformError
 
 STATE_FILE = "server.json"
+LOAD_TIMEOUT_S = 120  # a platform server reads its RDB dump before it serves (about 1 s per 100 MB here)
 
 
 def free_loopback_port() -> int:
@@ -44,9 +45,23 @@ def _answers_as(port: int, pid: int, directory: Path) -> bool:
     return info.get("process_id") == pid and Path(served_dir).resolve() == directory.resolve()
 
 
+def _wait_loaded(port: int, directory: Path, timeout_s: float = LOAD_TIMEOUT_S) -> None:
+    """Until the server on `port` has loaded its dump: before that it answers every read with LOADING."""
+    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=5)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while client.info("persistence").get("loading"):
+            if time.monotonic() > deadline:
+                raise PlatformError(f"the online store redis://127.0.0.1:{port}/0 is still loading its data after "
+                                    f"{timeout_s:.0f} s", f"see {directory / 'redis.log'}, then run again")
+            time.sleep(0.05)
+    finally:
+        client.close()
+
+
 def start_server(directory: Path, persist: bool, options: tuple[str, ...] = ()) -> tuple[subprocess.Popen, int]:
     """Start redis-server serving `directory` on a free loopback port (with extra `options`, e.g. cluster mode);
-    retries a lost port race. Returns the process and its port."""
+    retries a lost port race. Returns the process and its port once it has loaded its data and serves reads."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise PlatformError("redis-server not found", "run infra/setup.sh (apt-get install redis-server) or set FP_REDIS_URL")
@@ -64,6 +79,7 @@ def start_server(directory: Path, persist: bool, options: tuple[str, ...] = ()) 
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and proc.poll() is None:
             if _answers_as(port, proc.pid, directory):
+                _wait_loaded(port, directory)
                 return proc, port
             time.sleep(0.05)
         if proc.poll() is None:
@@ -118,6 +134,7 @@ def _running_state(directory: Path) -> dict | None:
     if state_path.exists():
         state = json.loads(state_path.read_text())
         if _answers_as(state["port"], state["pid"], directory):
+            _wait_loaded(state["port"], directory)
             return state
     return None
 

@@ -6,6 +6,7 @@ import math
 from datetime import date, datetime, timezone
 
 import pyarrow as pa
+import redis
 import pytest
 
 from serving.codec import datetime_to_micros
@@ -204,3 +205,19 @@ def test_a_streamed_write_appends_exactly_the_landed_rows_to_the_history_stream(
     assert [(e[b"key"], e[b"g:v1:i64"], e[b"g:v1:f"]) for e in entries] == [
         (b"t:user:1", b"10", b"0.5"), (b"t:user:2", b"20", b"\xff"), (b"t:user:3", b"30", b"1"), (b"t:user:4", b"40", b"\xff")]
     assert [r["f"] for r in _read(store, ALL_DTYPES, [1, 2, 3, 4])] == [0.5, None, 1.0, None]
+
+
+def test_a_platform_server_serves_reads_as_soon_as_it_is_handed_out(tmp_path):
+    """A persistent server restarted over a large dump is handed out only once it has loaded it: the first
+    read gets the data, not `LOADING Redis is loading the dataset in memory` (as `featctl training-set` did
+    right after `make demo`)."""
+    from infra.redis_server import local_redis
+
+    fill = "for i = 1, tonumber(ARGV[1]) do redis.call('SET', 'k' .. i, string.rep('v', 200)) end"
+    with local_redis(tmp_path, persist=True) as url:
+        redis.Redis.from_url(url).eval(fill, 0, 600_000)
+    assert (tmp_path / "dump.rdb").stat().st_size > 10_000_000
+    with local_redis(tmp_path, persist=True) as url:
+        client = redis.Redis.from_url(url)
+        assert client.get("k600000") == b"v" * 200 and client.dbsize() == 600_000
+        client.close()
