@@ -16,11 +16,14 @@ setup-test:  # the platform plus the `test` extra (pytest, pytest-timeout, playw
 demo: setup
 	$(BIN)/featctl demo
 
+# Two workers (tests/conftest.py groups the modules): the suite waits on JVMs and servers a third of its time.
+PYTEST_PARALLEL := -n 2 --dist loadgroup --no-loadscope-reorder --durations=25
+
 test: setup-test
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_PARALLEL)
 
 test-fast: setup-test
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest $(PYTEST_PARALLEL) -m "not slow"
 
 test-e2e: setup-test
 	$(BIN)/pytest -m e2e

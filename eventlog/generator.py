@@ -31,6 +31,7 @@ class DomainSize:
 
 SIZES = {
     "tiny": DomainSize(users=300, subreddits=12, posts_per_day=60, upvotes_per_day=3_000),
+    "small": DomainSize(users=5_000, subreddits=30, posts_per_day=500, upvotes_per_day=15_000),
     "demo": DomainSize(users=20_000, subreddits=60, posts_per_day=2_000, upvotes_per_day=60_000),
     "bench": DomainSize(users=1_000_000, subreddits=2_000, posts_per_day=40_000, upvotes_per_day=720_000),
 }

@@ -26,7 +26,7 @@ from infra.errors import PlatformError
 from infra.settings import Settings, load_settings
 
 console = Console(width=None if sys.stdout.isatty() else 120)
-SIZES = ("tiny", "demo", "bench")
+SIZES = ("tiny", "small", "demo", "bench")
 
 
 def progress_bar() -> Progress:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 import yaml
@@ -23,18 +24,24 @@ from orchestration.factory import DAILY_JOB
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
+def write_instance_config(home: Path, postgres_url: str | None = None) -> None:
+    """The platform's `dagster.yaml` in `home`: no telemetry, no "Join the Dagster community" dialog greeting
+    every page of a fresh instance, and Postgres storage when `postgres_url` is set (else SQLite in `home`)."""
+    config = {"telemetry": {"enabled": False}, "nux": {"enabled": False}}
+    if postgres_url:
+        config["storage"] = {"postgres": {"postgres_url": postgres_url}}
+    text = yaml.safe_dump(config, sort_keys=False)
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "dagster.yaml"
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
 def dagster_instance(settings: Settings) -> dg.DagsterInstance:
     """The persistent instance under `settings.dagster_home`: SQLite there, or the configured Postgres database
     (dagster-postgres), so a run, a sensor, featctl and the UI share one instance from any process or host."""
     home = settings.dagster_home.resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    config = {"telemetry": {"enabled": False}}
-    if settings.dagster_postgres_url:
-        config["storage"] = {"postgres": {"postgres_url": settings.dagster_postgres_url}}
-    text = yaml.safe_dump(config, sort_keys=False)
-    path = home / "dagster.yaml"
-    if not path.exists() or path.read_text() != text:
-        path.write_text(text)
+    write_instance_config(home, settings.dagster_postgres_url)
     os.environ["DAGSTER_HOME"] = str(home)
     return dg.DagsterInstance.get()
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 import redis
@@ -11,15 +15,26 @@ import redis
 from assets.registry import load_registry
 from eventlog.generator import RedditSample
 from infra.redis_server import local_redis
-from infra.settings import load_settings
+from infra.settings import PROJECT_ROOT, load_settings
 
 START = date(2026, 1, 1)
 LAST_DAY = date(2026, 1, 10)
 PARTITION = "2026-01-09"
+FEATCTL = str(Path(sys.executable).parent / "featctl")
 
 
-def run_featctl(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    """`featctl <args>` in this process, as its entry point runs it: (exit code, what it printed)."""
+def featctl_process(*args: str, data_dir: Path, timeout: int = 600, **env: str) -> subprocess.CompletedProcess:
+    """`featctl <args>` as its own process, as a user's shell runs it: no FP_* variable but the data dir and
+    `env`; stdout and stderr as text."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("FP_")}
+    environment.update({"FP_DATA_DIR": str(data_dir), "COLUMNS": "200", **env})
+    return subprocess.run([FEATCTL, *args], cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def run_featctl(monkeypatch, capsys, *args: str, with_stderr: bool = False) -> tuple[int, str]:
+    """`featctl <args>` in this process, as its entry point runs it: (exit code, what it printed to stdout, and
+    to stderr after it `with_stderr`). `capsys` may be pytest's capfd, to include what the JVMs printed."""
     from orchestration.cli import main
 
     monkeypatch.setattr(sys, "argv", ["featctl", *args])
@@ -29,7 +44,107 @@ def run_featctl(monkeypatch, capsys, *args: str) -> tuple[int, str]:
         code = 0
     except SystemExit as exit_:
         code = exit_.code
-    return code, capsys.readouterr().out
+    printed = capsys.readouterr()
+    return code, printed.out + (printed.err if with_stderr else "")
+
+
+@dataclass(frozen=True)
+class Demo:
+    """One `featctl demo --size tiny --days 2` in a fresh data dir: what it printed and what it served."""
+
+    data_dir: Path
+    printed: str
+    served: dict[bytes, dict[bytes, bytes]]  # every entity hash of its Redis right after it stopped
+
+
+@pytest.fixture(scope="session")
+def tiny_demo(tmp_path_factory) -> Demo:
+    """The demo as `make demo` runs it (its own process, Spark, Redis and Dagster instance), run once per test
+    session: the local-profile reference the cluster profile must serve byte for byte, and the data dir whose
+    published values `featctl get` and the streams start from."""
+    data_dir = tmp_path_factory.mktemp("demo")
+    result = featctl_process("demo", "--size", "tiny", "--days", "2", data_dir=data_dir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    with local_redis(data_dir / "redis", persist=True) as url:
+        served = served_hashes(url)
+    return Demo(data_dir=data_dir, printed=result.stdout, served=served)
+
+
+def served_hashes(url: str) -> dict[bytes, dict[bytes, bytes]]:
+    """Every entity hash of the store at `url` (a Redis or a Redis Cluster), not the streams' progress or
+    history keys."""
+    from serving.online_store import connect
+
+    client = connect(url)
+    keys = [k for k in client.scan_iter(match="fp:*", count=1000) if not k.startswith(b"fp:_")]
+    served = {key: client.hgetall(key) for key in keys}
+    client.close()
+    return served
+
+
+UI_REDIS_PREFIX = "ui"
+
+
+@pytest.fixture(scope="session")
+def ui_redis():
+    """The Redis the UI's runs publish to (under UI_REDIS_PREFIX): a server of its own on a free port."""
+    with local_redis() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def dagster_ui(tmp_path_factory, ui_redis):
+    """`dagster dev` as a user starts it, once per test session, on a free loopback port: a fresh instance (the
+    one featctl uses in its data dir) and data dir holding the tiny event log, publishing to `ui_redis`."""
+    from tests.e2e.dagster_process import dagster_dev, generate_events, platform_env
+
+    root = tmp_path_factory.mktemp("ui")
+    env = platform_env(root, ui_redis, UI_REDIS_PREFIX, START.isoformat())
+    generate_events(env, START.isoformat(), LAST_DAY.isoformat())
+    with dagster_dev(env, root / "dagster-dev.log") as server:
+        yield server
+
+
+@pytest.fixture
+def workspace_featctl(monkeypatch, capfd, settings):
+    """`featctl` in this process on the test session's workspace (its data dir, catalog, Spark and Redis), as a
+    user's shell with those FP_* variables runs it; `run(*args, FP_X=...)` adds variables for one test (a
+    registry copy of renamed groups, a Redis key prefix of its own), so its tables and keys are its own.
+    What it printed is stdout then stderr, with what the JVMs printed meanwhile (file-descriptor capture)."""
+    base = {"FP_PROFILE": "local", "FP_DATA_DIR": str(settings.data_dir), "FP_REDIS_URL": settings.redis_url,
+            "FP_PARTITIONS_START": settings.partitions_start.isoformat()}
+    monkeypatch.setenv("DAGSTER_HOME", str(settings.dagster_home))  # featctl's dagster_instance() sets it
+
+    def run(*args: str, **env: str) -> tuple[int, str]:
+        for name, value in {**base, **env}.items():
+            monkeypatch.setenv(name, value)
+        return run_featctl(monkeypatch, capfd, *args, with_stderr=True)
+
+    return run
+
+
+# Session fixtures that start whole processes once per test session: the modules using one run in the same
+# xdist worker, so it is started once (each worker has session fixtures of its own).
+SHARED_PROCESSES = ("tiny_demo", "dagster_ui")
+# The groups that take minutes (pytest --durations), longest first: under xdist they start first and the short
+# modules fill in around them, instead of one long group running alone at the end.
+LONGEST_FIRST = ("tiny_demo", "tests.test_streaming", "tests.test_windowed_stream", "dagster_ui",
+                 "tests.test_consistency", "tests.test_joined_streams", "tests.operate.test_backfill")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Group the tests for `pytest -n 2 --dist loadgroup --no-loadscope-reorder` (make test): a module runs whole,
+    in order, in one worker (its module fixtures and streams are set up once); the modules sharing one of
+    SHARED_PROCESSES run in one worker together; the LONGEST_FIRST groups are handed out first."""
+    group_of = {}
+    for item in items:
+        shared = [name for name in SHARED_PROCESSES if name in item.fixturenames]
+        if shared or item.module.__name__ not in group_of:
+            group_of[item.module.__name__] = shared[0] if shared else item.module.__name__
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(group_of[item.module.__name__]))
+    rank = {group: k for k, group in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(group_of[item.module.__name__], len(rank)))  # stable: order kept within
 
 
 @pytest.fixture(scope="session")

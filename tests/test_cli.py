@@ -2,43 +2,29 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
 from eventlog.generator import RedditSample
-from infra.settings import PROJECT_ROOT
-
-FEATCTL = str(Path(sys.executable).parent / "featctl")
-
-
-def _featctl(*args: str, data_dir: Path, timeout: int = 600, **env) -> subprocess.CompletedProcess:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("FP_")}
-    environment.update({"FP_DATA_DIR": str(data_dir), "COLUMNS": "200", **env})
-    return subprocess.run([FEATCTL, *args], cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True,
-                          timeout=timeout)
+from tests.conftest import featctl_process
 
 
 def test_errors_are_one_line_with_the_fix(tmp_path):
-    result = _featctl("materialize", "--group", "nope", "--partition", "2026-01-05", data_dir=tmp_path)
+    result = featctl_process("materialize", "--group", "nope", "--partition", "2026-01-05", data_dir=tmp_path)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr + result.stdout
     assert "error: unknown feature group 'nope' (fix: use one of: post_popularity, subreddit_activity, user_activity, user_upvotes)" \
         in " ".join(result.stdout.split())
-    bad_date = _featctl("materialize", "--partition", "05/01/2026", data_dir=tmp_path)
+    bad_date = featctl_process("materialize", "--partition", "05/01/2026", data_dir=tmp_path)
     assert bad_date.returncode == 1 and "is not a date (fix: use YYYY-MM-DD)" in bad_date.stdout
 
 
 @pytest.mark.slow
-def test_demo_then_get_reads_what_the_demo_published(tmp_path):
+def test_demo_then_get_reads_what_the_demo_published(tiny_demo):
     """`make demo` in a clean data dir: own Redis started and stopped, values readable afterwards."""
-    result = _featctl("demo", "--size", "tiny", "--days", "2", data_dir=tmp_path)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "online/user_upvotes" in result.stdout and "demo done" in result.stdout
+    tmp_path = tiny_demo.data_dir
+    assert "online/user_upvotes" in tiny_demo.printed and "demo done" in tiny_demo.printed
     assert not (tmp_path / "redis" / "server.json").exists(), "the demo must stop the Redis it started"
     assert (tmp_path / "redis" / "dump.rdb").exists()
 
@@ -49,7 +35,7 @@ def test_demo_then_get_reads_what_the_demo_published(tmp_path):
     upvotes_7d = sum(len(f) for f in mine)
     distinct_7d = len(set().union(*(set(f.post_id) for f in mine)))
 
-    got = _featctl("get", "user", "42", "user_upvotes.upvotes_7d", "user_upvotes.distinct_items_7d",
+    got = featctl_process("get", "user", "42", "user_upvotes.upvotes_7d", "user_upvotes.distinct_items_7d",
                    data_dir=tmp_path, timeout=120)
     assert got.returncode == 0, got.stdout + got.stderr
     lines = {line.split("│")[2].strip(): line.split("│")[3].strip()
@@ -57,45 +43,46 @@ def test_demo_then_get_reads_what_the_demo_published(tmp_path):
     assert lines == {"user_upvotes.upvotes_7d": str(upvotes_7d), "user_upvotes.distinct_items_7d": str(distinct_7d)}
     assert f"{yesterday + timedelta(days=1)}T00:00:00+00:00" in got.stdout
 
-    catalog = _featctl("list", data_dir=tmp_path, timeout=120)
+    catalog = featctl_process("list", data_dir=tmp_path, timeout=120)
     assert catalog.returncode == 0
     assert f"ds={yesterday}" in catalog.stdout and "distinct_items_7d" in catalog.stdout
 
     # Every paired stream starts with one command, each continuing the batch history it replays.
-    started = _featctl("stream", "run", "--all", data_dir=tmp_path)
+    started = featctl_process("stream", "run", "--all", data_dir=tmp_path)
     try:
         assert started.returncode == 0, started.stdout[-3000:] + started.stderr[-3000:]
         assert {line.split(":")[0] for line in started.stdout.splitlines() if ": RUNNING" in line} == {
             "post_popularity", "subreddit_activity", "user_activity", "user_upvotes"}
-        status = _featctl("stream", "status", data_dir=tmp_path, timeout=120)
+        status = featctl_process("stream", "status", data_dir=tmp_path, timeout=120)
         states = [line.split("│")[2].strip() for line in status.stdout.splitlines()
                   if line.startswith("│") and line.split("│")[1].strip()]
         assert states == ["RUNNING"] * 4, status.stdout
-        again = _featctl("stream", "run", "--all", data_dir=tmp_path, timeout=120)
+        again = featctl_process("stream", "run", "--all", data_dir=tmp_path, timeout=120)
         assert "every stream is running already" in again.stdout
     finally:
-        stopped = _featctl("stream", "shutdown", data_dir=tmp_path)
+        stopped = featctl_process("stream", "shutdown", data_dir=tmp_path)
     assert stopped.returncode == 0 and stopped.stdout.count(": savepoint") == 4, stopped.stdout
 
 
-@pytest.mark.slow
-def test_a_publish_without_redis_is_one_line_naming_the_online_store(tmp_path):
+@pytest.mark.usefixtures("event_log")
+def test_a_publish_without_redis_is_one_line_naming_the_online_store(workspace_featctl, settings):
     """Redis does not answer during `featctl materialize`: the command ends with one line naming the online
     store, its URL (no password) and what to do; the executors' tracebacks are in the data dir's spark.log,
-    not on the terminal."""
+    not on the terminal (which here includes what the Spark JVM printed)."""
     from infra.redis_server import free_loopback_port
 
-    written = _featctl("events", "generate", "--start", "2026-01-01", "--end", "2026-01-01", "--size", "tiny",
-                       data_dir=tmp_path)
-    assert written.returncode == 0, written.stdout + written.stderr
     url = f"redis://:secret@127.0.0.1:{free_loopback_port()}/0"  # nothing listens there
-    result = _featctl("materialize", "--group", "user_activity", "--partition", "2026-01-01", data_dir=tmp_path,
-                      FP_REDIS_URL=url)
-    assert result.returncode == 1
-    shown = [line for line in (result.stdout + result.stderr).splitlines() if not line.startswith("WARNING: Using incubator")]
-    assert len(" ".join(shown)) < 600 and "Traceback" not in result.stdout + result.stderr, shown
+    spark_log = settings.data_dir / "logs" / "spark.log"
+    logged_before = spark_log.stat().st_size if spark_log.exists() else 0
+    code, printed = workspace_featctl("materialize", "--group", "user_activity", "--partition", "2026-01-01",
+                                      FP_REDIS_URL=url)
+    assert code == 1
+    shown = [line for line in printed.splitlines() if not line.startswith("WARNING: Using incubator")]
+    assert len(" ".join(shown)) < 600 and "Traceback" not in printed, shown
     message = " ".join(" ".join(shown).split())
     assert message.startswith("error: partition 2026-01-01: step online__user_activity failed: the online store "
                               f"redis://:***@{url.split('@')[1]} did not answer: ConnectionError: ")
     assert "(fix: start Redis, or point FP_REDIS_URL at a running one, and run again" in message and "secret" not in message
-    assert "redis.exceptions.ConnectionError" in (tmp_path / "logs" / "spark.log").read_text()
+    with open(spark_log, "rb") as log:
+        log.seek(logged_before)
+        assert b"redis.exceptions.ConnectionError" in log.read()

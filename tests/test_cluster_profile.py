@@ -19,23 +19,9 @@ import pytest
 import yaml
 
 from infra.local_cluster import Process
-from infra.redis_server import local_redis
 from serving.online_store import connect
 from infra.settings import PROJECT_ROOT
-from tests.test_cli import FEATCTL, _featctl
-
-
-def _entity_hashes(client, keys) -> dict:
-    return {key: client.hgetall(key) for key in keys}
-
-
-def _served(url: str) -> dict:
-    """Every entity hash of the store at `url` (not the streams' progress or history keys)."""
-    client = connect(url)
-    keys = [k for k in client.scan_iter(match="fp:*", count=1000) if not k.startswith(b"fp:_")]
-    values = _entity_hashes(client, keys)
-    client.close()
-    return values
+from tests.conftest import FEATCTL, featctl_process, served_hashes
 
 
 def _port_free(port: int) -> bool:
@@ -44,9 +30,9 @@ def _port_free(port: int) -> bool:
 
 
 @pytest.mark.slow
-def test_the_demo_on_the_cluster_profile_serves_what_the_local_profile_serves(tmp_path):
+def test_the_demo_on_the_cluster_profile_serves_what_the_local_profile_serves(tmp_path, tiny_demo):
     cluster_dir = tmp_path / "cluster"
-    up = _featctl("cluster", "up", "--dir", str(cluster_dir), data_dir=tmp_path / "unused", timeout=300)
+    up = featctl_process("cluster", "up", "--dir", str(cluster_dir), data_dir=tmp_path / "unused", timeout=300)
     assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
     state = json.loads((cluster_dir / "state.json").read_text())
     profile_path = cluster_dir / "profile.yaml"
@@ -55,7 +41,7 @@ def test_the_demo_on_the_cluster_profile_serves_what_the_local_profile_serves(tm
     try:
         assert profile["redis_url"].startswith("redis+cluster://127.0.0.1:")
         assert profile["spark_master"].startswith("spark://127.0.0.1:")
-        demo = _featctl("demo", "--size", "tiny", "--days", "2", data_dir=cluster_dir / "data", **on_cluster)
+        demo = featctl_process("demo", "--size", "tiny", "--days", "2", data_dir=cluster_dir / "data", **on_cluster)
         assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
 
         with urllib.request.urlopen(f"{state['urls']['spark_ui']}/json/", timeout=5) as response:
@@ -63,11 +49,8 @@ def test_the_demo_on_the_cluster_profile_serves_what_the_local_profile_serves(tm
         assert master["aliveworkers"] == 1
         assert [a["name"] for a in master["completedapps"]].count("feature-platform") >= 1  # the jobs ran there
 
-        local = _featctl("demo", "--size", "tiny", "--days", "2", data_dir=tmp_path / "local")
-        assert local.returncode == 0, local.stdout[-3000:] + local.stderr[-3000:]
-        with local_redis(tmp_path / "local" / "redis", persist=True) as local_url:
-            expected = _served(local_url)
-        served = _served(profile["redis_url"])
+        expected = tiny_demo.served  # the same demo on the local profile
+        served = served_hashes(profile["redis_url"])
         assert len(expected) > 500 and served == expected  # every entity, every field, byte for byte
 
         # Two Spark drivers at once on the one Postgres catalog (Derby allows one process): a Dagster run of a
@@ -96,12 +79,12 @@ def test_the_demo_on_the_cluster_profile_serves_what_the_local_profile_serves(tm
                 assert dict(cursor.fetchall()) == {"SUCCESS": 3}  # the demo's two days, then materialize
 
         # A stream on the session cluster continues the batch history and lands live events in Redis Cluster.
-        started = _featctl("stream", "run", "user_activity", data_dir=cluster_dir / "data", **on_cluster)
+        started = featctl_process("stream", "run", "user_activity", data_dir=cluster_dir / "data", **on_cluster)
         assert started.returncode == 0 and "user_activity: RUNNING" in started.stdout, started.stdout + started.stderr
         with urllib.request.urlopen(f"http://{profile['flink_rest']}/jobs/overview", timeout=5) as response:
             jobs = json.loads(response.read())["jobs"]
         assert [j["state"] for j in jobs if j["name"] == "feature-platform user_activity v1"] == ["RUNNING"]
-        live = _featctl("events", "live", "--rate", "100", "--seconds", "3", data_dir=cluster_dir / "data",
+        live = featctl_process("events", "live", "--rate", "100", "--seconds", "3", data_dir=cluster_dir / "data",
                         **on_cluster)
         assert live.returncode == 0, live.stdout + live.stderr
         client = connect(profile["redis_url"])
@@ -113,10 +96,10 @@ def test_the_demo_on_the_cluster_profile_serves_what_the_local_profile_serves(tm
             time.sleep(1)
         client.close()
         assert int(progress[b"max_event_time"]) >= (time.time() - 120) * 1e6, progress  # the live events landed
-        stopped = _featctl("stream", "shutdown", data_dir=cluster_dir / "data", **on_cluster)
+        stopped = featctl_process("stream", "shutdown", data_dir=cluster_dir / "data", **on_cluster)
         assert stopped.returncode == 0 and "user_activity: savepoint" in stopped.stdout, stopped.stdout
     finally:
-        down = _featctl("cluster", "down", "--dir", str(cluster_dir), data_dir=tmp_path / "unused", timeout=120)
+        down = featctl_process("cluster", "down", "--dir", str(cluster_dir), data_dir=tmp_path / "unused", timeout=120)
     assert down.returncode == 0 and f"stopped {len(state['processes'])} processes" in down.stdout, down.stdout
     assert not any(Process(**p).alive() for p in state["processes"])  # gone (or a zombie no parent reaped)
     assert all(_port_free(port) for p in state["processes"] for port in p["ports"].values())

@@ -11,14 +11,10 @@ import subprocess
 
 import pytest
 
-from infra.redis_server import local_redis
 from infra.settings import PROJECT_ROOT
-from tests.conftest import LAST_DAY, START
-from tests.e2e.dagster_process import dagster_dev, generate_events, platform_env
 from tests.e2e.screens import Screens
 
 ARTIFACTS = PROJECT_ROOT / ".data" / "test-artifacts" / "e2e"
-REDIS_PREFIX = "e2e"
 # Without the background-networking flags Chromium's own connections are refused many at a time here.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
@@ -53,23 +49,6 @@ def browser(chromium_path):
         browser.close()
 
 
-@pytest.fixture(scope="module")
-def online_redis():
-    """The Redis the UI's runs publish to: a server of this module's own on a free port."""
-    with local_redis() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def dagster_ui(tmp_path_factory, online_redis):
-    """`dagster dev` on a free loopback port with a fresh instance and data dir holding the tiny event log."""
-    root = tmp_path_factory.mktemp("e2e")
-    env = platform_env(root, online_redis, REDIS_PREFIX, START.isoformat())
-    generate_events(env, START.isoformat(), LAST_DAY.isoformat())
-    with dagster_dev(env, root / "dagster-dev.log") as server:
-        yield server
-
-
 @pytest.fixture
 def screens(request) -> Screens:
     """Numbered screenshots of this test under .data/test-artifacts/e2e/<test name>/, emptied first."""
@@ -85,9 +64,6 @@ def page(browser, dagster_ui, screens, request):
     context = browser.new_context(base_url=dagster_ui.url, viewport={"width": 1600, "height": 1000})
     context.set_default_timeout(30_000)
     page = context.new_page()
-    # A fresh instance greets the first visitor with a newsletter dialog; skip it whenever it shows up.
-    nux = page.get_by_role("dialog").filter(has_text="Join the Dagster community")
-    page.add_locator_handler(nux, lambda dialog: dialog.get_by_role("button", name="Skip").click())
     yield page
     report = getattr(request.node, "report_call", None)
     if report is None or report.failed:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from infra.redis_server import free_loopback_port
 from infra.settings import PROJECT_ROOT
+from orchestration.runs import write_instance_config
 from orchestration.webserver import start_dagster_dev, stop_process_group
 
 START_SECONDS = 180  # measured 13 s on an idle machine; 2 busy cores can take many times that
@@ -30,6 +31,7 @@ class DagsterDev:
 
     url: str
     log: Path
+    env: dict[str, str]  # the environment it runs with, for the featctl commands a test runs beside it
 
     def log_tail(self, lines: int = 60) -> str:
         """The last lines of the server's combined output, for a failing test's report."""
@@ -38,10 +40,10 @@ class DagsterDev:
 
 
 def platform_env(root: Path, redis_url: str, redis_prefix: str, partitions_start: str) -> dict[str, str]:
-    """The environment of every process the test starts: fresh DAGSTER_HOME and data dir under `root`."""
-    home = root / "dagster"
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    """The environment of every process the test starts: a fresh data dir under `root`, whose Dagster instance
+    (DAGSTER_HOME) is the one featctl uses, so `dagster dev` shows featctl's runs and backfills too."""
+    home = root / "data" / "dagster"
+    write_instance_config(home)  # the platform's instance settings, as featctl writes them
     return {**os.environ, "DAGSTER_HOME": str(home), "FP_PROFILE": "local", "FP_DATA_DIR": str(root / "data"),
             "FP_REDIS_URL": redis_url, "FP_REDIS_PREFIX": redis_prefix, "FP_PARTITIONS_START": partitions_start,
             "PYSPARK_PYTHON": sys.executable}
@@ -72,7 +74,7 @@ def dagster_dev(env: dict[str, str], log: Path) -> Iterator[DagsterDev]:
         port = free_loopback_port()
         url = f"http://127.0.0.1:{port}"
         proc = start_dagster_dev(env, port, log)
-        server = DagsterDev(url=url, log=log)
+        server = DagsterDev(url=url, log=log, env=env)
         try:
             deadline = time.monotonic() + START_SECONDS
             while proc.poll() is None and time.monotonic() < deadline and not _answers(url):

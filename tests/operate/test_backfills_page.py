@@ -8,7 +8,6 @@ GraphQL API with the mutation the UI's launch dialog sends, which the daemon the
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -17,12 +16,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from infra.redis_server import local_redis
 from orchestration.backfills import LAUNCH  # the mutation the UI's launch dialog sends
 from infra.settings import PROJECT_ROOT
-from tests.conftest import LAST_DAY, START
 from tests.e2e.dagster_graphql import graphql
-from tests.e2e.dagster_process import dagster_dev, generate_events, platform_env
 
 DAYS = ["2026-01-08", "2026-01-09", "2026-01-10"]
 GROUP_ASSETS = ["features/user_upvotes", "online/user_upvotes"]
@@ -92,33 +88,30 @@ def _redis_snapshot(client: redis.Redis) -> dict[bytes, dict[bytes, bytes]]:
 
 
 @pytest.mark.slow
-def test_featctl_and_ui_backfills_share_the_backfills_page_and_reruns_leave_redis_byte_identical(tmp_path):
-    with local_redis() as redis_url:
-        env = platform_env(tmp_path, redis_url, "bf", START.isoformat())
-        home = tmp_path / "data" / "dagster"  # featctl's instance, which `featctl ui` serves too
-        shutil.copytree(env["DAGSTER_HOME"], home)
-        env["DAGSTER_HOME"] = str(home)
-        generate_events(env, START.isoformat(), LAST_DAY.isoformat())
-        client = redis.Redis.from_url(redis_url)
-        with dagster_dev(env, tmp_path / "dagster-dev.log") as server:
-            try:
-                from_featctl = _featctl_backfill(env)
-                published = _redis_snapshot(client)
-                assert sum(b"user_upvotes:v1:upvotes_7d" in fields for fields in published.values()) > 10
-                from_ui = _ui_backfill(server.url)  # a rerun of featctl's range, by the daemon
-                assert _redis_snapshot(client) == published
-                # More reruns of either kind are tests/operate/test_backfill.py's (in process, the same assertions).
+def test_featctl_and_ui_backfills_share_the_backfills_page_and_reruns_leave_redis_byte_identical(dagster_ui, ui_redis):
+    server = dagster_ui  # featctl below uses the instance it serves (the data dir's), as `featctl ui` does
+    client = redis.Redis.from_url(ui_redis)
+    before = _redis_snapshot(client)
+    try:
+        from_featctl = _featctl_backfill(server.env)
+        published = _redis_snapshot(client)
+        assert published != before
+        assert sum(b"user_upvotes:v1:upvotes_7d" in fields for fields in published.values()) > 10
+        from_ui = _ui_backfill(server.url)  # a rerun of featctl's range, by the daemon
+        assert _redis_snapshot(client) == published
+        # More reruns of either kind are tests/operate/test_backfill.py's (in process, the same assertions).
 
-                page = _backfills_page(server.url)
-                assert set(page) == {from_featctl, from_ui}
-                for backfill_id, assets in ((from_featctl, ["raw/upvote_events", *GROUP_ASSETS]),
-                                            (from_ui, GROUP_ASSETS)):
-                    assert page[backfill_id]["status"] == "COMPLETED_SUCCESS" and page[backfill_id]["asset_backfill"]
-                    assert page[backfill_id]["partitions"] == {a: (len(DAYS), len(DAYS), 0) for a in assets}
-                    # one run each: the daemon beside featctl did not submit featctl's backfill again
-                    runs = graphql(server.url, RUNS_OF_BACKFILL, backfillId=backfill_id)["runsOrError"]["results"]
-                    assert [r["status"] for r in runs] == ["SUCCESS"]
-            except AssertionError:
-                print(server.log_tail())
-                raise
+        page = _backfills_page(server.url)
+        assert set(page) == {from_featctl, from_ui}
+        for backfill_id, assets in ((from_featctl, ["raw/upvote_events", *GROUP_ASSETS]),
+                                    (from_ui, GROUP_ASSETS)):
+            assert page[backfill_id]["status"] == "COMPLETED_SUCCESS" and page[backfill_id]["asset_backfill"]
+            assert page[backfill_id]["partitions"] == {a: (len(DAYS), len(DAYS), 0) for a in assets}
+            # one run each: the daemon beside featctl did not submit featctl's backfill again
+            runs = graphql(server.url, RUNS_OF_BACKFILL, backfillId=backfill_id)["runsOrError"]["results"]
+            assert [r["status"] for r in runs] == ["SUCCESS"]
+    except AssertionError:
+        print(server.log_tail())
+        raise
+    finally:
         client.close()

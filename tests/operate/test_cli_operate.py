@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from infra.settings import PROJECT_ROOT
-
-FEATCTL = str(Path(sys.executable).parent / "featctl")
+from tests.conftest import featctl_process
 
 
 def _backfill(*args: str, data_dir: Path) -> str:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("FP_")}
-    environment.update({"FP_DATA_DIR": str(data_dir), "COLUMNS": "200"})
-    result = subprocess.run([FEATCTL, "backfill", *args], cwd=PROJECT_ROOT, env=environment, capture_output=True,
-                            text=True, timeout=120)
+    result = featctl_process("backfill", *args, data_dir=data_dir, timeout=120)
     assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr
     return " ".join(result.stdout.split())
 

@@ -352,29 +352,25 @@ def test_openapi_describes_requests_by_service(clients):
         "description"]
 
 
-@pytest.mark.slow  # four featctl processes, each with its own Spark JVM
-def test_featctl_training_set_by_service(tmp_path):
-    from infra.redis_server import local_redis
-    from tests.test_cli import _featctl
-
-    with local_redis() as url:
-        env = {"FP_REDIS_URL": url, "FP_PARTITIONS_START": "2026-01-01"}
-        assert _featctl("events", "generate", "--start", "2026-01-01", "--end", "2026-01-03", "--size", "tiny",
-                        data_dir=tmp_path, **env).returncode == 0
-        done = _featctl("materialize", "--group", "user_upvotes", "--group", "user_activity", "--partition",
-                        "2026-01-02", data_dir=tmp_path, **env)
-        assert done.returncode == 0, done.stdout + done.stderr
-        observations = tmp_path / "obs.parquet"
-        times = pd.date_range("2026-01-03", "2026-01-04", periods=30, tz="UTC").astype("datetime64[us, UTC]")
-        pd.DataFrame({"user_id": [i % 10 for i in range(30)], "event_time": times}).to_parquet(observations)
-        by_service, by_refs = tmp_path / "service.parquet", tmp_path / "refs.parquet"
-        made = _featctl("training-set", "--observations", str(observations), "--service", "ranking",
-                        "--out", str(by_service), data_dir=tmp_path, **env)
-        assert made.returncode == 0, made.stdout + made.stderr
-        refs = "user_upvotes.upvotes_7d,user_upvotes.upvotes_1d,user_upvotes.last_upvote_at"
-        assert _featctl("training-set", "--observations", str(observations), "--features", refs,
-                        "--out", str(by_refs), data_dir=tmp_path, **env).returncode == 0
-        service, plain = pd.read_parquet(by_service), pd.read_parquet(by_refs)
+@pytest.mark.usefixtures("event_log")
+def test_featctl_training_set_by_service(workspace_featctl, tmp_path):
+    """`featctl training-set --service` on the session's workspace gives the service's columns, with the
+    on-demand values computed from the same refs' training set."""
+    env = {"FP_REDIS_PREFIX": "clisvc"}
+    code, done = workspace_featctl("materialize", "--group", "user_upvotes", "--group", "user_activity",
+                                   "--partition", "2026-01-02", **env)
+    assert code == 0, done
+    observations = tmp_path / "obs.parquet"
+    times = pd.date_range("2026-01-03", "2026-01-04", periods=30, tz="UTC").astype("datetime64[us, UTC]")
+    pd.DataFrame({"user_id": [i % 10 for i in range(30)], "event_time": times}).to_parquet(observations)
+    by_service, by_refs = tmp_path / "service.parquet", tmp_path / "refs.parquet"
+    code, made = workspace_featctl("training-set", "--observations", str(observations), "--service", "ranking",
+                                   "--out", str(by_service), **env)
+    assert code == 0, made
+    refs = "user_upvotes.upvotes_7d,user_upvotes.upvotes_1d,user_upvotes.last_upvote_at"
+    assert workspace_featctl("training-set", "--observations", str(observations), "--features", refs,
+                             "--out", str(by_refs), **env)[0] == 0
+    service, plain = pd.read_parquet(by_service), pd.read_parquet(by_refs)
     assert list(service.columns) == [
         "user_id", "event_time", "user_upvotes__upvotes_7d", "user_upvotes__distinct_items_7d",
         "user_upvotes__feature_ts", "user_activity__upvotes_total", "user_activity__feature_ts",
@@ -384,6 +380,6 @@ def test_featctl_training_set_by_service(tmp_path):
     assert service["user_upvotes__hours_since_last_upvote"].notna().sum() > 10
     pd.testing.assert_series_equal(service["user_upvotes__hours_since_last_upvote"], hours, check_names=False)
     pd.testing.assert_series_equal(service["ranking__upvotes_1d_share"], share.astype("float64"), check_names=False)
-    missing = _featctl("training-set", "--observations", str(observations), "--service", "rankin",
-                       "--out", str(by_service), data_dir=tmp_path)
-    assert missing.returncode == 1 and "unknown feature service 'rankin'" in missing.stdout
+    code, missing = workspace_featctl("training-set", "--observations", str(observations), "--service", "rankin",
+                                      "--out", str(by_service), **env)
+    assert code == 1 and "unknown feature service 'rankin'" in missing
