@@ -54,6 +54,7 @@ class Settings(BaseModel):
     stream_checkpoint_seconds: int = 5
     stream_flush_ms: int = 200
     stream_max_line_bytes: int = Field(default=65_536, ge=64)  # a longer stream line is dead-lettered, cut to 1 KiB
+    max_clock_skew_seconds: int = Field(default=300, ge=0)  # a stream event dated further ahead is dead-lettered
     schedule_hour: int = Field(default=2, ge=0, le=23)  # the daily run starts at this hour of schedule_timezone
     schedule_timezone: str = "UTC"  # IANA name; partitions stay UTC days whatever the schedule's clock
 

@@ -43,6 +43,16 @@ POSITION = re.compile(r"line (\d+), column (\d+)")
 TIMEOUT_SECONDS = 300
 
 
+def _flink_rejections() -> tuple[type[Exception], ...]:
+    """What Flink raises for a DDL or query it rejects: its Java exception, as PyFlink maps it or as py4j passes
+    it on (imported here: only the validating subprocess loads PyFlink). Anything else is a crash, not the SQL's
+    fault, and propagates."""
+    from py4j.protocol import Py4JJavaError
+    from pyflink.util.exceptions import JavaException
+
+    return JavaException, Py4JJavaError
+
+
 def _flink_message(exc: Exception) -> str:
     java = getattr(exc, "java_exception", None)
     return (java.getMessage() if java is not None else str(exc)).strip().splitlines()[0]
@@ -66,7 +76,7 @@ def group_problems(t_env, registry: Registry, group: FeatureGroup) -> list[dict]
         for table, ddl in group.stream.source_ddls.items():
             try:
                 t_env.execute_sql(re.sub(r"\{\{\s*connector\s*\}\}", PLACEHOLDER_CONNECTOR, ddl))
-            except Exception as exc:
+            except _flink_rejections() as exc:
                 message = _flink_message(exc)
                 return [_problem(source_path, _where(message), f"Flink cannot create the table {table}: {message}",
                                  "fix the DDL")]
@@ -128,7 +138,7 @@ def _planned(t_env, sql: str, path: Path) -> tuple[dict[str, str] | None, list[d
     """The output columns (name -> dtype) of `sql` as Flink plans it, or the problem why it cannot."""
     try:
         table = t_env.sql_query(sql.strip().rstrip(";"))
-    except Exception as exc:
+    except _flink_rejections() as exc:
         message = _flink_message(exc)
         return None, [_problem(path, _where(message), f"Flink rejects the query: {message}", "fix the SQL")]
     t_env.create_temporary_view(TRANSFORM_VIEW, table)

@@ -46,6 +46,7 @@ PLAN = {plan!r}
 SOURCES = {{
 {source_specs}}}
 MAX_LINE_BYTES = {max_line_bytes}
+MAX_CLOCK_SKEW_SECONDS = {max_clock_skew_seconds}  # lines dated further ahead of the job's clock are dead letters
 CUTOFF = {cutoff!r}  # live lines older than this are in the event log the job replays (streaming/bootstrap.py)
 
 
@@ -90,7 +91,7 @@ INPUT = '''
     # the first start, is read once and judged by the source contract: valid lines become the typed stream
     # source.sql declares, with its computed columns and watermark; the others become dead letters with
     # the reason. Lines are cut one byte past the size limit.
-    t_env.create_temporary_system_function("{source}__contract", runtime.contract_check(SOURCES[{source!r}], MAX_LINE_BYTES, CUTOFF))
+    t_env.create_temporary_system_function("{source}__contract", runtime.contract_check(SOURCES[{source!r}], MAX_LINE_BYTES, CUTOFF, MAX_CLOCK_SKEW_SECONDS))
     t_env.execute_sql("""
 CREATE TABLE {source}__lines (line BYTES) WITH (
   {lines_options}
@@ -247,6 +248,7 @@ def render_job(registry: Registry, settings: Settings, group: FeatureGroup, cuto
         job_name=job_name(group), python_files=python_files(settings, group),
         checkpoint_seconds=settings.stream_checkpoint_seconds, flush_ms=settings.stream_flush_ms,
         flink_rest=settings.flink_rest, udf_lines=udf_lines, max_line_bytes=settings.stream_max_line_bytes,
+        max_clock_skew_seconds=settings.max_clock_skew_seconds,
         cutoff=cutoff, key=entity.key, key_type=FLINK_TYPES[entity.dtype],
         inputs="".join(_input(settings, group, source, group.stream.source_ddls[source.name], cutoff, bounded)
                        for source in sources),

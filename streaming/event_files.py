@@ -58,17 +58,19 @@ def write_backlog(directory: Path, source: Source, frames: Iterable[pd.DataFrame
     return files
 
 
-def newest_event_in(directory: Path, source: Source, max_bytes: int) -> datetime | None:
+def newest_event_in(directory: Path, source: Source, max_bytes: int, max_clock_skew_seconds: int) -> datetime | None:
     """The newest event time of the valid lines in the stream files under `directory` (None: no file, or
-    no valid line): what a job starting now finds as its backlog, in whatever order Flink will read it."""
-    from quality.contracts import check_line
+    no valid line): what a job starting now finds as its backlog, in whatever order Flink will read it.
+    Lines dated more than `max_clock_skew_seconds` ahead of now are not valid (the job dead-letters them)."""
+    from quality.contracts import ClockGuard, check_line
 
     event_time = [c.name for c in source.columns].index(source.event_time)
+    clock = ClockGuard(max_clock_skew_seconds)
     newest = None
     for path in sorted(directory.glob("[!.]*")) if directory.is_dir() else ():
         with open(path, "rb") as handle:
             for line in handle:
-                reason, values = check_line(source, line.rstrip(b"\n"), max_bytes)
+                reason, values = check_line(source, line.rstrip(b"\n"), max_bytes, clock)
                 if reason is None and (newest is None or values[event_time] > newest):
                     newest = values[event_time]
     return newest

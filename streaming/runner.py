@@ -213,7 +213,8 @@ def start(registry: Registry, settings: Settings, group: FeatureGroup, redis_url
             directory = stream_directory(settings, source)
             directory.mkdir(parents=True, exist_ok=True)
             if group.aggregations:
-                newest.append(newest_event_in(directory, source, settings.stream_max_line_bytes))
+                newest.append(newest_event_in(directory, source, settings.stream_max_line_bytes,
+                                              settings.max_clock_skew_seconds))
         newest = max(filter(None, newest), default=None)
         backlog_until = f"{newest + timedelta(microseconds=1):%Y-%m-%d %H:%M:%S.%f}" if newest else None
     script = build_job(registry, settings, group, bootstrap.cutoff_text if bootstrap else None, backlog_until, bounded)

@@ -148,9 +148,12 @@ class ContractCheck(TableFunction):
     oversized line never reaches this worker whole (quality.contracts decides everything else).
     """
 
-    def __init__(self, source, max_bytes: int, cutoff: str | None):
+    def __init__(self, source, max_bytes: int, cutoff: str | None, max_clock_skew_seconds: int):
+        from quality.contracts import ClockGuard
+
         self.source = source
         self.max_bytes = max_bytes
+        self.clock = ClockGuard(max_clock_skew_seconds)
         self.cutoff = datetime.fromisoformat(cutoff) if cutoff else None
         self.event_time = [c.name for c in source.columns].index(source.event_time)
         self.empty = (None,) * len(source.columns)
@@ -158,22 +161,25 @@ class ContractCheck(TableFunction):
     def eval(self, line: bytes, replayed: bool):
         from quality.contracts import check_line, shown_record
 
-        reason, values = check_line(self.source, line, self.max_bytes)
+        reason, values = check_line(self.source, line, self.max_bytes, self.clock)
         if reason is None and not replayed and self.cutoff and values[self.event_time] < self.cutoff:
-            reason = (f"event time {values[self.event_time]} is before the stream's cutoff {self.cutoff}: the "
-                      "event log holds it and the job replayed it from there, so it is not counted again")
+            reason = (f"event time {values[self.event_time]} is before the stream's cutoff {self.cutoff}: the job "
+                      "counts the events before the cutoff from the event log (raw tables) it replayed, and live "
+                      "lines only from the cutoff on, so this line is not counted online; the batch counts it "
+                      "only if it is in the event log")
         if reason is None:
             yield (None, None, *values)
         else:
             yield (reason, shown_record(line, self.max_bytes), *self.empty)
 
 
-def contract_check(source, max_bytes: int, cutoff: str | None = None):
+def contract_check(source, max_bytes: int, cutoff: str | None, max_clock_skew_seconds: int):
     """The contract UDTF of one source: (reason, record, <the contract's columns, typed>) per line, for
     live lines (`replayed` false) and lines replayed from the event log alike; live lines older than the
-    bootstrap `cutoff` are refused (see streaming/bootstrap.py)."""
+    bootstrap `cutoff` are refused (see streaming/bootstrap.py), and so are lines dated more than
+    `max_clock_skew_seconds` ahead of the job's clock."""
     types = ["STRING", "STRING", *(FLINK_TYPES[c.dtype] for c in source.columns)]
-    return udtf(ContractCheck(source, max_bytes, cutoff), result_types=types)
+    return udtf(ContractCheck(source, max_bytes, cutoff, max_clock_skew_seconds), result_types=types)
 
 
 def create_view_read_once(t_env: StreamTableEnvironment, name: str, query: str) -> None:

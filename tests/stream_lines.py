@@ -9,10 +9,16 @@ would show up in Redis as a key of a user no good event has.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 BAD_USER_BASE = 900_000
 MAX_LINE_BYTES = 4096  # the limit the tests run the job with (FP_STREAM_MAX_LINE_BYTES)
+MAX_CLOCK_SKEW_SECONDS = 300  # the settings' default, which the tests' jobs run with
+
+
+def _ahead(by: timedelta) -> str:
+    """An event time `by` ahead of this machine's clock (UTC), as a producer with a wrong clock sends it."""
+    return f"{datetime.now(timezone.utc).replace(tzinfo=None) + by:%Y-%m-%d %H:%M:%S.%f}"
 
 
 def _good(user: int, **changes) -> dict:
@@ -71,6 +77,11 @@ def bad_lines() -> list[tuple[str, bytes, str]]:
         ("object event_time", lambda k: _json(rec(k, event_time={"s": 1})), "field 'event_time' should be timestamp, got object"),
         ("line over the limit", lambda k: _json(rec(k, padding="x" * MAX_LINE_BYTES)),
          f"line longer than {MAX_LINE_BYTES} bytes"),
+        # A producer with a wrong clock (the job's guard allows MAX_CLOCK_SKEW_SECONDS ahead of its own clock).
+        ("an hour ahead", lambda k: _json(rec(k, event_time=_ahead(timedelta(hours=1)))), "event time "),
+        ("a day ahead", lambda k: _json(rec(k, event_time=_ahead(timedelta(days=1)))), "event time "),
+        ("year 2099", lambda k: _json(rec(k, event_time="2099-01-01 00:00:00.000000")),
+         "event time 2099-01-01 00:00:00 is ahead of the job's clock "),
     ]
     return [(kind, make(k), reason) for k, (kind, make, reason) in enumerate(cases)]
 

@@ -15,7 +15,6 @@ from datetime import date, datetime, timedelta, timezone
 import dagster as dg
 import pandas as pd
 import pytest
-import redis
 
 from infra.errors import PlatformError
 from infra.java import ensure_java_home

@@ -9,10 +9,11 @@ from unittest.mock import ANY
 
 import pytest
 
-from quality.contracts import check_line, shown_record
-from tests.stream_lines import MAX_LINE_BYTES, bad_lines, unusual_good_lines
+from quality.contracts import ClockGuard, check_line, shown_record
+from tests.stream_lines import MAX_CLOCK_SKEW_SECONDS, MAX_LINE_BYTES, bad_lines, unusual_good_lines
 
 GOOD = {"event_id": "up-1", "user_id": 42, "post_id": 7, "event_time": "2026-01-01 10:00:00.123456"}
+CLOCK = ClockGuard(MAX_CLOCK_SKEW_SECONDS)  # what every stream job checks with
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def test_a_valid_line_gives_its_typed_values_in_contract_order(upvotes):
 
 @pytest.mark.parametrize("kind, line, reason", bad_lines(), ids=[kind for kind, _, _ in bad_lines()])
 def test_every_kind_of_bad_line_gets_its_reason_and_no_values(upvotes, kind, line, reason):
-    got, values = check_line(upvotes, line, MAX_LINE_BYTES)
+    got, values = check_line(upvotes, line, MAX_LINE_BYTES, CLOCK)
     assert got is not None and got.startswith(reason), got
     assert values is None
 
@@ -43,6 +44,18 @@ def test_every_kind_of_bad_line_gets_its_reason_and_no_values(upvotes, kind, lin
 def test_unusual_good_lines_count_with_times_normalized_to_utc(upvotes, kind, line, event):
     assert check_line(upvotes, line, MAX_LINE_BYTES) == (
         None, (event["event_id"], event["user_id"], event["post_id"], event["event_time"]))
+
+
+def test_an_event_dated_ahead_of_the_clock_is_refused_past_the_skew_only(upvotes):
+    now = datetime(2026, 12, 7, 12, 0, 0)
+    assert CLOCK.violation(datetime(2026, 12, 7, 12, 5, 0), now) is None  # exactly the skew: a clock a bit fast
+    assert CLOCK.violation(datetime(2026, 12, 7, 12, 5, 0, 1), now) == (
+        "event time 2026-12-07 12:05:00.000001 is ahead of the job's clock 2026-12-07 12:00:00 by more than "
+        "max_clock_skew_seconds (300 s): the producer's clock is wrong (fix it, then send the event again)")
+    future = {**GOOD, "event_time": "2099-01-01 00:00:00"}
+    assert check_line(upvotes, future, MAX_LINE_BYTES)[0] is None  # the contract alone has no clock
+    assert check_line(upvotes, future, MAX_LINE_BYTES, CLOCK)[0].startswith("event time 2099-01-01 00:00:00 is ahead")
+    assert check_line(upvotes, GOOD, MAX_LINE_BYTES, CLOCK) == check_line(upvotes, GOOD, MAX_LINE_BYTES)
 
 
 def test_the_catalogue_covers_at_least_25_kinds():
