@@ -592,8 +592,9 @@ class PerRecordWriter:
                 {name: [value] for name, value in zip(self.names, values)}))
         key, *features, event_time = values
         encoded = [encode_value(dtype, value) for (_, dtype), value in zip(self.plan.features, features)]
-        return self.script(keys=[layout.entity_key(self.plan.prefix, self.plan.entity, key)],
-                           args=[*self.plan.script_head(), datetime_to_micros(event_time), *encoded])
+        landed, _refused = self.script(keys=[layout.entity_key(self.plan.prefix, self.plan.entity, key)],
+                                       args=[*self.plan.script_head(), datetime_to_micros(event_time), *encoded])
+        return landed
 
 
 def encode_value(dtype: str, value):

@@ -75,8 +75,8 @@ def stream_status_command(groups: tuple[str, ...]) -> None:
     settings, registry = load_platform()
     selected = [registry.group(g) for g in groups] or [g for g in registry.groups.values() if g.stream]
     table = Table(title="streams")
-    for column in ("group", "state", "records in", "rows written", "max event time", "watermark",
-                   "last checkpoint", "lag s", "dead letters"):
+    for column in ("group", "state", "records in", "rows written", "refused: ahead of clock", "max event time",
+                   "watermark", "last checkpoint", "lag s", "dead letters"):
         table.add_column(column)
     causes = []
     with redis_url_for(settings) as url:
@@ -86,7 +86,7 @@ def stream_status_command(groups: tuple[str, ...]) -> None:
                 causes.append(f"{s.group} {s.state}: {s.cause}")
             when = lambda t: t.strftime("%Y-%m-%d %H:%M:%S") if t else "-"  # noqa: E731
             table.add_row(s.group, s.state, "-" if s.records_in is None else f"{s.records_in:,}",
-                          f"{s.rows_written:,}", when(s.max_event_time), when(s.watermark), when(s.last_checkpoint),
+                          f"{s.rows_written:,}", f"{s.rows_refused_ahead:,}", when(s.max_event_time), when(s.watermark), when(s.last_checkpoint),
                           "-" if s.lag_seconds is None else f"{s.lag_seconds:.1f}", str(s.dead_letters))
     console.print(table)
     for cause in causes:

@@ -3,7 +3,11 @@
 -- ARGV[1]: event-time field; ARGV[2]: TTL seconds (0 = no expiry);
 -- ARGV[3]: n, the number of feature fields; ARGV[4 .. 3+n]: the feature field names;
 -- ARGV[4+n]: 1 to append every landed row to the history stream (the stream injection), else 0;
+-- ARGV[5+n]: how far ahead of Redis's clock an event time may be, in microseconds (-1: no limit);
 -- then for each key: its event time (integer microseconds) followed by its n encoded values.
+-- Clock guard: a row dated further ahead of Redis's own clock than ARGV[5+n] is refused and counted (a
+-- producer's wrong clock must not stamp a value "as of" the future, where the event-time guard would then
+-- refuse every real write until that time comes).
 -- A key's values land only if its event time is at least the stored one, so an older write never
 -- replaces a newer value and replaying a partition changes nothing. A value of "\255" deletes the field
 -- (null). Entity TTL: the key expires after the longest TTL of the groups written to it (EXPIRE ... GT,
@@ -11,14 +15,20 @@
 -- PERSIST), a new one four (EXISTS besides).
 -- A landed row appended to the history stream is exactly what Redis then holds, in the same atomic step,
 -- so the offline history of streamed values (streaming/history.py) is the online store's own record.
--- Returns the number of keys whose values landed.
+-- Returns {rows that landed, rows the clock guard refused}.
 local ts_field = ARGV[1]
 local ttl = tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
 local history = ARGV[4 + n] == '1'
+local max_ahead = tonumber(ARGV[5 + n])
+local latest = nil
+if max_ahead >= 0 then
+  local now = redis.call('TIME')
+  latest = tonumber(now[1]) * 1000000 + tonumber(now[2]) + max_ahead
+end
 local entities = history and #KEYS - 1 or #KEYS
-local applied = 0
-local pos = 5 + n
+local applied, refused = 0, 0
+local pos = 6 + n
 -- HSET's arguments for a row without nulls, the field names filled in once: a row only sets the values
 local row = {ts_field, false}
 for j = 1, n do
@@ -27,8 +37,13 @@ end
 for i = 1, entities do
   local key = KEYS[i]
   local ts = ARGV[pos]
-  local current = redis.call('HGET', key, ts_field)
-  if (not current) or tonumber(current) <= tonumber(ts) then
+  local current = nil
+  if latest and tonumber(ts) > latest then
+    refused = refused + 1
+  else
+    current = redis.call('HGET', key, ts_field) or false
+  end
+  if current ~= nil and ((not current) or tonumber(current) <= tonumber(ts)) then
     -- a key this group never wrote may be new; one it wrote exists (its event-time field is there)
     local created = (not current) and redis.call('EXISTS', key) == 0
     row[2] = ts
@@ -76,4 +91,4 @@ for i = 1, entities do
   end
   pos = pos + 1 + n
 end
-return applied
+return {applied, refused}

@@ -46,6 +46,7 @@ class WritePlan:
     version: int
     ttl_seconds: int
     features: tuple[tuple[str, str], ...]  # (name, dtype)
+    max_ahead_seconds: int | None = None  # set (streams): rows dated further ahead of Redis's clock are refused
 
     @classmethod
     def for_group(cls, group: FeatureGroup, entity: Entity, prefix: str) -> WritePlan:
@@ -72,8 +73,9 @@ class WritePlan:
 
     def script_head(self, history: bool = False) -> list:
         """The arguments guarded_write.lua takes before the rows: event-time field, TTL, n, the n field
-        names, and whether landed rows are appended to the history stream."""
-        return [self.event_time_field, self.ttl_seconds, len(self.features), *self.fields, int(history)]
+        names, whether landed rows are appended to the history stream, and the clock guard's limit (µs)."""
+        ahead = -1 if self.max_ahead_seconds is None else self.max_ahead_seconds * 1_000_000
+        return [self.event_time_field, self.ttl_seconds, len(self.features), *self.fields, int(history), ahead]
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,7 @@ class OnlineStore:
         self._progress = client.register_script(RECORD_PROGRESS)
         self.cluster = isinstance(client, RedisCluster)
         self._scripted_nodes: set[str] = set()  # cluster nodes known to hold the guarded-write script
+        self.refused_ahead = 0  # rows the clock guard refused since this store was made (WritePlan.max_ahead_seconds)
 
     def _encoded(self, plan: WritePlan, batch: pa.RecordBatch | pa.Table) -> tuple[list[str], list, list[list]]:
         """Keys, event times and feature columns as Python lists: what the per-record writer sends."""
@@ -240,7 +243,7 @@ class OnlineStore:
             connection.send_packed_command([call.command for call in calls])
             for call in calls:
                 try:
-                    landed += connection.read_response()
+                    landed += self._counted(connection.read_response())
                 except NoScriptError:
                     unscripted.append(call)
         except BaseException:
@@ -251,6 +254,12 @@ class OnlineStore:
         if unscripted:
             self.client.script_load(GUARDED_WRITE)
             landed += self._run_on(unscripted)
+        return landed
+
+    def _counted(self, reply: list[int]) -> int:
+        """A script call's rows that landed; the rows its clock guard refused add up in `refused_ahead`."""
+        landed, refused = reply
+        self.refused_ahead += refused
         return landed
 
     def _run_on_cluster(self, calls: list) -> int:
@@ -283,8 +292,8 @@ class OnlineStore:
                         raise reply
                     self._scripted_nodes.discard(name)  # a promoted replica may not have the script
                     failed += by_node[name]
-                else:
-                    landed += sum(reply[:len(by_node[name])])  # the WAIT reply after them counts replicas
+                else:  # the WAIT reply after the calls' counts replicas
+                    landed += sum(map(self._counted, reply[:len(by_node[name])]))
             if failed:
                 if time.monotonic() > deadline:
                     raise ClusterDownError("no master serves some slots")
@@ -352,13 +361,15 @@ class OnlineStore:
     def write_per_record(self, plan: WritePlan, batch: pa.RecordBatch | pa.Table) -> int:
         """The same guarded write, one round trip per row: the baseline the batched writer is measured against."""
         keys, times, columns = self._encoded(plan, batch)
-        return sum(self._script(keys=[key], args=[*plan.script_head(), times[row], *(c[row] for c in columns)])
+        return sum(self._counted(self._script(keys=[key], args=[*plan.script_head(), times[row], *(c[row] for c in columns)]))
                    for row, key in enumerate(keys))
 
-    def record_progress(self, plan: WritePlan, rows: int, landed: int, max_event_micros: int, now_ms: int) -> None:
-        """Add a streamed batch to the group version's progress (rows, last write, newest event time)."""
+    def record_progress(self, plan: WritePlan, rows: int, landed: int, max_event_micros: int, now_ms: int,
+                        refused_ahead: int = 0) -> None:
+        """Add a streamed batch to the group version's progress (rows, rows landed, rows the clock guard
+        refused, last write, newest event time)."""
         key = layout.progress_key(plan.prefix, plan.group, plan.version)
-        self._progress(keys=[key], args=[rows, landed, now_ms, max_event_micros])
+        self._progress(keys=[key], args=[rows, landed, now_ms, max_event_micros, refused_ahead])
 
     def progress(self, plan: WritePlan) -> dict[str, int]:
         """The recorded progress of the group version's streaming injector (empty before its first write)."""

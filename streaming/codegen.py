@@ -15,6 +15,7 @@ The generated job is one StatementSet with three parts, each in plain sight in r
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from assets.aggregations import WindowPlan
@@ -231,7 +232,8 @@ def render_job(registry: Registry, settings: Settings, group: FeatureGroup, cuto
                             "add stream/source.sql and stream/transform.sql to stream it")
     sources = stream_sources(registry, group)
     entity = registry.entity_of(group)
-    plan = WritePlan.for_group(group, entity, settings.redis_prefix)
+    plan = dataclasses.replace(WritePlan.for_group(group, entity, settings.redis_prefix),
+                               max_ahead_seconds=settings.max_clock_skew_seconds)  # the guard script's clock check
     udf_lines = "".join(
         f'    t_env.create_temporary_system_function("{u.name}", runtime.group_udf({str(group.udf_path)!r}, '
         f'"{group.name}", "{u.name}", "{u.returns}"))\n' for u in group.udfs)

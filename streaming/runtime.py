@@ -125,9 +125,14 @@ class InjectFeatures(ScalarFunction):
 
         names = [self.plan.key_column, *(name for name, _ in self.plan.features), EVENT_TIME_COLUMN]
         batch = pa.Table.from_pandas(pd.DataFrame(dict(zip(names, columns))), preserve_index=False)
+        refused_before = self.store.refused_ahead
         landed = self.store.write(self.plan, batch, history=True)  # landed rows also go to the history stream
-        newest = pc.max(timestamp_micros(batch.column(EVENT_TIME_COLUMN))).as_py() or 0
-        self.store.record_progress(self.plan, batch.num_rows, landed, newest, int(time.time() * 1000))
+        # The newest event time among rows the clock guard lets through: a refused row must not move it either.
+        micros = timestamp_micros(batch.column(EVENT_TIME_COLUMN))
+        latest = int((time.time() + self.plan.max_ahead_seconds) * 1_000_000) if self.plan.max_ahead_seconds is not None else None
+        newest = pc.max(micros if latest is None else pc.filter(micros, pc.less_equal(micros, latest))).as_py() or 0
+        self.store.record_progress(self.plan, batch.num_rows, landed, newest, int(time.time() * 1000),
+                                   self.store.refused_ahead - refused_before)
         return pd.Series([landed] * batch.num_rows, dtype="int64")
 
     def close(self):

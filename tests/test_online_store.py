@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, timezone
+from dataclasses import replace
+from datetime import date, datetime, timedelta, timezone
 
 import pyarrow as pa
 import redis
 import pytest
 
+from serving import layout
 from serving.codec import datetime_to_micros
 from serving.get_features import build_read_plan, get_features
 from serving.online_store import OnlineStore, WritePlan
@@ -221,3 +223,25 @@ def test_a_platform_server_serves_reads_as_soon_as_it_is_handed_out(tmp_path):
         client = redis.Redis.from_url(url)
         assert client.get("k600000") == b"v" * 200 and client.dbsize() == 600_000
         client.close()
+
+
+def test_the_clock_guard_refuses_and_counts_rows_dated_past_the_skew_of_redis_clock(redis_client):
+    """A stream's writes carry its max clock skew: a row dated further ahead of Redis's own clock is refused
+    (whatever Redis holds stays) and counted, one within it lands; a batch plan (no limit) is not checked."""
+    store = OnlineStore(redis_client)
+    streamed = replace(ALL_DTYPES, max_ahead_seconds=300)
+    now = datetime.now(UTC).replace(microsecond=0)
+    store.write(streamed, _table([1, 2], now, i64=[10, 20]))
+    ahead = _table([1, 2, 3], now + timedelta(hours=1), i64=[11, 21, 31])
+    within = _table([2], now + timedelta(minutes=4), i64=[22])
+    assert store.write(streamed, ahead) == 0 and store.refused_ahead == 3
+    assert store.write(streamed, within) == 1 and store.refused_ahead == 3
+    assert store.write_per_record(streamed, _table([1], now + timedelta(days=30), i64=[12])) == 0
+    assert store.refused_ahead == 4
+    assert not redis_client.exists(layout.entity_key(streamed.prefix, streamed.entity, 3))
+    i64 = layout.feature_field(streamed.group, streamed.version, "i64")
+    assert [redis_client.hget(layout.entity_key(streamed.prefix, streamed.entity, k), i64) for k in (1, 2)] == [
+        b"10", b"22"]
+    store.record_progress(streamed, rows=3, landed=0, max_event_micros=0, now_ms=0, refused_ahead=3)
+    assert store.progress(streamed)["rows_refused_ahead"] == 3
+    assert store.write(ALL_DTYPES, ahead) == 3  # a batch plan: its event times are the ends of days it computed
