@@ -4,7 +4,8 @@ PyFlink job on the local mini-cluster into a real Redis, against plain Python ov
 Simulated time runs over twelve days of upvotes written file after file: at sampled moments every user's
 served values equal the windows ending at the newest event (tests/reference.py), a user who stops upvoting
 falls to 0 as the window passes, an event within the allowed lateness is counted and one beyond it is
-dead-lettered with the reason.
+dead-lettered with the reason, and so are events dated ahead of the job's clock (a producer's wrong clock),
+which never move the windows' time: the job keeps running and stops with a savepoint.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import random
 import time
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -42,6 +44,11 @@ def _chunk_events(rng: random.Random, k: int) -> list[dict]:
         events.append({"event_id": f"c{k}-{i}", "user_id": user, "post_id": rng.randrange(40), "event_time": at})
     events.append({"event_id": f"c{k}-clock", "user_id": 1, "post_id": 0, "event_time": start + CHUNK - timedelta(minutes=30)})
     return sorted(events, key=lambda e: e["event_time"])
+
+
+def _ahead_of(wall: datetime) -> tuple[datetime, ...]:
+    """Event times a producer with a wrong clock sends: an hour, a day and decades ahead of `wall`."""
+    return wall + timedelta(hours=1), wall + timedelta(days=1), datetime(2099, 1, 1)
 
 
 def _served(registry, store, prefix: str, users: list[int]) -> dict[int, tuple]:
@@ -76,8 +83,12 @@ def test_windowed_values_follow_the_ground_truth_and_fall_when_a_user_goes_quiet
                 late_refused = {"event_id": "late-refused", "user_id": 6, "post_id": 778,
                                 "event_time": newest - timedelta(hours=3)}
                 events = [late_ok, late_refused, *events]
+            if k == 10:  # producers with wrong clocks, ahead of this machine's: never counted, never move time
+                wall = datetime.now(timezone.utc).replace(tzinfo=None)
+                events = [*events, *({"event_id": f"ahead-{n}", "user_id": 1 + n, "post_id": 900 + n, "event_time": at}
+                                     for n, at in enumerate(_ahead_of(wall)))]
             _write_lines(directory, f"chunk-{k:03d}", [_line(e) for e in events])
-            counted += [e for e in events if e is not late_refused]
+            counted += [e for e in events if e is not late_refused and not e["event_id"].startswith("ahead-")]
             newest = max(e["event_time"] for e in counted)
             _wait_until_landed(store, plan, newest)
             if k % 3 == 2 or k == 23:
@@ -85,17 +96,20 @@ def test_windowed_values_follow_the_ground_truth_and_fall_when_a_user_goes_quiet
                 assert served == user_upvotes_at(counted, newest), f"at {newest}"
                 quiet_values.append(served[QUIET_USER][0])
                 checks += 1
+        savepoint = runner.stop(own, group)  # a job that read them still stops with a savepoint
     finally:
         runner.kill(own, group)
+    assert (Path(savepoint) / "_metadata").exists()
     assert checks == 8
     # The quiet user: nothing after day 1, so its 7-day count only went down, to 0, and its latest upvote is gone.
     assert quiet_values[0] > 0 and quiet_values == sorted(quiet_values, reverse=True) and quiet_values[-1] == 0
     assert _served(registry, store, own.redis_prefix, [QUIET_USER])[QUIET_USER] == (0, 0, 0, None)
-    letters = _wait_for_letters(own, group, 1)
-    assert [json.loads(letter["record"])["post_id"] for letter in letters] == [late_refused["post_id"]]
-    assert letters[0]["reason"].startswith(f"late: event time {late_refused['event_time']} is ")
-    assert "more than the allowed lateness of 3600 s" in letters[0]["reason"]
-    assert len(_dead_letters(own, group)) == 1
+    letters = {json.loads(letter["record"])["post_id"]: letter["reason"] for letter in _wait_for_letters(own, group, 4)}
+    assert sorted(letters) == [late_refused["post_id"], 900, 901, 902]
+    assert letters[late_refused["post_id"]].startswith(f"late: event time {late_refused['event_time']} is ")
+    assert "more than the allowed lateness of 3600 s" in letters[late_refused["post_id"]]
+    assert all(" is ahead of the job's clock " in letters[post] for post in (900, 901, 902))
+    assert len(_dead_letters(own, group)) == 4
 
 
 def _snapshot(registry, store, prefix: str, users: list[int]) -> dict[int, tuple]:
