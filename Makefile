@@ -17,7 +17,7 @@ demo: setup
 	$(BIN)/featctl demo
 
 # Two workers (tests/conftest.py groups the modules): the suite waits on JVMs and servers a third of its time.
-PYTEST_PARALLEL := -n 2 --dist loadgroup --no-loadscope-reorder --durations=25
+PYTEST_PARALLEL := -n 2 --dist loadscope --no-loadscope-reorder --durations=25
 
 test: setup-test
 	$(BIN)/pytest $(PYTEST_PARALLEL)

@@ -123,28 +123,48 @@ def workspace_featctl(monkeypatch, capfd, settings):
     return run
 
 
-# Session fixtures that start whole processes once per test session: the modules using one run in the same
-# xdist worker, so it is started once (each worker has session fixtures of its own).
-SHARED_PROCESSES = ("tiny_demo", "dagster_ui")
-# The groups that take minutes (pytest --durations), longest first: under xdist they start first and the short
-# modules fill in around them, instead of one long group running alone at the end.
-LONGEST_FIRST = ("tiny_demo", "tests.test_streaming", "tests.test_windowed_stream", "dagster_ui",
-                 "tests.test_consistency", "tests.test_joined_streams", "tests.operate.test_backfill")
+# Modules using a session fixture that starts whole processes (the demo, `dagster dev`): under xdist they run
+# in one worker, so each is started once (every worker has session fixtures of its own). Collection checks
+# that every module using one is listed.
+SHARED_PROCESS_MODULES = {"tests/test_cli.py": "tiny_demo", "tests/test_cluster_profile.py": "tiny_demo",
+                          "tests/e2e/test_dagster_ui.py": "dagster_ui",
+                          "tests/operate/test_backfills_page.py": "dagster_ui"}
+# The work units that take minutes (pytest --durations), longest first: handed out first, so the short
+# modules fill in around them instead of one long unit running alone at the end.
+LONGEST_FIRST = ("tiny_demo", "tests/test_streaming.py", "tests/test_windowed_stream.py", "dagster_ui",
+                 "tests/test_consistency.py", "tests/test_joined_streams.py", "tests/operate/test_backfill.py")
+
+
+def work_unit(nodeid: str) -> str:
+    """What one xdist worker runs whole, in order: the test's module, or the shared-process group it is in."""
+    module = nodeid.split("::", 1)[0]
+    return SHARED_PROCESS_MODULES.get(module, module)
 
 
 def pytest_collection_modifyitems(config, items):
-    """Group the tests for `pytest -n 2 --dist loadgroup --no-loadscope-reorder` (make test): a module runs whole,
-    in order, in one worker (its module fixtures and streams are set up once); the modules sharing one of
-    SHARED_PROCESSES run in one worker together; the LONGEST_FIRST groups are handed out first."""
-    group_of = {}
+    """Order the tests by work unit, LONGEST_FIRST first (stable: a module's own order is kept); refuse a module
+    that uses a shared-process fixture without being in SHARED_PROCESS_MODULES."""
+    shared = set(SHARED_PROCESS_MODULES.values())
     for item in items:
-        shared = [name for name in SHARED_PROCESSES if name in item.fixturenames]
-        if shared or item.module.__name__ not in group_of:
-            group_of[item.module.__name__] = shared[0] if shared else item.module.__name__
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(group_of[item.module.__name__]))
-    rank = {group: k for k, group in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(group_of[item.module.__name__], len(rank)))  # stable: order kept within
+        module = item.nodeid.split("::", 1)[0]
+        for name in shared.intersection(item.fixturenames) - {SHARED_PROCESS_MODULES.get(module)}:
+            raise pytest.UsageError(f"{module} uses the session fixture {name}: add it to SHARED_PROCESS_MODULES "
+                                    "in tests/conftest.py")
+    rank = {unit: k for k, unit in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(work_unit(item.nodeid), len(rank)))
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`make test`'s scheduler (`-n 2 --dist loadscope --no-loadscope-reorder`): each work_unit runs whole in one
+    worker, units handed out in collection order. (xdist's own loadgroup marks a group on `item._nodeid`,
+    which pytest 9 no longer reads, so it would split every module.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WorkUnitScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return WorkUnitScheduling(config, log)
 
 
 @pytest.fixture(scope="session")
