@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export JAVA_HOME := $(shell bash infra/java_home.sh 2>/dev/null)
 export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 
-.PHONY: setup setup-test demo test test-fast test-e2e ui bench bench-feast check clean cluster-up cluster-down cluster-demo
+.PHONY: setup setup-test demo test test-fast test-e2e ui bench bench-consistency bench-feast check clean cluster-up cluster-down cluster-demo
 
 setup:
 	@bash infra/setup.sh
@@ -52,7 +52,16 @@ bench: setup
 	$(BIN)/python benchmarks/quality_gate.py
 	$(BIN)/python benchmarks/catalog.py
 	$(BIN)/python benchmarks/scale.py
+	$(MAKE) bench-consistency
 	$(MAKE) bench-feast
+
+# Batch and stream over two days of the demo-size site (120k upvotes): every group's values compared, and how
+# long the bounded replays take (the suite proves the same on the `small` site).
+CONSISTENCY_DIR := $(abspath .data/bench-consistency)
+
+bench-consistency: setup
+	FP_DATA_DIR=$(CONSISTENCY_DIR) $(BIN)/featctl events generate --start 2026-01-01 --end 2026-01-02 --size demo
+	FP_DATA_DIR=$(CONSISTENCY_DIR) $(BIN)/featctl consistency --all --ds 2026-01-02
 
 # Ours beside Feast on the same data set in one run (Feast in its own venv under .data/feast, wrk from apt).
 bench-feast: setup

@@ -51,7 +51,7 @@ def test_every_group_agrees_on_a_small_site_event_log(registry, tmp_path):
     and heavy users), two days of it in a data directory of its own: `featctl consistency --all` replays the
     raw tables' rows of each group's window through a bounded copy of its job and finds no differing value,
     for all four groups, over exactly the events of each group's window. This is the one consistency check of
-    every group (beyond tiny, across a day end); the demo size is a measurement (make bench)."""
+    every group (beyond tiny, across a day end); the demo size is a measurement (make bench-consistency)."""
     from tests.conftest import featctl_process
 
     assert {g.name for g in registry.groups.values() if g.stream} == set(REPLAYED_DAYS), "add new stream groups here"
