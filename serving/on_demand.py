@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from assets.dtypes import arrow_type
+from assets.dtypes import INT_RANGES, arrow_type
 from assets.registry import Registry
 from assets.specs import FeatureGroup, OnDemandFeature
 from assets.udfs import load_udf_module
@@ -147,8 +147,12 @@ def _parse_time(value) -> datetime | None:
 
 
 def _field_value(dtype: str, value):
-    """A JSON value as a value of `dtype`, or a ValueError (bool is not an integer, text is not a number)."""
-    if dtype in ("int32", "int64") and type(value) is int:
+    """A JSON value as a value of `dtype`, or a ValueError (bool is not an integer, text is not a number, an
+    integer must fit its dtype's range)."""
+    if dtype in INT_RANGES and type(value) is int:
+        low, high = INT_RANGES[dtype]
+        if not low <= value <= high:
+            raise ValueError(f"is out of the {dtype} range {low}..{high}")
         return value
     if dtype == "float64" and type(value) in (int, float):
         return float(value)

@@ -15,12 +15,13 @@ import pyarrow.parquet as pq
 import pytest
 import redis
 
+from assets.dtypes import INT_RANGES
 from assets.registry import DEFAULT_ROOT, Registry, RegistryError, load_registry
 from assets.specs import FeatureServiceSpec, OnDemandFeature
 from infra.errors import PlatformError
 from serving.client import HttpClient, InProcessClient
 from serving.feature_refs import InvalidRequest, UnknownName
-from serving.on_demand import compute, select, select_service
+from serving.on_demand import Selection, compute, request_values, select, select_service
 from serving.online_store import OnlineStore, WritePlan
 from serving.service import FeatureService
 from serving.training_set import write_training_set
@@ -228,6 +229,16 @@ def test_request_fields_reach_the_function_and_bad_ones_are_422(clients):
         assert reason in orjson.loads(payload)["error"] and orjson.loads(payload)["fix"]
         with pytest.raises(InvalidRequest, match="request"):
             in_process.get_service("feed", [1], request=request)
+
+
+@pytest.mark.parametrize(("dtype", "value"), [("int32", 2 ** 31), ("int32", -(2 ** 31) - 1), ("int64", 2 ** 63)])
+def test_an_integer_request_field_outside_its_dtype_range_is_refused(dtype, value):
+    """The 422 names the range, instead of the value reaching pyarrow; the range's own ends are accepted."""
+    selection = Selection(outputs=(), dtypes=(), stored=(), inputs=(), steps=(), request_fields={"n": dtype})
+    low, high = INT_RANGES[dtype]
+    with pytest.raises(InvalidRequest, match=rf"request.n = {value} is out of the {dtype} range {low}..{high}"):
+        request_values(selection, {"n": value}, NOW)
+    assert [request_values(selection, {"n": end}, NOW)["n"] for end in (low, high)] == [low, high]
 
 
 def test_an_unknown_service_is_a_404_with_the_fix(clients):
