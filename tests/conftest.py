@@ -1,4 +1,6 @@
-"""Session fixtures: one private Redis on a free loopback port, one Spark session, one tiny event log."""
+"""Shared test setup: per worker one private Redis on a free loopback port, one Spark session and one tiny
+event log; per test session one `featctl demo` and one `dagster dev`; featctl in this process or as its own
+process; and the xdist scheduler that keeps each module (or group of modules sharing a process) in one worker."""
 
 from __future__ import annotations
 
