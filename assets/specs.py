@@ -100,6 +100,11 @@ class Source(Strict):
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
 
+    @property
+    def event_time_index(self) -> int:
+        """The event-time column's position among the columns (the order of a contract's typed values)."""
+        return [c.name for c in self.columns].index(self.event_time)
+
 
 OPERATIONS = ("count", "count_distinct", "sum", "min", "max", "last")
 EMPTY_OF_OPERATION = {"count": 0, "count_distinct": 0, "sum": 0}  # the others are null over an empty window

@@ -86,7 +86,8 @@ def stream_status_command(groups: tuple[str, ...]) -> None:
                 causes.append(f"{s.group} {s.state}: {s.cause}")
             when = lambda t: t.strftime("%Y-%m-%d %H:%M:%S") if t else "-"  # noqa: E731
             table.add_row(s.group, s.state, "-" if s.records_in is None else f"{s.records_in:,}",
-                          f"{s.rows_written:,}", f"{s.rows_refused_ahead:,}", when(s.max_event_time), when(s.watermark), when(s.last_checkpoint),
+                          f"{s.rows_written:,}", f"{s.rows_refused_ahead:,}", when(s.max_event_time),
+                          when(s.watermark), when(s.last_checkpoint),
                           "-" if s.lag_seconds is None else f"{s.lag_seconds:.1f}", str(s.dead_letters))
     console.print(table)
     for cause in causes:

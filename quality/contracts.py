@@ -193,7 +193,7 @@ def check_line(source: Source, line: bytes | str | dict, max_bytes: int,
             except Violation as exc:
                 return f"field {column.name!r} {exc}", None
         if clock is not None:
-            ahead = clock.violation(values[[c.name for c in source.columns].index(source.event_time)])
+            ahead = clock.violation(values[source.event_time_index])
             if ahead:
                 return ahead, None
         return None, tuple(values)

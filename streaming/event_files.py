@@ -64,7 +64,7 @@ def newest_event_in(directory: Path, source: Source, max_bytes: int, max_clock_s
     Lines dated more than `max_clock_skew_seconds` ahead of now are not valid (the job dead-letters them)."""
     from quality.contracts import ClockGuard, check_line
 
-    event_time = [c.name for c in source.columns].index(source.event_time)
+    event_time = source.event_time_index
     clock = ClockGuard(max_clock_skew_seconds)
     newest = None
     for path in sorted(directory.glob("[!.]*")) if directory.is_dir() else ():

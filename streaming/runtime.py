@@ -160,7 +160,7 @@ class ContractCheck(TableFunction):
         self.max_bytes = max_bytes
         self.clock = ClockGuard(max_clock_skew_seconds)
         self.cutoff = datetime.fromisoformat(cutoff) if cutoff else None
-        self.event_time = [c.name for c in source.columns].index(source.event_time)
+        self.event_time = source.event_time_index
         self.empty = (None,) * len(source.columns)
 
     def eval(self, line: bytes, replayed: bool):
