@@ -96,7 +96,7 @@ from serving.codec import NULL, datetime_to_micros
 from serving.get_features import build_read_plan, get_features
 from serving.online_store import GUARDED_WRITE, OnlineStore, WritePlan, connect
 from streaming import runner
-from streaming.connectors import MONITOR_INTERVAL, stream_directory
+from streaming.connectors import MONITOR_SECONDS, stream_directory
 from streaming.event_files import TIMESTAMP_FORMAT, LiveUpvotes, write_file
 
 GROUP = "user_activity"          # the lifetime group: the baseline of the windowed group's rows
@@ -122,11 +122,6 @@ READ_RATIO_TARGET = 1.5          # read p99 windowed / p99 plain
 def log(message: str) -> None:
     """Progress line on stderr (stdout carries only the result table)."""
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def interval_seconds(text: str) -> float:
-    """Seconds of a Flink duration such as `1s` or `500ms`."""
-    return float(text[:-2]) / 1000 if text.endswith("ms") else float(text.rstrip("s"))
 
 
 def redis_mismatches(client: redis.Redis, plan: WritePlan, expected: dict[int, tuple[int, int]]) -> list[str]:
@@ -832,7 +827,7 @@ def _state_note(run: FreshnessRun) -> str:
 def render(args: argparse.Namespace, fresh: FreshnessRun, windowed: FreshnessRun, injection: dict[str, InjectionRun],
            raw: dict[str, RawRun], context: dict) -> str:
     """The one result table, and notes saying exactly what each number is."""
-    monitor = interval_seconds(MONITOR_INTERVAL)
+    monitor = MONITOR_SECONDS
     header = ("measurement", "n", "p50", "p95", "p99", "max", "rate /s", "bytes", "target", "result")
     table = [header]
 
@@ -919,7 +914,7 @@ def render(args: argparse.Namespace, fresh: FreshnessRun, windowed: FreshnessRun
     problems += [f"  reads {run.group}: {problem}" for run in (fresh, windowed)
                  for problem in run.footprint.read_problems]
     notes = [
-        f"freshness: the generated {GROUP} job (filesystem source, source.monitor-interval {MONITOR_INTERVAL}, Python "
+        f"freshness: the generated {GROUP} job (file source listed every {MONITOR_SECONDS:g} s, Python "
         f"bundle.time {context['flush_ms']} ms, checkpoints",
         f"  every {context['checkpoint_s']} s, parallelism 1), started by streaming.runner.start in "
         f"{fresh.start_seconds:.1f} s, on a private Redis. {args.rate:,.0f} events/s as one atomic",

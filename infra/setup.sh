@@ -17,14 +17,15 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
-# Java 17: Spark 4.1 and Flink 2.3 are run on it. infra/java.py finds the same JDK at run time.
+# Java 17: Spark 4.1 and Flink 2.3 are run on it, and its javac builds the platform's Flink classes
+# (streaming/extensions.py). infra/java.py finds the same JDK at run time.
 java_home="$(bash infra/java_home.sh || true)"
-if [ -z "$java_home" ]; then
+if [ -z "$java_home" ] || [ ! -x "$java_home/bin/javac" ]; then
   if can_apt; then
-    say "installing openjdk-17-jre-headless"; apt_install openjdk-17-jre-headless
+    say "installing openjdk-17-jdk-headless"; apt_install openjdk-17-jdk-headless
     java_home="$(bash infra/java_home.sh)" || die "Java 17 still not found after apt install"
   else
-    die "Java 17 not found: install a JDK 17 and set JAVA_HOME to it"
+    die "a Java 17 JDK (with javac) not found: install one and set JAVA_HOME to it"
   fi
 fi
 say "Java 17 at $java_home"

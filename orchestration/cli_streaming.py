@@ -44,8 +44,12 @@ def stream_run(groups: tuple[str, ...], every: bool) -> None:
     url = _stream_redis_url(settings)
     for spec in selected:
         first = latest_restore_point(settings, spec) is None  # a first start replays the event log (Spark)
-        with console.status(f"starting the {spec.name} stream" + (", replaying the event log first" if first else "")):
-            process = start(registry, settings, spec, url, spark=spark_session(settings) if first else None)
+        with console.status(f"starting the {spec.name} stream" + (", replaying the event log first" if first else "")) as shown:
+            def replayed(read: int, total: int, name: str = spec.name) -> None:
+                shown.update(f"{name}: BOOTSTRAPPING, replayed {read:,} of {total:,} events of the event log "
+                             "(readers get the batch values until the live job takes over)")
+            process = start(registry, settings, spec, url, spark=spark_session(settings) if first else None,
+                            on_replay=replayed)
         resumed = f", resumed from {process.restored_from}" if process.restored_from else ""
         console.print(f"{spec.name}: RUNNING (pid {process.pid}, Flink REST http://{process.rest}{resumed})")
     if every and not selected:
@@ -85,7 +89,8 @@ def stream_status_command(groups: tuple[str, ...]) -> None:
             if s.cause:
                 causes.append(f"{s.group} {s.state}: {s.cause}")
             when = lambda t: t.strftime("%Y-%m-%d %H:%M:%S") if t else "-"  # noqa: E731
-            table.add_row(s.group, s.state, "-" if s.records_in is None else f"{s.records_in:,}",
+            state = f"{s.state} ({s.replayed[0]:,} of {s.replayed[1]:,} replayed)" if s.replayed else s.state
+            table.add_row(s.group, state, "-" if s.records_in is None else f"{s.records_in:,}",
                           f"{s.rows_written:,}", f"{s.rows_refused_ahead:,}", when(s.max_event_time),
                           when(s.watermark), when(s.last_checkpoint),
                           "-" if s.lag_seconds is None else f"{s.lag_seconds:.1f}", str(s.dead_letters))

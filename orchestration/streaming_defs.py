@@ -161,6 +161,8 @@ def stream_alerts(group: FeatureGroup, job: runner.JobProcess, status: StreamSta
         return [alert("down", f"{group.name} stream FAILED: {status.cause}")]
     if status.state == "STOPPED":
         return [alert("down", f"{group.name} stream is down: stopped on purpose")]
+    if status.state == "BOOTSTRAPPING":  # a first start replaying the event log: readers get the batch values
+        return []
     if status.state != "RUNNING":
         return [alert("state", f"{group.name} stream is {status.state}"
                                + (f": {status.cause}" if status.cause else ""))]
@@ -211,6 +213,7 @@ def stream_sensor(registry: Registry, settings: Settings, group: FeatureGroup) -
             "max_event_time": str(status.max_event_time or "-"), "healthy": not alerts,
             "problems": "; ".join(a.message() for a in alerts) or "none", "cause": status.cause or "-",
             "crashes_in_a_row": crashes.get("crashes", 0) if status.state == "FAILED" else 0,
+            "replayed": f"{status.replayed[0]:,} of {status.replayed[1]:,} events" if status.replayed else "-",
         }
         for alert in alerts:
             sinks.send(alert, context.log)

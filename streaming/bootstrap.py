@@ -1,12 +1,18 @@
 """Bootstrap: a stream's first start replays the event log, so the stream continues the history batch saw.
 
 A paired stream that started from nothing would count from its own start (a lifetime count of 1,935
-becoming 2 after two new upvotes). So on its first start (nothing to resume) a job reads, before and
-beside its live input, the raw partitions of its source that its window covers (every one for a lifetime
+becoming 2 after two new upvotes). So on its first start (nothing to resume) a job reads, before its
+live input, the raw partitions of its source that its window covers (every one for a lifetime
 group), exported from the event log in event-time order as JSON-lines files under the job directory:
 its state then holds what the batch history implies, exactly, for every aggregation (COUNT DISTINCT
 too), as if it had run since the first event (Chronon bootstraps from a batch snapshot instead, which
 only mergeable aggregations allow).
+
+The replay is a phase of its own (streaming/runner.py `replay_first`): the job first runs with the export
+as its only input, stops with a savepoint once the export's bounded source has ended, and the live job
+resumes from that state. So a live event is never counted against a window the replay has not finished,
+and no timer fires on live time over a partial window; live events wait in the stream meanwhile and are
+read right after, and readers get the batch values until then.
 
 The last replayed day ends at the *cutoff*. A live line older than the cutoff is already in the event
 log, so the contract refuses it (counting it again would count it twice). Replayed values never

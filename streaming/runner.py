@@ -21,6 +21,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Callable
 
 from assets.registry import Registry
 from assets.specs import FeatureGroup
@@ -29,11 +30,12 @@ from infra.java import ensure_java_home
 from infra.redis_server import free_loopback_port
 from infra.settings import PROJECT_ROOT, Settings
 from streaming.bootstrap import prepare_bootstrap, recorded_bootstrap
-from streaming.codegen import build_job, job_dir, job_name, stream_sources
+from streaming.codegen import BOUNDED, LIVE, REPLAY, build_job, job_dir, job_name, stream_sources
 from streaming.connectors import stream_directory
 from streaming.event_files import newest_event_in
 
 START_TIMEOUT_S = 120
+REPLAY_STALL_S = 600  # a replay phase that reads nothing for this long has failed
 FAILED_STATES = ("FAILING", "FAILED")
 EXCEPTION_LINE = re.compile(r"^(?:Caused by: )?([\w.$]*(?:Error|Exception|Exit)[\w$]*(?:: .*)?)$")
 
@@ -51,6 +53,7 @@ class JobProcess:
     stopped: bool = False  # stopped on purpose (featctl stream stop), as opposed to crashed
     log_offset: int = 0  # where this launch's output starts in the job's log
     killed: bool = False  # ended by `featctl stream kill` (SIGKILL, no savepoint), as a crash would end it
+    replaying: int | None = None  # a first start's replay phase: the events it replays before the live job takes over
 
 
 def _state_path(settings: Settings, group: FeatureGroup) -> Path:
@@ -112,6 +115,12 @@ def flink_job(rest: str, name: str | None = None, started_after: float = 0) -> d
     return max(live, key=lambda j: j["start-time"]) if live else None
 
 
+def all_tasks_up(job: dict) -> bool:
+    """Whether every task of a job (from /jobs/overview) runs or has finished its input."""
+    tasks = job["tasks"]
+    return tasks.get("running", 0) + tasks.get("finished", 0) == tasks["total"]
+
+
 def one_line_cause(text: str) -> str:
     """The root cause in a Java or Python stack trace, as one line: the last exception line it names."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
@@ -142,8 +151,9 @@ def job_exception(rest: str, jid: str) -> str | None:
 
 
 def _launch(settings: Settings, group: FeatureGroup, script: Path, redis_url: str,
-            restore: str | None, bounded: bool = False) -> JobProcess | None:
-    """Start run.py on a free REST port and wait until every task runs (a bounded job may have finished).
+            restore: str | None, phase: str, replaying: int | None = None) -> JobProcess | None:
+    """Start run.py on a free REST port and wait until every task runs or has finished (the replay source
+    ends once it has read the event log; a bounded job may have finished altogether).
 
     Returns None when the mini-cluster lost its port to another process between our check and its
     bind (the caller retries on a new port); raises for any other failure.
@@ -162,11 +172,11 @@ def _launch(settings: Settings, group: FeatureGroup, script: Path, redis_url: st
                                 env=env, start_new_session=True)
     rest = settings.flink_rest or f"127.0.0.1:{port}"
     process = JobProcess(group=group.name, pid=proc.pid, rest=rest, redis_url=redis_url, started_at=time.time(),
-                         restored_from=restore, log_offset=log_start)
+                         restored_from=restore, log_offset=log_start, replaying=replaying)
     _state_path(settings, group).write_text(json.dumps(asdict(process)))
     deadline, job = time.monotonic() + START_TIMEOUT_S, None
     while time.monotonic() < deadline:
-        if proc.poll() == 0 and bounded:
+        if proc.poll() == 0 and phase == BOUNDED:
             return process
         if proc.poll() is not None:
             with open(log_path, "rb") as log:
@@ -181,9 +191,9 @@ def _launch(settings: Settings, group: FeatureGroup, script: Path, redis_url: st
             os.killpg(proc.pid, signal.SIGKILL)
             raise PlatformError(f"the {group.name} job failed as it started: {job_exception(rest, job['jid'])}",
                                 f"the whole output is in {log_path}")
-        if job and job["state"] == "RUNNING" and job["tasks"]["running"] == job["tasks"]["total"]:
+        if job and job["state"] == "RUNNING" and all_tasks_up(job):
             return process
-        if job and job["state"] == "FINISHED" and bounded:
+        if job and job["state"] == "FINISHED" and phase == BOUNDED:
             return process
         time.sleep(0.5)
     cause = job_exception(rest, job["jid"]) if job else None
@@ -192,11 +202,13 @@ def _launch(settings: Settings, group: FeatureGroup, script: Path, redis_url: st
 
 
 def start(registry: Registry, settings: Settings, group: FeatureGroup, redis_url: str, spark=None,
-          bounded: bool = False) -> JobProcess:
+          bounded: bool = False, on_replay: Callable[[int, int], None] | None = None) -> JobProcess:
     """Build run.py and launch it, resuming from the newest savepoint/checkpoint; wait until RUNNING.
 
     A first start (nothing to resume) with a Spark session replays the event log first, so the stream
-    continues the batch history (streaming/bootstrap.py); without one it starts from its live input alone.
+    continues the batch history (streaming/bootstrap.py): a replay phase reads the export alone, then
+    hands its state to the live job through a savepoint (see replay_first), so no live event is ever
+    counted against a window the replay has not finished. Without Spark it starts from its live input alone.
     A `bounded` job reads only the bootstrap already prepared and ends when it has (see wait_finished).
     """
     if running_job(settings, group):
@@ -206,6 +218,11 @@ def start(registry: Registry, settings: Settings, group: FeatureGroup, redis_url
         bootstrap = prepare_bootstrap(spark, registry, settings, group)
     else:
         bootstrap = recorded_bootstrap(settings, group)
+    cutoff = bootstrap.cutoff_text if bootstrap else None
+    if bounded:
+        return _launch_job(registry, settings, group, redis_url, cutoff, None, restore, BOUNDED)
+    if restore is None and bootstrap is not None and bootstrap.events and not settings.kafka_bootstrap_servers:
+        restore = replay_first(registry, settings, group, redis_url, bootstrap, on_replay)
     backlog_until = None
     if not settings.kafka_bootstrap_servers:  # the watched directories must exist before the sources list them
         newest = []
@@ -217,12 +234,69 @@ def start(registry: Registry, settings: Settings, group: FeatureGroup, redis_url
                                               settings.max_clock_skew_seconds))
         newest = max(filter(None, newest), default=None)
         backlog_until = f"{newest + timedelta(microseconds=1):%Y-%m-%d %H:%M:%S.%f}" if newest else None
-    script = build_job(registry, settings, group, bootstrap.cutoff_text if bootstrap else None, backlog_until, bounded)
+    return _launch_job(registry, settings, group, redis_url, cutoff, backlog_until, restore, LIVE)
+
+
+def _launch_job(registry: Registry, settings: Settings, group: FeatureGroup, redis_url: str, cutoff: str | None,
+                backlog_until: str | None, restore: str | None, phase: str,
+                replaying: int | None = None) -> JobProcess:
+    """Build run.py for `phase` and launch it (on a new port when another process took the one it chose)."""
+    script = build_job(registry, settings, group, cutoff, backlog_until, phase)
     for _attempt in range(3):
-        process = _launch(settings, group, script, redis_url, restore, bounded)
+        process = _launch(settings, group, script, redis_url, restore, phase, replaying)
         if process is not None:
             return process
     raise PlatformError(f"the {group.name} job could not bind a REST port three times", "retry featctl stream run")
+
+
+def replay_first(registry: Registry, settings: Settings, group: FeatureGroup, redis_url: str, bootstrap,
+                 on_replay: Callable[[int, int], None] | None = None) -> str:
+    """A first start's replay phase: the job with the event-log export as its only input (its live source
+    an empty directory, so its graph and state are the live job's) runs until the export's bounded source
+    has read everything, then stops with a savepoint, the state the live job resumes from (returned).
+
+    Live events wait in the stream meanwhile and are counted right after, as a backlog; readers get the
+    batch values until then (the replayed values are older than them: the guard keeps the batch's). A
+    replay phase stopped midway leaves no restore point (its checkpoints are kept apart): the next start
+    replays again. `on_replay(read, total)` is told how many events the replay has read.
+    """
+    process = _launch_job(registry, settings, group, redis_url, bootstrap.cutoff_text, None, None, REPLAY,
+                          replaying=bootstrap.events)
+    read, moved_at = -1, time.monotonic()
+    while True:
+        job = flink_job(process.rest, job_name(group), process.started_at - 1)
+        if not _alive(process.pid) or job is None or job["state"] in FAILED_STATES:
+            raise PlatformError(f"the {group.name} job failed while it replayed the event log: "
+                                f"{failure_cause(settings, group)}", f"the whole output is in {job_dir(settings, group) / 'job.log'}")
+        progress = replay_progress(process.rest, job["jid"])
+        if progress.finished:
+            break
+        if progress.read != read:
+            read, moved_at = progress.read, time.monotonic()
+            if on_replay:
+                on_replay(read, bootstrap.events)
+        elif time.monotonic() - moved_at > REPLAY_STALL_S:
+            raise PlatformError(f"the {group.name} replay read nothing for {REPLAY_STALL_S} s (at {read} of "
+                                f"{bootstrap.events} events)", "featctl stream kill, then see its job.log")
+        time.sleep(1)
+    if on_replay:
+        on_replay(bootstrap.events, bootstrap.events)
+    return stop(settings, group)
+
+
+@dataclass(frozen=True)
+class ReplayProgress:
+    """How far a job's replay of the event log has got: events read, and whether every replay source ended."""
+
+    read: int
+    finished: bool
+
+
+def replay_progress(rest: str, jid: str) -> ReplayProgress:
+    """The replay sources' progress in job `jid`, from Flink's REST API (their vertices' records out)."""
+    vertices = [v for v in rest_call(rest, f"/jobs/{jid}")["vertices"] if "__replayed_lines" in v["name"]]
+    read = sum(int(v.get("metrics", {}).get("write-records", 0)) for v in vertices)
+    return ReplayProgress(read, bool(vertices) and all(v["status"] == "FINISHED" for v in vertices))
 
 
 def stop(settings: Settings, group: FeatureGroup, timeout_s: float = 120) -> str:

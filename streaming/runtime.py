@@ -48,12 +48,12 @@ def parse_args(argv: list[str]) -> JobArgs:
 
 
 def table_environment(name: str, args: JobArgs, checkpoint_dir: Path, checkpoint_seconds: int, flush_ms: int,
-                      flink_rest: str | None, python_files: list[str] = ()) -> StreamTableEnvironment:
+                      flink_rest: str | None, python_files: list[str] = (), jars: list[str] = ()) -> StreamTableEnvironment:
     """A streaming TableEnvironment: checkpoints retained on cancel, resumed from `args.restore` if given.
 
     Locally it is a mini-cluster inside this process serving Flink's REST API on 127.0.0.1:`rest_port`;
     with `flink_rest` (host:port) the job is submitted to that cluster instead, and its TaskManagers import
-    the platform and the group's UDFs from `python_files`.
+    the platform and the group's UDFs from `python_files`. `jars` (the platform's Flink classes) go with it.
     """
     settings = {
         "pipeline.name": name,
@@ -77,6 +77,8 @@ def table_environment(name: str, args: JobArgs, checkpoint_dir: Path, checkpoint
         "restart-strategy.fixed-delay.attempts": "3",
         "restart-strategy.fixed-delay.delay": "2s",
     }
+    if jars:
+        settings["pipeline.jars"] = ";".join(Path(jar).resolve().as_uri() for jar in jars)
     if flink_rest:
         host, _, port = flink_rest.partition(":")
         settings.update({"execution.target": "remote", "rest.address": host, "rest.port": port or "8081",
@@ -185,6 +187,27 @@ def contract_check(source, max_bytes: int, cutoff: str | None, max_clock_skew_se
     `max_clock_skew_seconds` ahead of the job's clock."""
     types = ["STRING", "STRING", *(FLINK_TYPES[c.dtype] for c in source.columns)]
     return udtf(ContractCheck(source, max_bytes, cutoff, max_clock_skew_seconds), result_types=types)
+
+
+def create_file_lines(t_env: StreamTableEnvironment, name: str, directory: str, watch_seconds: float | None) -> None:
+    """Register `name` (`line BYTES`): every line of the files in `directory`, file after file in the order of
+    their names, so a backlog of stream files is read as the log it is (Flink's filesystem table source reads
+    waiting files in listing order, which is no order, and a later file's event would be counted before an
+    earlier one's). Watched for new files every `watch_seconds`, or read once (None). Lines cross as
+    ISO-8859-1 text and are encoded back, byte for byte: the contract judges the bytes as they were written."""
+    from pyflink.common import Duration, WatermarkStrategy
+    from pyflink.datastream.connectors.file_system import FileSource, FileSplitAssignerProvider, StreamFormat
+    from pyflink.util.java_utils import load_java_class
+
+    provider = load_java_class("platform.flink.NameOrderSplitAssigner$Provider").newInstance()
+    builder = FileSource.for_record_stream_format(StreamFormat.text_line_format("ISO-8859-1"), directory)
+    if watch_seconds is not None:
+        builder.monitor_continuously(Duration.of_millis(int(watch_seconds * 1000)))
+    source = builder.set_split_assigner(FileSplitAssignerProvider(provider)).build()
+    env = StreamExecutionEnvironment(t_env._j_tenv.execEnv())
+    lines = env.from_source(source, WatermarkStrategy.no_watermarks(), name, type_info=Types.STRING())
+    t_env.create_temporary_view(f"{name}__text", t_env.from_data_stream(lines))
+    t_env.create_temporary_view(name, t_env.sql_query(f"SELECT ENCODE(f0, 'ISO-8859-1') AS line FROM `{name}__text`"))
 
 
 def create_view_read_once(t_env: StreamTableEnvironment, name: str, query: str) -> None:

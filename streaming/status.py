@@ -16,7 +16,8 @@ from serving.codec import micros_to_datetime
 from serving.online_store import OnlineStore, WritePlan, connect
 from streaming.codegen import job_dir, job_name, stream_sources
 from streaming.connectors import stream_directory
-from streaming.runner import failure_cause, flink_job, job_exception, last_job, rest_call, running_job
+from streaming.runner import (all_tasks_up, failure_cause, flink_job, job_exception, last_job, replay_progress,
+                              rest_call, running_job)
 
 
 @dataclass(frozen=True)
@@ -24,9 +25,10 @@ class StreamStatus:
     """What an operator asks of a stream: is it up, how far has it got, how fresh is Redis."""
 
     group: str
-    # RUNNING (every task runs), RESTARTING (the job lives but not all its tasks run), FAILED (the job
-    # process ended without being asked to), STOPPED (stopped on purpose, or never started), or another
-    # Flink job state (INITIALIZING, ...); UNREACHABLE when the process lives but its REST API is silent
+    # RUNNING (every task runs), BOOTSTRAPPING (a first start's replay phase: readers get the batch values),
+    # RESTARTING (the job lives but not all its tasks run), FAILED (the job process ended without being
+    # asked to), STOPPED (stopped on purpose, or never started), or another Flink job state (INITIALIZING,
+    # ...); UNREACHABLE when the process lives but its REST API is silent
     state: str
     records_in: int | None              # records read by the source operators
     rows_written: int                   # feature rows the injector wrote to Redis
@@ -39,6 +41,7 @@ class StreamStatus:
     dead_letters: int
     lag_seconds: float | None           # age of the oldest input not yet reflected in Redis (0: caught up)
     cause: str | None = None            # why the job failed or restarts, one line (None when it runs well)
+    replayed: tuple[int, int] | None = None  # BOOTSTRAPPING: events of the event log replayed, of how many
 
 
 def _millis(value) -> datetime | None:
@@ -58,19 +61,21 @@ def _vertex_metric(rest: str, jid: str, vertex: str, metric: str) -> float:
     return sum(v["sum"] for v in values)
 
 
-def _flink_details(rest: str, name: str) -> dict:
-    """State, records read, watermark and last completed checkpoint of the job `name`, from Flink's REST API."""
+def _flink_details(rest: str, name: str, replaying: int | None) -> dict:
+    """State, records read, watermark and last completed checkpoint of the job `name`, from Flink's REST API;
+    for a replay phase (`replaying` events), BOOTSTRAPPING and how many it has read."""
     job = flink_job(rest, name)
     if job is None:
         return {"state": "UNREACHABLE"}
     details = {"state": job["state"]}
-    tasks = job.get("tasks", {})
-    if job["state"] == "RUNNING" and tasks.get("running", 0) < tasks.get("total", 0):
+    if job["state"] == "RUNNING" and not all_tasks_up(job):
         details["state"] = "RESTARTING"
     if details["state"] != "RUNNING":
         details["cause"] = job_exception(rest, job["jid"])
     try:
         jid = job["jid"]
+        if replaying is not None and details["state"] == "RUNNING":
+            details.update(state="BOOTSTRAPPING", replayed=(replay_progress(rest, jid).read, replaying))
         vertices = rest_call(rest, f"/jobs/{jid}")["vertices"]
         lines = [v for v in vertices if "__lines" in v["name"]]  # every raw record, valid or not
         details["records_in"] = int(sum(_vertex_metric(rest, jid, v["id"], "numRecordsIn") for v in lines))
@@ -118,7 +123,7 @@ def stream_status(registry: Registry, settings: Settings, group: FeatureGroup, r
     """The group's stream status now."""
     process = running_job(settings, group)
     if process is not None:
-        flink = _flink_details(process.rest, job_name(group))
+        flink = _flink_details(process.rest, job_name(group), process.replaying)
     else:
         last = last_job(settings, group)
         crashed = last is not None and not last.stopped
@@ -134,4 +139,4 @@ def stream_status(registry: Registry, settings: Settings, group: FeatureGroup, r
         max_event_time=micros_to_datetime(progress["max_event_time"]) if progress.get("max_event_time") else None,
         watermark=flink.get("watermark"), last_checkpoint=flink.get("last_checkpoint"),
         checkpoint_path=flink.get("checkpoint_path"), dead_letters=count_dead_letters(settings, group),
-        cause=flink.get("cause"))
+        cause=flink.get("cause"), replayed=flink.get("replayed"))

@@ -25,7 +25,7 @@ from quality.contracts import shown_record
 from serving.get_features import build_read_plan, get_features
 from serving.online_store import OnlineStore, WritePlan, connect
 from streaming import runner
-from streaming.codegen import render_job
+from streaming.codegen import REPLAY, render_job
 from streaming.connectors import stream_directory
 from streaming.event_files import MALFORMED, write_backlog, write_file
 from streaming.status import count_dead_letters, stream_status
@@ -37,15 +37,24 @@ from tests.stream_lines import MAX_LINE_BYTES, bad_lines, unusual_good_lines
 def test_codegen_renders_the_local_job(registry, settings):
     text = render_job(registry, settings, registry.groups["user_activity"])
     compile(text, "run.py", "exec")
-    assert "CREATE TABLE upvote_events__lines (line BYTES) WITH (" in text and "'format' = 'raw'" in text
-    assert f"'path' = '{stream_directory(settings, registry.sources['upvote_events']).as_uri()}'" in text
+    # Files are read as a log, one after the other in name order, watched every second.
+    live = stream_directory(settings, registry.sources["upvote_events"]).as_uri()
+    assert f"runtime.create_file_lines(t_env, \"upvote_events__lines\", {live!r}, 1.0)" in text
+    assert "CREATE TABLE upvote_events__lines" not in text  # not Flink's filesystem table, which reads in no order
     # One contract check in front of the typed source, fed lines cut one byte past the limit.
     assert (f"LATERAL TABLE(upvote_events__contract(CAST(line AS VARBINARY({settings.stream_max_line_bytes + 1})), "
             "replayed)) AS checked(reason, record, event_id, user_id, post_id, event_time)") in text
     # The event log replayed on a first start is the second input, judged by the same contract.
     assert "SELECT line, TRUE AS replayed FROM upvote_events__replayed_lines" in text and "CUTOFF = None" in text
+    replayed = (runner.job_dir(settings, registry.groups["user_activity"]) / "replay" / "upvote_events").as_uri()
+    assert f"runtime.create_file_lines(t_env, \"upvote_events__replayed_lines\", {replayed!r}, None)" in text
     with_cutoff = render_job(registry, settings, registry.groups["user_activity"], cutoff="2026-01-11 00:00:00")
     assert "CUTOFF = '2026-01-11 00:00:00'" in with_cutoff
+    # The replay phase: the same graph with an empty watched directory for live input, checkpoints kept apart.
+    phase = render_job(registry, settings, registry.groups["user_activity"], cutoff="2026-01-11 00:00:00", phase=REPLAY)
+    empty = (runner.job_dir(settings, registry.groups["user_activity"]) / "no_live_input").as_uri()
+    assert f"runtime.create_file_lines(t_env, \"upvote_events__lines\", {empty!r}, 1.0)" in phase
+    assert "Path(JOB_DIR) / 'replay/checkpoints'" in phase and "Path(JOB_DIR) / 'checkpoints'" in text
     assert "WATERMARK FOR rowtime AS rowtime - INTERVAL '5' SECOND\n)\n" in text  # source.sql, no connector
     assert "{{ connector }}" not in text and "'format' = 'json'\n" not in text.split("# Generation")[0]
     assert "FROM upvote_events__checked WHERE reason IS NOT NULL" in text
