@@ -6,7 +6,8 @@ unfinished replay is ever served or kept, and the live files that waited meanwhi
 
 user_upvotes (7-day and 1-day windows) and user_activity (lifetime) start one after the other from the tiny
 event log's batch values; live upvotes arrive from before the first start to the end, from heavy users, new
-users and not from the quiet ones (whose windows still move as the live time passes their tiles' hours).
+users and not from the quiet ones (whose windows still move as the live time passes their tiles' hours);
+then a catch-up after an outage: hours of events written as many files at once.
 """
 
 from __future__ import annotations
@@ -116,6 +117,23 @@ class Writer(threading.Thread):
             time.sleep(0.5)
 
 
+def catch_up(writer: Writer, events: Events, hours: int) -> datetime:
+    """Write `hours` of the writer's users' events after its newest, five minutes of event time a file, all files
+    at once, the newest file first; returns the newest event time."""
+    rng, files, at = random.Random(5), [], writer.at
+    for k in range(hours * 12):
+        batch = []
+        for i in range(rng.randrange(4, 12)):
+            at += timedelta(seconds=rng.randrange(10, 50), microseconds=rng.randrange(1000))
+            batch.append({"event_id": f"late-{k}-{i}", "user_id": rng.choice(writer.users),
+                          "post_id": rng.randrange(10**6), "event_time": at})
+        files.append((f"outage-{k:05d}", batch))
+    events.add([event for _, batch in files for event in batch])
+    for name, batch in reversed(files):
+        _write_lines(writer.directory, name, [_line(e) for e in batch])
+    return at
+
+
 @pytest.mark.slow
 @pytest.mark.usefixtures("event_log")
 def test_streams_started_while_live_events_flow_never_serve_a_value_their_events_do_not_give(
@@ -156,11 +174,13 @@ def test_streams_started_while_live_events_flow_never_serve_a_value_their_events
         time.sleep(20)  # the live jobs catch up and carry on
         writer.done.set()
         writer.join()
+        # A catch-up after an outage: three hours of events as 36 files written at once, newest first (so the
+        # directory lists them in no useful order); hourly tiles leave the windows in between.
+        newest = catch_up(writer, events, hours=3)
         store = OnlineStore(connect(redis_url))
         for name in GROUPS:
             group = registry.groups[name]
-            _wait_until_landed(store, WritePlan.for_group(group, registry.entity_of(group), own.redis_prefix),
-                               writer.newest)
+            _wait_until_landed(store, WritePlan.for_group(group, registry.entity_of(group), own.redis_prefix), newest)
         caught_up = time.time()
         time.sleep(5)
     finally:
@@ -189,7 +209,7 @@ def test_streams_started_while_live_events_flow_never_serve_a_value_their_events
     assert not wrong, f"{len(wrong)} of {len(reader.seen)} reads served values their events do not give: {wrong[:5]}"
     after = [(name, user, values, stamp) for at, name, user, values, stamp in reader.seen if at > caught_up]
     last_read = {(name, user): values for name, user, values, _ in after}
-    newest = {u: events.upto(u, writer.newest)[-1]["event_time"] for u in heavy + list(NEW_USERS)}
+    newest = {u: events.upto(u, newest)[-1]["event_time"] for u in heavy + list(NEW_USERS)}
     assert {(n, u): last_read[(n, u)][-1] for n in GROUPS for u in newest} == {(n, u): newest[u] for n in GROUPS
                                                                             for u in newest}  # every event landed
 
