@@ -61,6 +61,13 @@ def table_ddl(table: str, columns: Iterable[tuple[str, str]]) -> str:
             f"PARTITIONED BY ({PARTITION_COLUMN} STRING) STORED AS PARQUET")
 
 
+def table_partitions(spark, table: str) -> list[str]:
+    """The `ds` partitions of a Hive table, oldest first; none when the table does not exist."""
+    if not spark.catalog.tableExists(table):
+        return []
+    return sorted(row[0].split("=", 1)[1] for row in spark.sql(f"SHOW PARTITIONS {table}").collect())
+
+
 def ensure_database(spark, table: str) -> None:
     """Create the database of `db.table` if it does not exist."""
     spark.sql(f"CREATE DATABASE IF NOT EXISTS {table.split('.')[0]}")

@@ -119,6 +119,21 @@ def stream_kill(group: str) -> None:
     kill(settings, registry.group(group))
     console.print(f"{group}: killed")
 
+@stream.command("repair")
+@click.argument("group")
+def stream_repair(group: str) -> None:
+    """Derive the group's online values and streamed history again from the event log and the batch tables
+    (after a bug or a bad deploy corrupted them): the other groups' values stay as they are."""
+    from infra.spark import spark_session
+    from streaming.repair import repair
+
+    settings, registry = load_platform()
+    spec = registry.group(group)
+    with console.status(f"repairing {group}: republishing its newest batch partition, replaying the event log"):
+        result = repair(spark_session(settings), registry, settings, spec, _stream_redis_url(settings))
+    console.print(f"{group}: repaired, {result.changed:,} of {result.entities:,} entities changed "
+                  f"(batch partition {result.republished or 'none'} republished, stream restarted from the event log)")
+
 @stream.command("shutdown")
 def stream_shutdown() -> None:
     """Stop every running stream with a savepoint, then the platform's own Redis server."""

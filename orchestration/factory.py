@@ -33,7 +33,8 @@ from orchestration.freshness import freshness_check, freshness_sensor
 from orchestration.resources import OnlineStoreResource
 from orchestration.served_defs import served_asset, skew_check
 from orchestration.upstream import failed_source_partitions
-from orchestration.streaming_defs import stream_asset, stream_consistency_check, stream_history_asset, stream_sensor
+from orchestration.streaming_defs import (stream_asset, stream_consistency_check, stream_history_asset,
+                                          stream_repair_job, stream_sensor)
 from serving import layout
 from serving.on_demand import select_service
 
@@ -253,12 +254,13 @@ def build_definitions(registry: Registry, settings: Settings) -> dg.Definitions:
     prepare_spark_environment(settings)
     partitions = dg.DailyPartitionsDefinition(start_date=settings.partitions_start.isoformat(), timezone="UTC")
     assets = [raw_asset(source, partitions) for source in registry.sources.values()]
-    sensors = [freshness_sensor(registry)]
+    sensors, repairs = [freshness_sensor(registry)], []
     for group in registry.groups.values():
         assets += feature_assets(registry, group, partitions)
         if group.stream is not None:
             assets += [stream_asset(registry, settings, group), stream_history_asset(registry, group)]
             sensors.append(stream_sensor(registry, settings, group))
+            repairs.append(stream_repair_job(registry, settings, group))
     for service in registry.services.values():
         assets += [service_asset(registry, service), served_asset(service, settings, partitions, BACKFILL_POLICY)]
     unpartitioned = dg.AssetSelection.key_prefixes("stream", "history")  # the streams and what they landed
@@ -272,7 +274,7 @@ def build_definitions(registry: Registry, settings: Settings) -> dg.Definitions:
                       *(freshness_check(registry, group) for group in registry.groups.values()),
                       *(skew_check(registry, service, partitions) for service in registry.services.values()),
                       *(stream_consistency_check(registry, settings, g) for g in registry.groups.values() if g.stream)],
-        jobs=[daily],
+        jobs=[daily, *repairs],
         schedules=[daily_schedule(daily, partitions, settings)],
         sensors=sensors,
         resources={

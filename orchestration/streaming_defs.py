@@ -69,6 +69,29 @@ def stream_asset(registry: Registry, settings: Settings, group: FeatureGroup) ->
     return stream
 
 
+def stream_repair_job(registry: Registry, settings: Settings, group: FeatureGroup) -> dg.JobDefinition:
+    """`<group>_stream_repair`: `featctl stream repair <group>` as a job the UI launches (streaming/repair.py):
+    the group's online values and streamed history derived again from the event log and the batch tables."""
+
+    @dg.op(name=f"{group.name}_repair", description=f"Derive {group.name}'s online values again; other groups untouched.")
+    def repair_group(context: dg.OpExecutionContext, online_store: OnlineStoreResource,
+                     spark: PySparkResource) -> dg.Output:
+        from streaming.repair import repair
+
+        result = repair(spark.spark_session, registry, settings, group, _redis_url(online_store))
+        context.log.info(f"{group.name}: {result.changed} of {result.entities} entities changed")
+        return dg.Output(None, metadata={"entities": result.entities, "changed": result.changed,
+                                         "republished": result.republished or "none"})
+
+    @dg.job(name=f"{group.name}_stream_repair",
+            description=f"Repair {group.name} v{group.version} after its online values were corrupted: republish "
+                        "its newest batch partition and restart its stream from the event log.")
+    def repair_job():
+        repair_group()
+
+    return repair_job
+
+
 def stream_consistency_check(registry: Registry, settings: Settings, group: FeatureGroup) -> dg.AssetChecksDefinition:
     """`consistency` on `stream/<group>`: the event log's newest day through batch.sql and through a fresh
     copy of the Flink job (streaming/consistency.py), with the differing values as metadata, so the asset
@@ -77,10 +100,10 @@ def stream_consistency_check(registry: Registry, settings: Settings, group: Feat
     @dg.asset_check(asset=dg.AssetKey(["stream", group.name]), name="consistency", blocking=False,
                     description=f"Batch and stream of {group.name} give the same values for the event log's newest day.")
     def consistency(spark: PySparkResource) -> dg.AssetCheckResult:
-        from streaming.bootstrap import source_partitions
+        from assets.offline_layout import table_partitions
         from streaming.consistency import check_consistency
 
-        days = source_partitions(spark.spark_session, registry.sources[group.stream.source_tables[0]])
+        days = table_partitions(spark.spark_session, registry.sources[group.stream.source_tables[0]].table)
         if not days:
             return dg.AssetCheckResult(passed=False, metadata={"reason": "the event log has no partition to replay yet"})
         report = check_consistency(spark.spark_session, registry, settings, group, days[-1])

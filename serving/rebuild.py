@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from assets.offline_layout import streamed_table
+from assets.offline_layout import streamed_table, table_partitions
 from assets.registry import Registry
 from assets.specs import FeatureGroup
 from infra.errors import PlatformError
@@ -50,13 +50,6 @@ class RebuildSummary:
     deleted_keys: int
     replayed: dict[str, tuple[str, ...]]
     kept_streamed_tables: tuple[str, ...]
-
-
-def table_partitions(spark, table: str) -> list[str]:
-    """The `ds` partitions of a Hive table, oldest first; none when the table does not exist."""
-    if not spark.catalog.tableExists(table):
-        return []
-    return sorted(row[0].split("=", 1)[1] for row in spark.sql(f"SHOW PARTITIONS {table}").collect())
 
 
 def plan_rebuild(spark, registry: Registry, days: Sequence[str] | None = None) -> RebuildPlan:

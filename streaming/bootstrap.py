@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
-from assets.offline_layout import PARTITION_COLUMN
+from assets.offline_layout import PARTITION_COLUMN, table_partitions
 from assets.registry import Registry
 from assets.specs import FeatureGroup, Source
 from infra.settings import Settings
@@ -55,17 +55,6 @@ class Bootstrap:
 
 def _record_path(settings: Settings, group: FeatureGroup) -> Path:
     return job_dir(settings, group) / "bootstrap.json"
-
-
-def source_partitions(spark, source: Source) -> list[str]:
-    """The `ds` partitions of the source's raw table, oldest first (none when the table does not exist)."""
-    from pyspark.errors import AnalysisException
-
-    try:
-        rows = spark.sql(f"SHOW PARTITIONS {source.table}").collect()
-    except AnalysisException:
-        return []
-    return sorted(row[0].split("=", 1)[1] for row in rows)
 
 
 def replayed_days(group: FeatureGroup, source: Source, partitions: list[str], through_ds: str | None) -> list[str]:
@@ -105,7 +94,7 @@ def prepare_bootstrap(spark, registry: Registry, settings: Settings, group: Feat
     and record it. Every source is replayed through the same last day (`through_ds`, else the newest
     partition any of them has), so one cutoff holds for all."""
     sources = stream_sources(registry, group)
-    partitions = {source.name: source_partitions(spark, source) for source in sources}
+    partitions = {source.name: table_partitions(spark, source.table) for source in sources}
     last = through_ds or max((days[-1] for days in partitions.values() if days), default=None)
     replayed, events = set(), 0
     for source in sources:

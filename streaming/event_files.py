@@ -1,8 +1,8 @@
 """The local stream: JSON-lines files in a watched directory, written the way Flink reads them safely.
 
-Each file appears atomically (written under a hidden temp name, then renamed), files are named in
-event-time order, and a writer producing a steady stream puts out one file per monitor interval, so the
-filesystem source never sees half a file and a backlog keeps its order as far as names go.
+Each file appears atomically (written under a hidden temp name, then renamed) and files are named in
+event-time order, so the job never sees half a file and reads the directory as a log: file after file in
+name order (runtime.create_file_lines), a backlog of waiting files included.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def write_backlog(directory: Path, source: Source, frames: Iterable[pd.DataFrame
 
 def newest_event_in(directory: Path, source: Source, max_bytes: int, max_clock_skew_seconds: int) -> datetime | None:
     """The newest event time of the valid lines in the stream files under `directory` (None: no file, or
-    no valid line): what a job starting now finds as its backlog, in whatever order Flink will read it.
+    no valid line): what a job starting now finds as its backlog.
     Lines dated more than `max_clock_skew_seconds` ahead of now are not valid (the job dead-letters them)."""
     from quality.contracts import ClockGuard, check_line
 

@@ -150,6 +150,15 @@ def job_exception(rest: str, jid: str) -> str | None:
     return one_line_cause(history[0].get("stacktrace", "")) if history else None
 
 
+def _fix_for(group: FeatureGroup, restore: str | None, output: str, log_path: Path) -> str:
+    """What to do about a job that failed as it started: a savepoint the job no longer matches (the platform's
+    job graph changed in an upgrade) is repaired from the event log; anything else is in the job's log."""
+    if restore and "Cannot map checkpoint/savepoint state" in output:
+        return (f"its state {restore} was written by a job of another shape (a platform upgrade): "
+                f"featctl stream repair {group.name} starts it afresh from the event log")
+    return f"the whole output is in {log_path}"
+
+
 def _launch(settings: Settings, group: FeatureGroup, script: Path, redis_url: str,
             restore: str | None, phase: str, replaying: int | None = None) -> JobProcess | None:
     """Start run.py on a free REST port and wait until every task runs or has finished (the replay source
@@ -184,13 +193,15 @@ def _launch(settings: Settings, group: FeatureGroup, script: Path, redis_url: st
                 output = log.read().decode(errors="replace")
             if "BindException" in output and not settings.flink_rest:
                 return None
-            raise PlatformError(f"the {group.name} job exited with status {proc.returncode}: "
-                                f"{one_line_cause(output)}", f"the whole output is in {log_path}")
+            cause = one_line_cause(output)
+            raise PlatformError(f"the {group.name} job exited with status {proc.returncode}: {cause}",
+                                _fix_for(group, restore, output, log_path))
         job = flink_job(rest, job_name(group), process.started_at - 1)
         if job and job["state"] in FAILED_STATES:
             os.killpg(proc.pid, signal.SIGKILL)
-            raise PlatformError(f"the {group.name} job failed as it started: {job_exception(rest, job['jid'])}",
-                                f"the whole output is in {log_path}")
+            cause = job_exception(rest, job["jid"]) or ""
+            raise PlatformError(f"the {group.name} job failed as it started: {cause}",
+                                _fix_for(group, restore, cause, log_path))
         if job and job["state"] == "RUNNING" and all_tasks_up(job):
             return process
         if job and job["state"] == "FINISHED" and phase == BOUNDED:

@@ -18,10 +18,10 @@ A value's time is its `as_of` (microseconds), what the online guard and the stre
 one on a day boundary carries 1 µs more, because batch partition D owns D+1 00:00 (the window before
 midnight) while the stream's value at midnight is the window after it.
 
-Events may arrive out of event-time order (the local file source reads a backlog of files in any
-order): they are merged into the tiles they belong to, and the departures the watermark has already
-passed are applied at once (their timers, behind the watermark, would never fire), so the values do not
-depend on the order files are read in.
+Events may arrive out of event-time order (a producer's clock, a late event within the allowed lateness;
+stream files are read in name order): they are merged into the tiles they belong to, and the departures
+the watermark has already passed are applied at once (their timers, behind the watermark, would never
+fire), so the final values do not depend on arrival order.
 
 An event more than the group's allowed lateness behind the watermark is dead-lettered with the reason,
 except events the job knows are complete: older than the bootstrap cutoff (replayed from the event log)

@@ -134,7 +134,7 @@ SHARED_PROCESS_MODULES = {"tests/test_cli.py": "tiny_demo", "tests/test_cluster_
 # The work units that take minutes (pytest --durations), longest first: handed out first, so the short
 # modules fill in around them instead of one long unit running alone at the end.
 LONGEST_FIRST = ("tiny_demo", "tests/test_streaming.py", "tests/test_windowed_stream.py", "dagster_ui",
-                 "tests/test_stream_bootstrap.py",
+                 "tests/test_stream_bootstrap.py", "tests/test_stream_repair.py",
                  "tests/test_consistency.py", "tests/test_joined_streams.py", "tests/operate/test_backfill.py")
 
 

@@ -159,6 +159,7 @@ def test_dg_list_defs_shows_every_asset_check_schedule_and_sensor(registry, sett
     assert sorted(c["key"] for c in listed["asset_checks"]) == sorted(k.to_user_string() for k in graph.asset_check_keys)
     assert [(s["name"], s["cron_schedule"]) for s in listed["schedules"]] == [(DAILY_JOB + "_schedule", "0 2 * * *")]
     assert sorted(s["name"] for s in listed["sensors"]) == sorted(s.name for s in direct.sensors)
-    assert [j["name"] for j in listed["jobs"]] == [DAILY_JOB]
+    assert sorted(j["name"] for j in listed["jobs"]) == sorted(
+        [DAILY_JOB, *(f"{g.name}_stream_repair" for g in registry.groups.values() if g.stream)])
     upvotes = next(a for a in listed["assets"] if a["asset_key"] == "features/user_upvotes")
     assert upvotes["owners"] == [{"team": "ranking"}] and upvotes["kinds"] == ["hive", "spark"]
