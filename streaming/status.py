@@ -130,7 +130,9 @@ def stream_status(registry: Registry, settings: Settings, group: FeatureGroup, r
         flink = {"state": "FAILED", "cause": failure_cause(settings, group)} if crashed else {"state": "STOPPED"}
     progress = stream_progress(registry, group, redis_url, settings.redis_prefix)
     last_write = last_write_time(progress)
-    lags = [input_lag_seconds(settings, source, last_write) for source in stream_sources(registry, group)]
+    # While the replay phase runs, what it writes is the event log's: the live files since it started all wait.
+    reflected = (datetime.fromtimestamp(process.started_at, timezone.utc) if flink.get("replayed") else last_write)
+    lags = [input_lag_seconds(settings, source, reflected) for source in stream_sources(registry, group)]
     return StreamStatus(
         group=group.name, state=flink["state"], records_in=flink.get("records_in"),
         rows_written=progress.get("rows_written", 0), rows_refused_ahead=progress.get("rows_refused_ahead", 0),

@@ -167,9 +167,8 @@ def test_streams_started_while_live_events_flow_never_serve_a_value_their_events
             group = registry.groups[name]
 
             def on_replay(read: int, total: int, name: str = name, group=group) -> None:
-                if not replayed.get(name):  # while it replays, status says so, with its progress
-                    replayed[name] = [stream_status(registry, own, group, redis_url)]
-                replayed[name].append((read, total))
+                # While it replays, status says so, with its progress and how long live input has waited.
+                replayed.setdefault(name, []).append((read, total, stream_status(registry, own, group, redis_url)))
             live_from[name] = runner.start(registry, own, group, redis_url, spark=spark, on_replay=on_replay).started_at
         time.sleep(20)  # the live jobs catch up and carry on
         writer.done.set()
@@ -190,9 +189,10 @@ def test_streams_started_while_live_events_flow_never_serve_a_value_their_events
             runner.kill(own, registry.groups[name])
 
     for name in GROUPS:
-        status, *progress = replayed[name]
-        assert status.state == "BOOTSTRAPPING" and status.replayed[1] == progress[-1][1] > 0, status
-        assert progress[-1][0] == progress[-1][1], progress  # the whole replay was read before the live job
+        (_, total, status), *_, (read, _, last) = replayed[name]
+        assert status.state == "BOOTSTRAPPING" and status.replayed[1] == total > 0, status
+        assert read == total, replayed[name]  # the whole replay was read before the live job
+        assert last.lag_seconds > 1, last  # the live files written meanwhile wait, and status says for how long
 
     def truth(name: str, user: int, stamp: datetime) -> tuple | None:
         if stamp == CUTOFF:  # the batch value of the last logged day
