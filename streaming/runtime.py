@@ -205,7 +205,7 @@ def create_file_lines(t_env: StreamTableEnvironment, name: str, directory: str, 
         builder.monitor_continuously(Duration.of_millis(int(watch_seconds * 1000)))
     source = builder.set_split_assigner(FileSplitAssignerProvider(provider)).build()
     env = StreamExecutionEnvironment(t_env._j_tenv.execEnv())
-    lines = env.from_source(source, WatermarkStrategy.no_watermarks(), name, type_info=Types.STRING())
+    lines = env.from_source(source, WatermarkStrategy.no_watermarks(), name, type_info=Types.STRING()).uid(name)
     t_env.create_temporary_view(f"{name}__text", t_env.from_data_stream(lines))
     t_env.create_temporary_view(name, t_env.sql_query(f"SELECT ENCODE(f0, 'ISO-8859-1') AS line FROM `{name}__text`"))
 
@@ -274,6 +274,7 @@ class WindowOperator(KeyedProcessFunction):
         self.state = None
 
     def open(self, runtime_context):
+        # One value per entity: EntityWindows.to_state, plain values with a format version (Flink pickles them).
         self.state = runtime_context.get_state(ValueStateDescriptor("windows", Types.PICKLED_BYTE_ARRAY()))
 
     def _record(self, value) -> str:
@@ -298,7 +299,8 @@ class WindowOperator(KeyedProcessFunction):
                             f"{from_us(watermark * 1000)}, more than the allowed lateness of "
                             f"{self.plan.allowed_lateness_ms / 1000:.0f} s", self._record(value))
             return
-        windows = self.state.value() or EntityWindows(self.plan)
+        stored = self.state.value()
+        windows = EntityWindows(self.plan) if stored is None else EntityWindows.from_state(stored)
         new_tile = self.plan.bucket(time_us) not in windows.tiles
         bucket = windows.add(self.plan, time_us, inputs)
         windows.catch_up(self.plan, watermark * 1000)
@@ -310,7 +312,8 @@ class WindowOperator(KeyedProcessFunction):
     def on_timer(self, timestamp, ctx):
         if self.end_of_input_us is not None and timestamp * 1000 >= self.end_of_input_us:
             return  # a bounded job's input ended: the last watermark fires every timer, time stops at the cutoff
-        windows = self.state.value()
+        stored = self.state.value()
+        windows = None if stored is None else EntityWindows.from_state(stored)
         if windows is None or not windows.advance(self.plan, timestamp * 1000):
             return
         yield self._emit(ctx.get_current_key(), windows)
@@ -321,7 +324,7 @@ class WindowOperator(KeyedProcessFunction):
         if windows.empty:
             self.state.clear()
         else:
-            self.state.update(windows)
+            self.state.update(windows.to_state())
 
 
 def create_windowed_features(t_env: StreamTableEnvironment, name: str, events_view: str, plan: WindowPlan,
@@ -343,7 +346,8 @@ def create_windowed_features(t_env: StreamTableEnvironment, name: str, events_vi
     dtypes = [key_dtype, *(f.dtype for f in plan.features), "timestamp"]
     types = [Types.LONG() if dtype == "timestamp" else _DATASTREAM_TYPES[dtype] for dtype in dtypes]
     features = (events.key_by(lambda row: row[0], key_type=_DATASTREAM_TYPES[key_dtype])
-                .process(WindowOperator(plan, complete_before, end_of_input, texts), output_type=Types.ROW_NAMED(names, types)))
+                .process(WindowOperator(plan, complete_before, end_of_input, texts), output_type=Types.ROW_NAMED(names, types))
+                .uid(f"{name}__window_operator"))  # its state maps by this name, whatever the graph around it
     t_env.create_temporary_view(f"{name}__emitted", t_env.from_data_stream(features))
     t_env.create_temporary_view(name, t_env.sql_query("SELECT " + ", ".join(
         f"CAST(TO_TIMESTAMP_LTZ(`{column}`, 6) AS TIMESTAMP(6)) AS `{column}`" if dtype == "timestamp" else f"`{column}`"

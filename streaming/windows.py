@@ -36,6 +36,9 @@ from typing import Any
 from assets.aggregations import DAY_US, WindowPlan
 
 EPOCH = datetime(1970, 1, 1)
+# The layout of an entity's stored state (EntityWindows.to_state). A new layout raises this and adds a reader
+# of the old one to from_state, so a savepoint written before an upgrade restores into the job after it.
+STATE_FORMAT = 1
 
 
 def to_us(value: datetime) -> int:
@@ -48,7 +51,7 @@ def from_us(value: int) -> datetime:
 
 
 class EntityWindows:
-    """One entity's tiles and distinct items: plain Python state, pickled into one Flink ValueState."""
+    """One entity's tiles and distinct items, stored by the window operator as plain values (to_state)."""
 
     def __init__(self, plan: WindowPlan):
         self.as_of = -1
@@ -57,6 +60,26 @@ class EntityWindows:
         self.items: dict[int, dict[Any, int]] = {i: {} for i, f in enumerate(plan.features)
                                                   if f.operation == "count_distinct"}
         self.kept: dict[int, Any] = {}  # per `keep` aggregate: its last value over a window that held input
+
+    def to_state(self) -> dict:
+        """What the window operator stores for the entity: numbers, strings, dates, lists, tuples and dicts
+        only, with the format version; no class of the platform's, so a savepoint stays readable whatever
+        this class becomes. The dicts are the live ones (no copy per event)."""
+        return {"format": STATE_FORMAT, "as_of": self.as_of, "tiles": self.tiles, "items": self.items,
+                "kept": self.kept}
+
+    @classmethod
+    def from_state(cls, state) -> EntityWindows:
+        """The windows an operator stored (to_state). Any other stored value (another format, or the object
+        itself as jobs stored it before formats) is refused with the command that derives the state again."""
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            found = state.get("format") if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"window state of format {found!r}, this platform reads format {STATE_FORMAT}: "
+                             "featctl stream repair <group> derives the group's state again from the event log")
+        windows = cls.__new__(cls)
+        windows.as_of, windows.tiles, windows.items, windows.kept = (state["as_of"], state["tiles"], state["items"],
+                                                                     state["kept"])
+        return windows
 
     def add(self, plan: WindowPlan, time_us: int, inputs: tuple) -> int:
         """Merge one event (its event time and input values); returns its bucket start."""
