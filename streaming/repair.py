@@ -24,9 +24,7 @@ from infra.settings import Settings
 from serving import layout
 from serving.online_store import OnlineStore, WritePlan, connect
 from streaming import runner
-from streaming.codegen import job_dir, stream_sources
-from streaming.connectors import stream_directory
-from streaming.event_files import newest_event_in
+from streaming.codegen import job_dir
 from streaming.windows import to_us
 
 CATCH_UP_TIMEOUT_S = 600
@@ -85,9 +83,7 @@ def _wait_caught_up(registry: Registry, settings: Settings, group: FeatureGroup,
     """Until the injector has landed the newest valid event waiting in the group's live input (local profile)."""
     if settings.kafka_bootstrap_servers:
         return
-    newest = [newest_event_in(stream_directory(settings, source), source, settings.stream_max_line_bytes,
-                              settings.max_clock_skew_seconds) for source in stream_sources(registry, group)]
-    newest = max(filter(None, newest), default=None)
+    newest = runner.newest_live_event(registry, settings, group)
     bootstrap = runner.recorded_bootstrap(settings, group)
     if newest is None or (bootstrap and bootstrap.cutoff and newest < bootstrap.cutoff):
         return  # nothing live from the cutoff on: the batch values stand

@@ -19,7 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable
 
@@ -236,16 +236,19 @@ def start(registry: Registry, settings: Settings, group: FeatureGroup, redis_url
         restore = replay_first(registry, settings, group, redis_url, bootstrap, on_replay)
     backlog_until = None
     if not settings.kafka_bootstrap_servers:  # the watched directories must exist before the sources list them
-        newest = []
         for source in stream_sources(registry, group):
-            directory = stream_directory(settings, source)
-            directory.mkdir(parents=True, exist_ok=True)
-            if group.aggregations:
-                newest.append(newest_event_in(directory, source, settings.stream_max_line_bytes,
-                                              settings.max_clock_skew_seconds))
-        newest = max(filter(None, newest), default=None)
+            stream_directory(settings, source).mkdir(parents=True, exist_ok=True)
+        newest = newest_live_event(registry, settings, group) if group.aggregations else None
         backlog_until = f"{newest + timedelta(microseconds=1):%Y-%m-%d %H:%M:%S.%f}" if newest else None
     return _launch_job(registry, settings, group, redis_url, cutoff, backlog_until, restore, LIVE)
+
+
+def newest_live_event(registry: Registry, settings: Settings, group: FeatureGroup) -> datetime | None:
+    """The newest valid event time waiting in the group's watched stream directories (local profile); None
+    when there is none."""
+    return max(filter(None, (newest_event_in(stream_directory(settings, source), source,
+                                             settings.stream_max_line_bytes, settings.max_clock_skew_seconds)
+                             for source in stream_sources(registry, group))), default=None)
 
 
 def _launch_job(registry: Registry, settings: Settings, group: FeatureGroup, redis_url: str, cutoff: str | None,
