@@ -301,6 +301,9 @@ class WindowOperator(KeyedProcessFunction):
             return
         stored = self.state.value()
         windows = EntityWindows(self.plan) if stored is None else EntityWindows.from_state(stored)
+        for leaving in windows.departures_before(self.plan, time_us):  # timers the watermark has not fired yet
+            windows.advance(self.plan, leaving)
+            yield self._emit(key, windows)
         new_tile = self.plan.bucket(time_us) not in windows.tiles
         bucket = windows.add(self.plan, time_us, inputs)
         windows.catch_up(self.plan, watermark * 1000)

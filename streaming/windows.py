@@ -163,6 +163,15 @@ class EntityWindows:
         due = [leaving for bucket in self.tiles for leaving in leaving_times(plan, bucket) if leaving <= watermark_us]
         return self.advance(plan, max(due))
 
+    def departures_before(self, plan: WindowPlan, time_us: int) -> list[int]:
+        """The tile departures after `as_of` and before an event at `time_us`, in order. The operator emits
+        the values at each before the event's own, as its timers would have had the watermark passed them
+        first: what the entity held, and so the streamed history, does not depend on when watermarks come."""
+        if not self.tiles or plan.bucket(time_us) <= plan.bucket(self.as_of):
+            return []  # the usual case: no bucket boundary (all leaving times are one) between the two
+        return sorted({leaving for bucket in self.tiles for leaving in leaving_times(plan, bucket)
+                       if self.as_of < leaving < time_us})
+
     @property
     def empty(self) -> bool:
         return not self.tiles

@@ -72,6 +72,42 @@ def test_a_quiet_entity_falls_to_the_empty_values_as_its_tiles_leave(registry):
     assert counts == sorted(counts, reverse=True) and counts[0] > 0  # once quiet, it only went down
 
 
+def _emitted(plan: WindowPlan, events: list[dict], watermark_first: bool) -> list[tuple]:
+    """The (value time, values) rows the operator emits for one entity's in-order events, its timers fired
+    before each event (the watermark came first) or only at the end (the events came first)."""
+    windows, timers, rows = EntityWindows(plan), set(), []
+
+    def fire_until(now_us: int) -> None:
+        for timer in sorted(t for t in timers if t <= now_us):
+            timers.discard(timer)
+            if windows.advance(plan, timer):
+                rows.append((windows.value_time(), _values(plan, windows)))
+    for event in events:
+        time_us = to_us(event["event_time"])
+        if watermark_first:
+            fire_until(time_us - 1)
+        for leaving in windows.departures_before(plan, time_us):
+            windows.advance(plan, leaving)
+            rows.append((windows.value_time(), _values(plan, windows)))
+        timers.update(leaving_times(plan, windows.add(plan, time_us, _inputs(plan, event))))
+        rows.append((windows.value_time(), _values(plan, windows)))
+    fire_until(2 ** 62)
+    return rows
+
+
+def test_an_entity_emits_the_same_values_whether_the_watermark_or_its_next_event_comes_first(registry):
+    """Every tile departure is a row of its own, at its time and with the values a plain count gives there,
+    whether a timer emitted it or the entity's next event did: the streamed history does not depend on
+    when watermarks arrive."""
+    plan = _plan(registry)
+    events = sorted((e for e in _events(seed=5, count=300, days=20) if e["user_id"] == 2), key=lambda e: e["event_time"])
+    rows = _emitted(plan, events, watermark_first=False)
+    assert rows == _emitted(plan, events, watermark_first=True)
+    assert len(rows) > len(events)  # departures between events and after the last one
+    for time_us, values in rows:
+        assert values == user_upvotes_at(events, from_us(time_us))[2], from_us(time_us)
+
+
 def test_an_event_older_than_the_newest_is_merged_into_the_windows_that_cover_it(registry):
     plan = _plan(registry)
     windows = EntityWindows(plan)
