@@ -14,6 +14,7 @@ right after t's bucket minus w. Both share the bucket boundaries, so at the end 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 from assets.dtypes import FLINK_TYPES
 from assets.specs import Feature, FeatureGroup, Source, format_duration
@@ -77,8 +78,9 @@ class WindowPlan:
             replace(f, dtype="int64" if f.operation in ("count", "count_distinct") else input_dtypes[self.inputs[f.input]])
             for f in self.features))
 
-    @property
+    @cached_property
     def windows_us(self) -> tuple[int, ...]:
+        """The distinct window lengths, shortest first (read for every tile an event touches: computed once)."""
         return tuple(sorted({f.window_us for f in self.features}))
 
     def bucket(self, time_us: int) -> int:

@@ -32,7 +32,11 @@ def stream_build(group: str) -> None:
 def stream_run(groups: tuple[str, ...], every: bool) -> None:
     """Start (or resume from its last savepoint/checkpoint) each group's job on the local mini-cluster.
 
-    The first start replays the group's window of the event log, so the stream continues the batch values."""
+    The first start replays the group's window of the event log, so the stream continues the batch values.
+    Several groups start at once, each in its own JVM (with cores to spare, in about the time of the slowest);
+    each line says when one runs, and a group that fails to start does not stop the others."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from infra.spark import spark_session
     from streaming.runner import latest_restore_point, running_job, start
 
@@ -41,19 +45,39 @@ def stream_run(groups: tuple[str, ...], every: bool) -> None:
         raise PlatformError("name the groups to start, or pass --all (not both)", "featctl stream run --all")
     selected = ([g for g in registry.groups.values() if g.stream and not running_job(settings, g)] if every
                 else [registry.group(g) for g in groups])
-    url = _stream_redis_url(settings)
-    for spec in selected:
-        first = latest_restore_point(settings, spec) is None  # a first start replays the event log (Spark)
-        with console.status(f"starting the {spec.name} stream" + (", replaying the event log first" if first else "")) as shown:
-            def replayed(read: int, total: int, name: str = spec.name) -> None:
-                shown.update(f"{name}: BOOTSTRAPPING, replayed {read:,} of {total:,} events of the event log "
-                             "(readers get the batch values until the live job takes over)")
-            process = start(registry, settings, spec, url, spark=spark_session(settings) if first else None,
-                            on_replay=replayed)
-        resumed = f", resumed from {process.restored_from}" if process.restored_from else ""
-        console.print(f"{spec.name}: RUNNING (pid {process.pid}, Flink REST http://{process.rest}{resumed})")
     if every and not selected:
         console.print("every stream is running already (featctl stream status)")
+        return
+    url = _stream_redis_url(settings)
+    first = {g.name for g in selected if latest_restore_point(settings, g) is None}  # these replay the event log
+    spark = spark_session(settings) if first else None
+    states = {g.name: "starting" + (", replaying the event log first" if g.name in first else "") for g in selected}
+    with console.status("") as shown:
+        def show(name: str, state: str | None) -> None:
+            if state is None:
+                states.pop(name)
+            else:
+                states[name] = state
+            shown.update("; ".join(f"{n}: {s}" for n, s in states.items())
+                         + (" (readers get the batch values until each live job takes over)" if first else ""))
+
+        def start_one(spec) -> None:
+            process = start(registry, settings, spec, url, spark=spark if spec.name in first else None,
+                            on_replay=lambda read, total: show(spec.name, f"BOOTSTRAPPING, replayed {read:,} of "
+                                                                          f"{total:,} events of the event log"))
+            show(spec.name, None)
+            resumed = f", resumed from {process.restored_from}" if process.restored_from else ""
+            console.print(f"{spec.name}: RUNNING (pid {process.pid}, Flink REST http://{process.rest}{resumed})")
+
+        show(selected[0].name, states[selected[0].name])
+        with ThreadPoolExecutor(max_workers=len(selected)) as pool:
+            started = {spec.name: pool.submit(start_one, spec) for spec in selected}
+    failed = {name: future.exception() for name, future in started.items() if future.exception() is not None}
+    for error in failed.values():  # a bug keeps its traceback; one failed start is its own error
+        if len(failed) == 1 or not isinstance(error, PlatformError):
+            raise error
+    if failed:
+        raise PlatformError("; ".join(f"{name}: {error}" for name, error in failed.items()))
 
 @stream.command("history")
 @click.argument("groups", nargs=-1)

@@ -158,10 +158,10 @@ class EntityWindows:
     def catch_up(self, plan: WindowPlan, watermark_us: int) -> bool:
         """Apply every tile departure the watermark has passed, as the timers would have: an event read out
         of file order registers timers behind the watermark, which never fire. Returns whether it moved."""
-        if not self.tiles or min(self.tiles) + plan.windows_us[0] > watermark_us:
-            return False  # the usual case, events in order: no tile has left a window the watermark passed
+        if watermark_us <= self.as_of or not self.tiles:
+            return False  # the usual case, events in order: every departure the watermark passed is applied
         due = [leaving for bucket in self.tiles for leaving in leaving_times(plan, bucket) if leaving <= watermark_us]
-        return self.advance(plan, max(due))
+        return bool(due) and self.advance(plan, max(due))
 
     def departures_before(self, plan: WindowPlan, time_us: int) -> list[int]:
         """The tile departures after `as_of` and before an event at `time_us`, in order. The operator emits
