@@ -39,6 +39,7 @@ def stream_run(groups: tuple[str, ...], every: bool) -> None:
 
     from infra.spark import spark_session
     from streaming.runner import latest_restore_point, running_job, start
+    from streaming.status import replay_text
 
     settings, registry = load_platform()
     if every == bool(groups):
@@ -63,8 +64,8 @@ def stream_run(groups: tuple[str, ...], every: bool) -> None:
 
         def start_one(spec) -> None:
             process = start(registry, settings, spec, url, spark=spark if spec.name in first else None,
-                            on_replay=lambda read, total: show(spec.name, f"BOOTSTRAPPING, replayed {read:,} of "
-                                                                          f"{total:,} events of the event log"))
+                            on_replay=lambda read, total, left: show(spec.name, "BOOTSTRAPPING, " + replay_text(
+                                read, total, left)))
             show(spec.name, None)
             resumed = f", resumed from {process.restored_from}" if process.restored_from else ""
             console.print(f"{spec.name}: RUNNING (pid {process.pid}, Flink REST http://{process.rest}{resumed})")
@@ -113,7 +114,7 @@ def stream_status_command(groups: tuple[str, ...]) -> None:
             if s.cause:
                 causes.append(f"{s.group} {s.state}: {s.cause}")
             when = lambda t: t.strftime("%Y-%m-%d %H:%M:%S") if t else "-"  # noqa: E731
-            state = f"{s.state} ({s.replayed[0]:,} of {s.replayed[1]:,} replayed)" if s.replayed else s.state
+            state = f"{s.state} ({s.bootstrap_progress()})" if s.replayed else s.state
             table.add_row(s.group, state, "-" if s.records_in is None else f"{s.records_in:,}",
                           f"{s.rows_written:,}", f"{s.rows_refused_ahead:,}", when(s.max_event_time),
                           when(s.watermark), when(s.last_checkpoint),

@@ -236,7 +236,7 @@ def stream_sensor(registry: Registry, settings: Settings, group: FeatureGroup) -
             "max_event_time": str(status.max_event_time or "-"), "healthy": not alerts,
             "problems": "; ".join(a.message() for a in alerts) or "none", "cause": status.cause or "-",
             "crashes_in_a_row": crashes.get("crashes", 0) if status.state == "FAILED" else 0,
-            "replayed": f"{status.replayed[0]:,} of {status.replayed[1]:,} events" if status.replayed else "-",
+            "replayed": status.bootstrap_progress() or "-",
         }
         for alert in alerts:
             sinks.send(alert, context.log)

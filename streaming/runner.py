@@ -213,7 +213,7 @@ def _launch(settings: Settings, group: FeatureGroup, script: Path, redis_url: st
 
 
 def start(registry: Registry, settings: Settings, group: FeatureGroup, redis_url: str, spark=None,
-          bounded: bool = False, on_replay: Callable[[int, int], None] | None = None) -> JobProcess:
+          bounded: bool = False, on_replay: Callable[[int, int, float | None], None] | None = None) -> JobProcess:
     """Build run.py and launch it, resuming from the newest savepoint/checkpoint; wait until RUNNING.
 
     A first start (nothing to resume) with a Spark session replays the event log first, so the stream
@@ -264,7 +264,7 @@ def _launch_job(registry: Registry, settings: Settings, group: FeatureGroup, red
 
 
 def replay_first(registry: Registry, settings: Settings, group: FeatureGroup, redis_url: str, bootstrap,
-                 on_replay: Callable[[int, int], None] | None = None) -> str:
+                 on_replay: Callable[[int, int, float | None], None] | None = None) -> str:
     """A first start's replay phase: the job with the event-log export as its only input (its live source
     an empty directory, so its graph and state are the live job's) runs until the export's bounded source
     has read everything, then stops with a savepoint, the state the live job resumes from (returned).
@@ -272,7 +272,8 @@ def replay_first(registry: Registry, settings: Settings, group: FeatureGroup, re
     Live events wait in the stream meanwhile and are counted right after, as a backlog; readers get the
     batch values until then (the replayed values are older than them: the guard keeps the batch's). A
     replay phase stopped midway leaves no restore point (its checkpoints are kept apart): the next start
-    replays again. `on_replay(read, total)` is told how many events the replay has read.
+    replays again. `on_replay(read, total, seconds_left)` is told how many events the replay has read and
+    about how long it has left (replay_seconds_left).
     """
     process = _launch_job(registry, settings, group, redis_url, bootstrap.cutoff_text, None, None, REPLAY,
                           replaying=bootstrap.events)
@@ -288,13 +289,14 @@ def replay_first(registry: Registry, settings: Settings, group: FeatureGroup, re
         if progress.read != read:
             read, moved_at = progress.read, time.monotonic()
             if on_replay:
-                on_replay(read, bootstrap.events)
+                on_replay(read, bootstrap.events,
+                          replay_seconds_left(read, bootstrap.events, time.time() - process.started_at))
         elif time.monotonic() - moved_at > REPLAY_STALL_S:
             raise PlatformError(f"the {group.name} replay read nothing for {REPLAY_STALL_S} s (at {read} of "
                                 f"{bootstrap.events} events)", "featctl stream kill, then see its job.log")
         time.sleep(1)
     if on_replay:
-        on_replay(bootstrap.events, bootstrap.events)
+        on_replay(bootstrap.events, bootstrap.events, 0.0)
     return stop(settings, group)
 
 
@@ -304,6 +306,14 @@ class ReplayProgress:
 
     read: int
     finished: bool
+
+
+def replay_seconds_left(read: int, total: int, elapsed_s: float) -> float | None:
+    """The replay's time left at the rate it has read so far (`read` of `total` events in `elapsed_s`); None
+    before it has read anything."""
+    if read <= 0 or elapsed_s <= 0:
+        return None
+    return max(0, total - read) * elapsed_s / read
 
 
 def replay_progress(rest: str, jid: str) -> ReplayProgress:

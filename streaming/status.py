@@ -17,7 +17,7 @@ from serving.online_store import OnlineStore, WritePlan, connect
 from streaming.codegen import job_dir, job_name, stream_sources
 from streaming.connectors import stream_directory
 from streaming.runner import (all_tasks_up, failure_cause, flink_job, job_exception, last_job, replay_progress,
-                              rest_call, running_job)
+                              replay_seconds_left, rest_call, running_job)
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,24 @@ class StreamStatus:
     lag_seconds: float | None           # age of the oldest input not yet reflected in Redis (0: caught up)
     cause: str | None = None            # why the job failed or restarts, one line (None when it runs well)
     replayed: tuple[int, int] | None = None  # BOOTSTRAPPING: events of the event log replayed, of how many
+    replay_seconds_left: float | None = None  # BOOTSTRAPPING: at the rate replayed so far (None: nothing read yet)
+
+    def bootstrap_progress(self) -> str | None:
+        """'102,649 of 420,000 replayed, about 4 min left' while the stream bootstraps, else None."""
+        return None if self.replayed is None else replay_text(*self.replayed, self.replay_seconds_left)
+
+
+def replay_text(read: int, total: int, seconds_left: float | None) -> str:
+    """A replay's progress for people: '102,649 of 420,000 replayed, about 4 min left'."""
+    return f"{read:,} of {total:,} replayed" + ("" if seconds_left is None else f", about {duration_text(seconds_left)} left")
+
+
+def duration_text(seconds: float) -> str:
+    """A rough duration for people: '40 s', '4 min', '2 h 5 min'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
 
 
 def _millis(value) -> datetime | None:
@@ -61,9 +79,10 @@ def _vertex_metric(rest: str, jid: str, vertex: str, metric: str) -> float:
     return sum(v["sum"] for v in values)
 
 
-def _flink_details(rest: str, name: str, replaying: int | None) -> dict:
+def _flink_details(rest: str, name: str, replaying: int | None, started_at: float) -> dict:
     """State, records read, watermark and last completed checkpoint of the job `name`, from Flink's REST API;
-    for a replay phase (`replaying` events), BOOTSTRAPPING and how many it has read."""
+    for a replay phase (`replaying` events, its process started at `started_at`), BOOTSTRAPPING, how many it
+    has read and about how long it has left."""
     job = flink_job(rest, name)
     if job is None:
         return {"state": "UNREACHABLE"}
@@ -75,7 +94,9 @@ def _flink_details(rest: str, name: str, replaying: int | None) -> dict:
     try:
         jid = job["jid"]
         if replaying is not None and details["state"] == "RUNNING":
-            details.update(state="BOOTSTRAPPING", replayed=(replay_progress(rest, jid).read, replaying))
+            read = replay_progress(rest, jid).read
+            details.update(state="BOOTSTRAPPING", replayed=(read, replaying),
+                           replay_seconds_left=replay_seconds_left(read, replaying, time.time() - started_at))
         vertices = rest_call(rest, f"/jobs/{jid}")["vertices"]
         lines = [v for v in vertices if "__lines" in v["name"]]  # every raw record, valid or not
         details["records_in"] = int(sum(_vertex_metric(rest, jid, v["id"], "numRecordsIn") for v in lines))
@@ -123,7 +144,7 @@ def stream_status(registry: Registry, settings: Settings, group: FeatureGroup, r
     """The group's stream status now."""
     process = running_job(settings, group)
     if process is not None:
-        flink = _flink_details(process.rest, job_name(group), process.replaying)
+        flink = _flink_details(process.rest, job_name(group), process.replaying, process.started_at)
     else:
         last = last_job(settings, group)
         crashed = last is not None and not last.stopped
@@ -141,4 +162,4 @@ def stream_status(registry: Registry, settings: Settings, group: FeatureGroup, r
         max_event_time=micros_to_datetime(progress["max_event_time"]) if progress.get("max_event_time") else None,
         watermark=flink.get("watermark"), last_checkpoint=flink.get("last_checkpoint"),
         checkpoint_path=flink.get("checkpoint_path"), dead_letters=count_dead_letters(settings, group),
-        cause=flink.get("cause"), replayed=flink.get("replayed"))
+        cause=flink.get("cause"), replayed=flink.get("replayed"), replay_seconds_left=flink.get("replay_seconds_left"))

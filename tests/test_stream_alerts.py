@@ -42,6 +42,26 @@ def test_problems_by_state_and_lag(registry):
         f"user_activity stream FAILED {MAX_CRASHES_WITHOUT_PROGRESS} times in a row without writing a row")
 
 
+def test_a_bootstrapping_stream_raises_no_alert_and_says_how_far_it_is_and_how_long_it_has_left(registry):
+    """A first start replaying the event log is not a problem (readers get the batch values); its progress
+    and time left at the rate so far are what status, `stream run` and the sensor's metadata show."""
+    from dataclasses import replace
+
+    from streaming.runner import replay_seconds_left
+
+    group = registry.groups["user_activity"]
+    left = replay_seconds_left(105_000, 420_000, 100.0)  # a quarter in 100 s: 300 s to go
+    status = replace(_status("BOOTSTRAPPING", lag=40), replayed=(105_000, 420_000), replay_seconds_left=left)
+    assert stream_alerts(group, _job(1000.0), status) == []
+    assert status.bootstrap_progress() == "105,000 of 420,000 replayed, about 5 min left"
+    assert replay_seconds_left(0, 420_000, 15.0) is None  # the job is still starting: no rate yet
+    assert replace(status, replayed=(0, 420_000), replay_seconds_left=None).bootstrap_progress() == "0 of 420,000 replayed"
+    near_the_end = replace(status, replayed=(400_000, 420_000),
+                           replay_seconds_left=replay_seconds_left(400_000, 420_000, 400.0))
+    assert near_the_end.bootstrap_progress() == "400,000 of 420,000 replayed, about 20 s left"
+    assert _status("RUNNING").bootstrap_progress() is None
+
+
 def test_crashes_count_once_per_launch_and_only_in_a_row_without_progress():
     at = datetime(2026, 1, 3, 10, 0)
     record = {}

@@ -166,9 +166,10 @@ def test_streams_started_while_live_events_flow_never_serve_a_value_their_events
         for name in GROUPS:
             group = registry.groups[name]
 
-            def on_replay(read: int, total: int, name: str = name, group=group) -> None:
-                # While it replays, status says so, with its progress and how long live input has waited.
-                replayed.setdefault(name, []).append((read, total, stream_status(registry, own, group, redis_url)))
+            def on_replay(read: int, total: int, left: float | None, name: str = name, group=group) -> None:
+                # While it replays, status says so, with its progress, its time left and how long live input
+                # has waited.
+                replayed.setdefault(name, []).append((read, total, left, stream_status(registry, own, group, redis_url)))
             live_from[name] = runner.start(registry, own, group, redis_url, spark=spark, on_replay=on_replay).started_at
         time.sleep(20)  # the live jobs catch up and carry on
         writer.done.set()
@@ -189,10 +190,12 @@ def test_streams_started_while_live_events_flow_never_serve_a_value_their_events
             runner.kill(own, registry.groups[name])
 
     for name in GROUPS:
-        (_, total, status), *_, (read, _, last) = replayed[name]
+        (_, total, _, status), *_, (read, _, left, last) = replayed[name]
         assert status.state == "BOOTSTRAPPING" and status.replayed[1] == total > 0, status
-        assert read == total, replayed[name]  # the whole replay was read before the live job
+        assert (read, left) == (total, 0), replayed[name]  # the whole replay was read before the live job
         assert last.lag_seconds > 1, last  # the live files written meanwhile wait, and status says for how long
+        assert last.state == "BOOTSTRAPPING" and last.bootstrap_progress() == f"{total:,} of {total:,} replayed, about 0 s left"
+        assert all(s.replay_seconds_left >= 0 for r, _, _, s in replayed[name] if s.replayed and s.replayed[0] > 0)
 
     def truth(name: str, user: int, stamp: datetime) -> tuple | None:
         if stamp == CUTOFF:  # the batch value of the last logged day
