@@ -15,8 +15,8 @@ that time are as late as it is long.
               last), the hand-over (savepoint, then the live job's start) and the backlog: until every probe
               written before the live job ran is in Redis. Time to exact values = the sum.
   freshness   per probe, the time from its file's rename to its first feature appearing in Redis: for probes
-              written during the bootstrap, beside the baseline of probes written in the AFTER_S s after the
-              hand-over (the same job, steady state).
+              written during the bootstrap and while the live job read the backlog, beside the baseline of
+              probes written in the AFTER_S s once values were exact (the same job, steady state).
 
 Guard: every probe appears, and each probe user's first feature is 1 (one upvote, counted once). Progress goes
 to stderr, the table to stdout; the exit status is 1 when the guard failed.
@@ -56,6 +56,8 @@ PROBE_BASE = 1_000_000_000   # probe user ids: far above LiveUpvotes' 0 .. users
 FILE_INTERVAL_S = 0.5
 POLL_S = 0.05                # Redis poll period of the probe watcher
 PROBE_TIMEOUT_S = 120        # after the writer stopped: time allowed for the last probes
+# When a probe was written: before the live job ran, while it read the backlog, once values were exact.
+PHASES = ("bootstrap", "backlog", "steady")
 FEATCTL = str(Path(sys.executable).parent / "featctl")
 
 
@@ -65,14 +67,14 @@ def log(message: str) -> None:
 
 class Writer(threading.Thread):
     """Appends `rate` upvotes/s as a file every FILE_INTERVAL_S s, each ending with a probe; notes each probe's
-    rename time and whether the live job was running when it was written."""
+    rename time and the phase it was written in (PHASES)."""
 
     def __init__(self, directory: Path, rate: float):
         super().__init__(daemon=True)
         self.live = LiveUpvotes(directory, rate=rate, seed=20261207)
         self.directory, self.rate = directory, rate
-        self.probes: list[tuple[int, float, bool]] = []  # (probe user, renamed at, written after the hand-over)
-        self.handed_over = threading.Event()
+        self.probes: list[tuple[int, float, str]] = []  # (probe user, renamed at, phase)
+        self.phase = PHASES[0]
         self.done = threading.Event()
         self.events = 0
 
@@ -85,16 +87,16 @@ class Writer(threading.Thread):
             user = PROBE_BASE + tick
             lines.append(json.dumps({"event_id": f"probe-{tick}", "user_id": user, "post_id": tick,
                                      "event_time": now.strftime(TIMESTAMP_FORMAT)}, separators=(",", ":")))
-            after = self.handed_over.is_set()
+            phase = self.phase
             write_file(self.directory, f"{now:%Y%m%dT%H%M%S%f}-bench", lines)
-            self.probes.append((user, time.time(), after))
+            self.probes.append((user, time.time(), phase))
             self.events += len(lines)
             tick += 1
 
 
 def seen_times(client: redis.Redis, plan: WritePlan, writer: Writer, seen: dict[int, float]) -> None:
     """Note the time each probe written so far first shows its first feature in Redis."""
-    pending = [user for user, _at, _after in list(writer.probes) if user not in seen]
+    pending = [user for user, _at, _phase in list(writer.probes) if user not in seen]
     if not pending:
         return
     pipe = client.pipeline(transaction=False)
@@ -118,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", default="demo", help="event log size (featctl events generate --size)")
     parser.add_argument("--days", type=int, default=7, help="days of event log before today (default 7)")
     parser.add_argument("--rate", type=float, default=200, help="live upvotes/s during the run (default 200)")
-    parser.add_argument("--after", type=float, default=60, help="seconds of steady state after the hand-over")
+    parser.add_argument("--after", type=float, default=60, help="seconds of steady state once values are exact")
     parser.add_argument("--group", default="user_upvotes")
     args = parser.parse_args(argv)
     registry = load_registry()
@@ -152,13 +154,14 @@ def main(argv: list[str] | None = None) -> None:
         try:
             runner.start(registry, settings, group, url, spark=spark, on_replay=on_replay)
             running = time.monotonic()
-            writer.handed_over.set()
+            writer.phase = "backlog"
             log(f"live job RUNNING after {running - began:.0f} s; waiting for the backlog")
-            backlog = [user for user, _at, after in writer.probes if not after]
+            backlog = [user for user, _at, phase in writer.probes if phase == "bootstrap"]
             while not all(user in seen for user in backlog) and time.monotonic() - running < PROBE_TIMEOUT_S * 5:
                 seen_times(client, plan, writer, seen)
                 time.sleep(POLL_S)
             exact = time.monotonic()
+            writer.phase = "steady"
             log(f"exact values after {exact - began:.0f} s; {args.after:g} s of steady state")
             while time.monotonic() - exact < args.after:
                 seen_times(client, plan, writer, seen)
@@ -170,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
                 seen_times(client, plan, writer, seen)
                 time.sleep(POLL_S)
             values = {user: client.hget(layout.entity_key(plan.prefix, plan.entity, user), plan.fields[0])
-                      for user, _at, _after in writer.probes}
+                      for user, _at, _phase in writer.probes}
         finally:
             writer.done.set()
             runner.kill(settings, group)
@@ -179,8 +182,8 @@ def main(argv: list[str] | None = None) -> None:
         export_s = (job_dir(settings, group) / "bootstrap.json").stat().st_mtime - began_wall
     missing = [user for user, value in values.items() if value is None]
     wrong = [user for user, value in values.items() if value is not None and int(value) != 1]
-    during = [seen[user] - at for user, at, after in writer.probes if not after and user in seen]
-    steady = [seen[user] - at for user, at, after in writer.probes if after and user in seen]
+    latencies = {phase: [seen[user] - at for user, at, written in writer.probes if written == phase and user in seen]
+                 for phase in PHASES}
     replay_s = replay.get("last", running) - replay.get("first_read", running)
     rows = [
         ("event log replayed", f"{bootstrap.events:,} events, {len(bootstrap.days)} days ({args.size})", ""),
@@ -190,13 +193,16 @@ def main(argv: list[str] | None = None) -> None:
         ("hand-over (savepoint, live job start)", f"{running - replay.get('last', running):.0f} s", ""),
         ("backlog of live events", f"{exact - running:.0f} s", ""),
         ("stream run -> exact values", f"{exact - began:.0f} s", ""),
-        ("freshness of live events", percentiles(during) + " sent during the bootstrap",
-         "baseline: " + percentiles(steady) + " sent after it"),
+        ("freshness: sent during the bootstrap", percentiles(latencies["bootstrap"]),
+         "baseline, sent once values were exact: " + percentiles(latencies["steady"])),
+        ("freshness: sent during the backlog", percentiles(latencies["backlog"]), ""),
         ("guard", "ok" if not missing and not wrong else f"FAILED: {len(missing)} probes missing, {len(wrong)} wrong",
          f"{writer.events:,} live events at {args.rate:g}/s"),
     ]
     width = max(len(r[0]) for r in rows)
-    print(f"\nstream bootstrap: {group.name} v{group.version}, {date.today()}, {os.cpu_count()} cores")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
+                            text=True).stdout.strip() or "?"
+    print(f"\nstream bootstrap: {group.name} v{group.version}, {date.today()} at {commit}, {os.cpu_count()} cores")
     for name, value, baseline in rows:
         print(f"  {name:<{width}}  {value}" + (f"   [{baseline}]" if baseline else ""))
     sys.exit(1 if missing or wrong else 0)
