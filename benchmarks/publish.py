@@ -7,7 +7,7 @@ is small and that batching is what pays for it. On one deterministic synthetic d
 
   (a) OnlineStore.write           guarded, batched: one Lua call per 500 rows, one round trip per batch;
   (a') the same over existing keys of a group with a TTL (the daily publish: every key there already);
-  (b) OnlineStore.write_per_record the same guard, one round trip per row (on a sample: it is slow);
+  (b) baselines.write_per_record   the same guard, one round trip per row (on a sample: it is slow);
   (c) plain pipelined HSET         no guard, same keys, fields and encoded values (serving.layout/codec),
                                    one pipeline per 500 rows;
 
@@ -55,6 +55,8 @@ from infra.spark import spark_config, spark_session
 from serving import layout
 from serving.codec import encode_column
 from serving.online_store import OnlineStore, WritePlan
+
+from baselines import write_per_record  # beside this file
 
 SEED = 20260101
 GENERATE_ROWS = 50_000  # rows generated at a time: memory holds one such chunk, never the data set
@@ -216,7 +218,7 @@ def measure_writers(url: str, plan: WritePlan, rows: int, sample: int, batch_row
         log(f"(a') guarded batched republish of {rows:,} rows over existing keys, with a TTL")
         republish = time_republish(client, store, plan, rows, batch_rows, ds)
         log(f"(b) guarded per-record write of the first {sample:,} rows")
-        per_record = time_writes(client, lambda b: store.write_per_record(plan, b), "evalsha", sample, batch_rows, ds)
+        per_record = time_writes(client, lambda b: write_per_record(store, plan, b), "evalsha", sample, batch_rows, ds)
         log(f"(c) unguarded pipelined HSET of {rows:,} rows")
         plain = time_writes(client, lambda b: write_unguarded(client, plan, b, chunk_rows), "hset",
                             rows, batch_rows, ds)
@@ -447,7 +449,7 @@ def render(rows: int, writes: dict[str, WriteRun], publishes: list[PublishRun], 
         f"  serving/guarded_write.lua per {chunk_rows} rows, one pipelined round trip per batch.",
         "(a') the daily publish of a group with a TTL: the same keys written the day before (not timed), then",
         "  the next day's values timed (each key exists, each lands; HGET, HSET and EXPIRE GT per key).",
-        "(b) OnlineStore.write_per_record: the same script, one round trip per row; measured on a sample",
+        "(b) baselines.write_per_record: the same script, one round trip per row; measured on a sample",
         "  (the first rows of the same data set), since it is slow.",
         f"(c) one HSET per row (feature_ts + {len(FEATURES)} fields) with redis-py, values encoded by serving.codec,",
         f"  one non-transactional pipeline per {chunk_rows} rows.",

@@ -43,7 +43,7 @@ mini-cluster, for both groups; batched injection >= 5x per-record; read p99 wind
               event, the user's running count, distinct posts and latest time), from one JSON-lines file
               read by a bounded filesystem source, through (a) the platform's vectorized InjectFeatures UDF
               (streaming.runtime.injector) and (b) a plain row-at-a-time ScalarFunction writing each row
-              with OnlineStore.write_per_record (one Redis round trip per row, on a one-row Arrow batch),
+              with baselines.write_per_record (one Redis round trip per row, on a one-row Arrow batch),
               each into a primary-keyed blackhole sink as in the generated job, each job in its own process
               with the generated job's Flink settings (streaming.runtime.table_environment). Because much of
               (b)'s cost per row is Arrow work rather than the round trip, (b') is a leaner per-record
@@ -99,6 +99,8 @@ from streaming import runner
 from streaming.connectors import MONITOR_SECONDS, stream_directory
 from streaming.event_files import TIMESTAMP_FORMAT, LiveUpvotes, write_file
 
+from baselines import write_per_record  # beside this file (job_environment puts it on the jobs' path too)
+
 GROUP = "user_activity"          # the lifetime group: the baseline of the windowed group's rows
 WINDOWED = "user_upvotes"        # the windowed group (7d/1d windows, 1h tiles), same source and runner
 SEED = 20260107
@@ -150,8 +152,10 @@ def redis_mismatches(client: redis.Redis, plan: WritePlan, expected: dict[int, t
 
 
 def job_environment() -> dict[str, str]:
-    """The environment streaming.runner gives a job: JAVA_HOME, and the project first on PYTHONPATH."""
-    path = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)
+    """The environment streaming.runner gives a job: JAVA_HOME, and the project first on PYTHONPATH; then this
+    folder, where the Python workers of the per-record baseline's job import baselines.py from."""
+    path = os.pathsep.join(p for p in (str(PROJECT_ROOT), str(Path(__file__).resolve().parent),
+                                       os.environ.get("PYTHONPATH")) if p)
     return {**os.environ, "JAVA_HOME": ensure_java_home(), "PYTHONPATH": path}
 
 
@@ -568,7 +572,7 @@ def final_values(frame: pd.DataFrame) -> dict[int, tuple[int, int]]:
 class PerRecordWriter:
     """Writes one feature row (key, features..., feature_ts as Python values) in one Redis round trip.
 
-    `bare=False`: a one-row Arrow batch through OnlineStore.write_per_record, the platform's per-record
+    `bare=False`: a one-row Arrow batch through baselines.write_per_record, the platform's per-record
     writer (baseline (b)). `bare=True`: the same guarded script called directly with the values encoded
     in Python as serving.codec encodes them, no Arrow (baseline (b')): what a lean per-record sink costs.
     """
@@ -583,7 +587,7 @@ class PerRecordWriter:
     def write(self, values: tuple) -> int:
         """Write the row; 1 if it landed (its event time is not older than the stored one), else 0."""
         if not self.bare:
-            return self.store.write_per_record(self.plan, pa.RecordBatch.from_pydict(
+            return write_per_record(self.store, self.plan, pa.RecordBatch.from_pydict(
                 {name: [value] for name, value in zip(self.names, values)}))
         key, *features, event_time = values
         encoded = [encode_value(dtype, value) for (_, dtype), value in zip(self.plan.features, features)]
@@ -752,7 +756,7 @@ def measure_raw(url: str, plan: WritePlan, frame: pd.DataFrame, expected: dict) 
         "c": (f"OnlineStore.write, {ARROW_BATCH_ROWS:,}-row batches",
               lambda: sum(store.write(plan, table.slice(start, ARROW_BATCH_ROWS))
                           for start in range(0, rows, ARROW_BATCH_ROWS))),
-        "d": ("one-row Arrow batch + OnlineStore.write_per_record per row",
+        "d": ("one-row Arrow batch + baselines.write_per_record per row",
               lambda: sum(map(PerRecordWriter(client, plan, bare=False).write, values))),
         "e": ("bare EVALSHA of the guarded script per row",
               lambda: sum(map(PerRecordWriter(client, plan, bare=True).write, values))),
@@ -975,7 +979,7 @@ def render(args: argparse.Namespace, fresh: FreshnessRun, windowed: FreshnessRun
         "job's Flink settings.",
         f"  (a) streaming.runtime.injector: pandas UDF, one pipelined guarded write per Arrow batch (<= "
         f"{ARROW_BATCH_ROWS:,} rows or {context['flush_ms']} ms).",
-        "  (b) a plain ScalarFunction: per row, a one-row Arrow batch -> OnlineStore.write_per_record (one EVALSHA "
+        "  (b) a plain ScalarFunction: per row, a one-row Arrow batch -> baselines.write_per_record (one EVALSHA "
         "round trip).",
         "  (b') the same UDF calling the guarded script itself with values encoded in Python: one EVALSHA per row, "
         "no Arrow work.",

@@ -26,7 +26,7 @@ from assets.registry import Registry
 from serving import layout
 from serving.codec import DECODERS, micros_to_datetime
 from serving.feature_refs import InvalidRequest, UnknownName, resolve_refs, shown
-from serving.online_store import OnlineStore
+from serving.online_store import OnlineStore, read_commands
 
 INT64_RANGE = INT_RANGES["int64"]
 
@@ -155,29 +155,16 @@ def entity_keys(plan: ReadPlan, ids: Sequence) -> list[str]:
     return [layout.entity_key(plan.prefix, plan.entity, i) for i in ids]
 
 
-def hmget_commands(plan: ReadPlan, keys: Sequence[str]) -> bytes:
-    """One HMGET per key in Redis's wire protocol (RESP), built from the plan's pre-encoded field list."""
+def hmget_commands(plan: ReadPlan, keys: Sequence[str]) -> list[bytes]:
+    """One HMGET per key in Redis's wire protocol (RESP), built from the plan's pre-encoded field list, as one
+    buffer: the commands `read_commands` and its asyncio twin send."""
     head, fields = plan.hmget_head, plan.hmget_fields
-    return b"".join([head + b"$%d\r\n%s\r\n" % (len(k), k) + fields for k in map(str.encode, keys)])
+    return [b"".join([head + b"$%d\r\n%s\r\n" % (len(k), k) + fields for k in map(str.encode, keys)])]
 
 
 def read_raw(store: OnlineStore, plan: ReadPlan, keys: Sequence[str]) -> list[list[bytes | None]]:
-    """The plan's fields of each key in one round trip: the commands go out as one buffer, replies come back in order.
-
-    On a Redis Cluster the store's own pipelined read (which routes keys to their nodes) is used instead.
-    """
-    if store.cluster:
-        return store.read(keys, plan.fields)
-    pool = store.client.connection_pool
-    connection = pool.get_connection()
-    try:
-        connection.send_packed_command([hmget_commands(plan, keys)])
-        return [connection.read_response() for _ in keys]
-    except BaseException:
-        connection.disconnect()  # unread replies must not reach the next caller of this connection
-        raise
-    finally:
-        pool.release(connection)
+    """The plan's fields of each key in one round trip (one per node on a cluster), replies in key order."""
+    return read_commands(store.client, keys, partial(hmget_commands, plan))
 
 
 def now_micros() -> int:

@@ -8,6 +8,11 @@ and therefore one Redis Cluster slot. Fields are namespaced by group and version
 
 from __future__ import annotations
 
+import binascii
+from functools import cache
+
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS
+
 EVENT_TIME = "_ts"
 
 
@@ -39,6 +44,34 @@ def progress_key(prefix: str, group: str, version: int) -> str:
 def history_key(prefix: str, group: str, version: int) -> str:
     """The Redis stream where the stream injection appends each row it lands, until it is loaded offline."""
     return f"{prefix}:_history:{group}:v{version}"
+
+
+def slot_history_key(prefix: str, group: str, version: int, slot: int | None) -> str:
+    """The history stream that rows of entity keys in cluster `slot` append to (None: one Redis, one stream):
+    on a cluster each slot has its own, so a script call's keys never cross slots."""
+    key = history_key(prefix, group, version)
+    return key if slot is None else f"{key}:{{{slot_tag(slot)}}}"
+
+
+def slot_history_keys_pattern(prefix: str, group: str, version: int) -> str:
+    """The SCAN MATCH pattern of a group version's per-slot history streams on a cluster."""
+    return glob_escaped(history_key(prefix, group, version)) + ":{*}"
+
+
+@cache
+def _slot_tags() -> dict[int, str]:
+    tags: dict[int, str] = {}
+    number = 0
+    while len(tags) < REDIS_CLUSTER_HASH_SLOTS:  # about 110k tries, 60 ms
+        tag = str(number)
+        tags.setdefault(binascii.crc_hqx(tag.encode(), 0) % REDIS_CLUSTER_HASH_SLOTS, tag)
+        number += 1
+    return tags
+
+
+def slot_tag(slot: int) -> str:
+    """The shortest decimal hash tag of cluster `slot`: a key containing `{tag}` lives in that slot."""
+    return _slot_tags()[slot]
 
 
 def glob_escaped(text: str) -> str:

@@ -2,16 +2,16 @@
 
 Writes go through one server-side script (serving/guarded_write.lua) per chunk of rows, pipelined: the
 compare-and-set of event times happens inside Redis, so there is no read-then-write race between the
-batch publish, a backfill and the streaming sink. Reads are one pipelined HMGET per entity, sent together.
+batch publish, a backfill and the streaming sink. Reads are one pipelined HMGET per entity, sent together:
+`read_commands` is the one read strategy (on one Redis or a cluster), its asyncio twin the feature service's.
+Every round trip on a pooled connection goes through serving/round_trip.py.
 """
 
 from __future__ import annotations
 
-import binascii
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache
 from importlib import resources
 from urllib.parse import urlsplit, urlunsplit
 
@@ -22,13 +22,15 @@ import redis.asyncio as aioredis
 from redis.cluster import RedisCluster
 from redis.exceptions import (AskError, ClusterDownError, MovedError, NoScriptError, RedisClusterException,
                               SlotNotCoveredError, TryAgainError)
-from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
+from redis.crc import key_slot
 
 from assets.offline_layout import EVENT_TIME_COLUMN
 from assets.specs import Entity, FeatureGroup
 from infra.errors import PlatformError
 from serving import layout, resp
-from serving.codec import encode_array, encode_column
+from serving.codec import encode_array
+from serving.round_trip import (ClusterNodePool, Command, round_trip, round_trip_async, round_trips,
+                                round_trips_async)
 
 # Package resources, so the scripts load from the code zip on Spark executors and Flink TaskManagers too.
 GUARDED_WRITE = resources.files("serving").joinpath("guarded_write.lua").read_text()
@@ -69,7 +71,7 @@ class WritePlan:
 
     def history_key_in(self, slot: int | None) -> str:
         """The history stream that rows of entity keys in cluster `slot` append to (None: one Redis, one stream)."""
-        return self.history_key if slot is None else f"{self.history_key}:{{{slot_tag(slot)}}}"
+        return layout.slot_history_key(self.prefix, self.group, self.version, slot)
 
     def script_head(self, history: bool = False) -> list:
         """The arguments guarded_write.lua takes before the rows: event-time field, TTL, n, the n field
@@ -134,22 +136,6 @@ def connect_async(url: str, **options) -> aioredis.Redis | aioredis.RedisCluster
     return aioredis.Redis.from_url(plain, socket_keepalive=True, **options)
 
 
-@cache
-def _slot_tags() -> dict[int, str]:
-    tags: dict[int, str] = {}
-    number = 0
-    while len(tags) < REDIS_CLUSTER_HASH_SLOTS:  # about 110k tries, 60 ms
-        tag = str(number)
-        tags.setdefault(binascii.crc_hqx(tag.encode(), 0) % REDIS_CLUSTER_HASH_SLOTS, tag)
-        number += 1
-    return tags
-
-
-def slot_tag(slot: int) -> str:
-    """The shortest decimal hash tag of cluster `slot`: a key containing `{tag}` lives in that slot."""
-    return _slot_tags()[slot]
-
-
 def shown_url(url: str) -> str:
     """`url` as errors show it: the password replaced by ***."""
     parts = urlsplit(url)
@@ -177,13 +163,6 @@ class OnlineStore:
         self.cluster = isinstance(client, RedisCluster)
         self._scripted_nodes: set[str] = set()  # cluster nodes known to hold the guarded-write script
         self.refused_ahead = 0  # rows the clock guard refused since this store was made (WritePlan.max_ahead_seconds)
-
-    def _encoded(self, plan: WritePlan, batch: pa.RecordBatch | pa.Table) -> tuple[list[str], list, list[list]]:
-        """Keys, event times and feature columns as Python lists: what the per-record writer sends."""
-        keys = [layout.entity_key(plan.prefix, plan.entity, i) for i in batch.column(plan.key_column).to_pylist()]
-        times = encode_column("timestamp", batch.column(EVENT_TIME_COLUMN))
-        columns = [encode_column(dtype, batch.column(name)) for name, dtype in plan.features]
-        return keys, times, columns
 
     def _calls(self, plan: WritePlan, batch: pa.RecordBatch | pa.Table, history: bool) -> list[ScriptCall]:
         """Script calls of at most `chunk_rows` rows, each call's keys (history stream included) in one cluster
@@ -236,21 +215,10 @@ class OnlineStore:
         """The script calls as one buffer to one server, then their replies: one round trip; returns the rows
         that landed. Calls the server answers NOSCRIPT (a restarted or flushed Redis) are sent again once the
         script is loaded."""
-        pool = self.client.connection_pool
-        connection = pool.get_connection()
-        landed, unscripted = 0, []
-        try:
-            connection.send_packed_command([call.command for call in calls])
-            for call in calls:
-                try:
-                    landed += self._counted(connection.read_response())
-                except NoScriptError:
-                    unscripted.append(call)
-        except BaseException:
-            connection.disconnect()  # unread replies must not reach the next caller on this connection
-            raise
-        finally:
-            pool.release(connection)
+        replies = round_trip(self.client.connection_pool, [call.command for call in calls], len(calls),
+                             tolerated=(NoScriptError,))
+        landed = sum(self._counted(reply) for reply in replies if not isinstance(reply, NoScriptError))
+        unscripted = [call for call, reply in zip(calls, replies) if isinstance(reply, NoScriptError)]
         if unscripted:
             self.client.script_load(GUARDED_WRITE)
             landed += self._run_on(unscripted)
@@ -273,18 +241,19 @@ class OnlineStore:
         landed, deadline = 0, time.monotonic() + FAILOVER_SECONDS
         while calls:
             try:
-                by_node = self._by_node(calls, lambda call: call.first_key)
+                by_node = _by_node(self.client, calls, lambda call: call.first_key)
             except CLUSTER_CHANGES + (SlotNotCoveredError,):
                 by_node = {}  # a slot has no master yet: wait for the failover
             for name in [n for n in by_node if n not in self._scripted_nodes]:
                 try:
-                    self._node_client(name).script_load(GUARDED_WRITE)
+                    _node_client(self.client, name).script_load(GUARDED_WRITE)
                     self._scripted_nodes.add(name)
                 except CLUSTER_CHANGES:
                     pass  # the round trip below fails for that node and retries it
-            replies = self._node_round_trip({name: [*(call.command for call in node_calls),
-                                                    *self._replicated(node_calls)]
-                                             for name, node_calls in by_node.items()})
+            batches = {name: [*(call.command for call in node_calls), *self._replicated(node_calls)]
+                       for name, node_calls in by_node.items()}
+            replies = round_trips({name: (_node_client(self.client, name).connection_pool, commands, len(commands))
+                                   for name, commands in batches.items()}, CLUSTER_CHANGES + (NoScriptError,))
             failed = [] if by_node else calls
             for name, reply in replies.items():
                 if isinstance(reply, BaseException):
@@ -298,7 +267,7 @@ class OnlineStore:
                 if time.monotonic() > deadline:
                     raise ClusterDownError("no master serves some slots")
                 time.sleep(RETRY_PAUSE_SECONDS)
-                self._reload_slots()
+                _reload_slots(self.client)
             calls = failed
         return landed
 
@@ -309,60 +278,6 @@ class OnlineStore:
         REPLICA_WAIT_MS lets the write go on: the master alone has it)."""
         slot = key_slot(node_calls[0].first_key.encode())
         return [("WAIT", 1, REPLICA_WAIT_MS)] if len(self.client.nodes_manager.slots_cache.get(slot, ())) > 1 else []
-
-    def _by_node(self, items: list, key_of) -> dict[str, list]:
-        """`items` grouped by the name of the node that serves the slot of each one's key."""
-        grouped: dict[str, list] = {}
-        for item in items:
-            grouped.setdefault(self.client.get_node_from_key(key_of(item)).name, []).append(item)
-        return grouped
-
-    def _node_client(self, name: str) -> redis.Redis:
-        return self.client.get_redis_connection(self.client.get_node(node_name=name))
-
-    def _node_round_trip(self, batches: dict[str, list[tuple | bytes]]) -> dict[str, list | BaseException]:
-        """Each node's commands (argument tuples, or commands already packed) as one buffer, all buffers sent
-        before any reply is read; per node its replies, or the error that stopped them (that connection is then
-        dropped: unread replies must not reach the next caller)."""
-        results: dict[str, list | BaseException] = {}
-        sent = []
-        for name, commands in batches.items():
-            try:
-                pool = self._node_client(name).connection_pool
-                connection = pool.get_connection()
-            except CLUSTER_CHANGES as exc:
-                results[name] = exc
-                continue
-            sent.append((name, pool, connection, len(commands)))
-            try:
-                connection.send_packed_command([part for command in commands for part in (
-                    [command] if isinstance(command, bytes) else connection.pack_command(*command))])
-            except CLUSTER_CHANGES:
-                pass  # reading its replies below fails the same way
-        for name, pool, connection, count in sent:
-            try:
-                results[name] = [connection.read_response() for _ in range(count)]
-            except CLUSTER_CHANGES + (NoScriptError,) as exc:
-                connection.disconnect()
-                results[name] = exc
-            except BaseException:
-                connection.disconnect()
-                raise
-            finally:
-                pool.release(connection)
-        return results
-
-    def _reload_slots(self) -> None:
-        try:
-            self.client.nodes_manager.initialize()
-        except CLUSTER_CHANGES + (RedisClusterException,):
-            pass  # no node answers yet; the next attempt tries again
-
-    def write_per_record(self, plan: WritePlan, batch: pa.RecordBatch | pa.Table) -> int:
-        """The same guarded write, one round trip per row: the baseline the batched writer is measured against."""
-        keys, times, columns = self._encoded(plan, batch)
-        return sum(self._counted(self._script(keys=[key], args=[*plan.script_head(), times[row], *(c[row] for c in columns)]))
-                   for row, key in enumerate(keys))
 
     def record_progress(self, plan: WritePlan, rows: int, landed: int, max_event_micros: int, now_ms: int,
                         refused_ahead: int = 0) -> None:
@@ -380,7 +295,7 @@ class OnlineStore:
         """The group version's history streams that exist: one on a single Redis, one per written slot on a cluster."""
         if not self.cluster:
             return [plan.history_key] if self.client.exists(plan.history_key) else []
-        pattern = layout.glob_escaped(plan.history_key) + ":{*}"
+        pattern = layout.slot_history_keys_pattern(plan.prefix, plan.group, plan.version)
         return sorted(key.decode() for key in self.client.scan_iter(match=pattern, count=1000, _type="stream"))
 
     def delete_prefix(self, prefix: str) -> int:
@@ -394,27 +309,97 @@ class OnlineStore:
         return deleted + (self.client.unlink(*batch) if batch else 0)
 
     def read(self, entity_keys: Sequence[str], fields: Sequence[str]) -> list[list[bytes | None]]:
-        """Raw values of `fields` for each key, in one pipelined round trip (one HMGET per key); on a cluster one
-        buffer per node, all sent at once, and once more after a slot map reload if a node failed or moved."""
-        if self.cluster:
-            return self._read_on_cluster(entity_keys, fields)
-        pipe = self.client.pipeline(transaction=False)
-        for key in entity_keys:
-            pipe.hmget(key, fields)
-        return pipe.execute()
+        """Raw values of `fields` for each key, one HMGET per key, as `read_commands` reads."""
+        return read_commands(self.client, entity_keys, lambda keys: [("HMGET", key, *fields) for key in keys])
 
-    def _read_on_cluster(self, entity_keys: Sequence[str], fields: Sequence[str]) -> list[list[bytes | None]]:
-        for attempt in range(2):
-            by_node = self._by_node(list(range(len(entity_keys))), lambda index: entity_keys[index])
-            replies = self._node_round_trip({name: [("HMGET", entity_keys[i], *fields) for i in indices]
-                                             for name, indices in by_node.items()})
-            errors = [reply for reply in replies.values() if isinstance(reply, BaseException)]
-            if not errors:
-                rows: list = [None] * len(entity_keys)
-                for name, indices in by_node.items():
-                    for index, row in zip(indices, replies[name]):
-                        rows[index] = row
-                return rows
-            if attempt == 1:
-                raise errors[0]
-            self._reload_slots()
+
+# The cluster wire, shared by the store's writes and the reads of both twins (sync, asyncio).
+
+def _by_node(client: RedisCluster | aioredis.RedisCluster, items: Sequence, key_of) -> dict[str, list]:
+    """`items` grouped by the name of the node that serves the slot of each one's key."""
+    grouped: dict[str, list] = {}
+    for item in items:
+        grouped.setdefault(client.get_node_from_key(key_of(item)).name, []).append(item)
+    return grouped
+
+
+def _node_client(client: RedisCluster, name: str) -> redis.Redis:
+    return client.get_redis_connection(client.get_node(node_name=name))
+
+
+def _reload_slots(client: RedisCluster) -> None:
+    try:
+        client.nodes_manager.initialize()
+    except CLUSTER_CHANGES + (RedisClusterException,):
+        pass  # no node answers yet; the next attempt tries again
+
+
+async def _reload_slots_async(client: aioredis.RedisCluster) -> None:
+    try:
+        await client.nodes_manager.initialize()
+    except CLUSTER_CHANGES + (RedisClusterException,):
+        pass  # no node answers yet; the next attempt tries again
+
+
+ReadCommands = Callable[[Sequence[str]], Sequence[Command]]  # keys -> their commands, one reply per key
+
+
+def _node_reads(by_node: dict[str, list[int]], keys: Sequence[str], commands_of: ReadCommands,
+                pool_of) -> dict[str, tuple]:
+    """Per node, the batch `round_trips` takes: the node's pool, its keys' commands, one reply per key."""
+    return {name: (pool_of(name), commands_of([keys[i] for i in indices]), len(indices))
+            for name, indices in by_node.items()}
+
+
+def _in_key_order(by_node: dict[str, list[int]], replies: dict[str, list | BaseException], count: int,
+                  retry_left: bool) -> list | None:
+    """The nodes' replies back in key order; if a node failed, None while a retry is left, else its error."""
+    errors = [reply for reply in replies.values() if isinstance(reply, BaseException)]
+    if errors:
+        if retry_left:
+            return None
+        raise errors[0]
+    rows: list = [None] * count
+    for name, indices in by_node.items():
+        for index, row in zip(indices, replies[name]):
+            rows[index] = row
+    return rows
+
+
+def read_commands(client: redis.Redis | RedisCluster, keys: Sequence[str],
+                  commands_of: ReadCommands) -> list:
+    """One reply per key, in order, to the commands `commands_of(keys)` gives: the online store's one read
+    strategy, which `read_commands_async` (the feature service) follows too.
+
+    On one Redis: every command in one buffer, one round trip. On a Redis Cluster: the keys grouped by the
+    node that serves their slot, one buffer per node, every buffer sent before any reply is read so the
+    nodes work at once; if a node fails or no longer owns a slot (a failover, a resharding), the slot map
+    is reloaded and the whole read sent once more, and a second failure is the caller's.
+    """
+    if not isinstance(client, RedisCluster):
+        return round_trip(client.connection_pool, commands_of(keys), len(keys))
+    for attempt in range(2):
+        by_node = _by_node(client, range(len(keys)), keys.__getitem__)
+        replies = round_trips(_node_reads(by_node, keys, commands_of,
+                                          lambda name: _node_client(client, name).connection_pool), CLUSTER_CHANGES)
+        rows = _in_key_order(by_node, replies, len(keys), retry_left=attempt == 0)
+        if rows is not None:
+            return rows
+        _reload_slots(client)
+
+
+async def read_commands_async(client: aioredis.Redis | aioredis.RedisCluster, keys: Sequence[str],
+                              commands_of: ReadCommands) -> list:
+    """The asyncio twin of `read_commands`, for the feature service: the same strategy."""
+    if not isinstance(client, aioredis.RedisCluster):
+        return await round_trip_async(client.connection_pool, commands_of(keys), len(keys))
+    await client.initialize()  # loads the slot map on first use, then does nothing
+    for attempt in range(2):
+        by_node = _by_node(client, range(len(keys)), keys.__getitem__)
+        replies = await round_trips_async(_node_reads(by_node, keys, commands_of,
+                                                      lambda name: ClusterNodePool(client.get_node(node_name=name))),
+                                          CLUSTER_CHANGES)
+        rows = _in_key_order(by_node, replies, len(keys), retry_left=attempt == 0)
+        if rows is not None:
+            return rows
+        await _reload_slots_async(client)

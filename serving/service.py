@@ -28,6 +28,7 @@ import os
 import shutil
 import time
 from contextlib import asynccontextmanager
+from functools import partial
 from http import HTTPStatus
 from pathlib import Path
 
@@ -48,7 +49,7 @@ from serving.feature_refs import InvalidRequest, UnknownName
 from serving.codec import micros_to_datetime
 from serving.get_features import ReadPlan, check_ids, decode_rows, entity_keys, hmget_commands, now_micros
 from serving.metrics import CONTENT_TYPE, Counter, Histogram, SharedMetrics, exposition
-from serving.online_store import STORE_ERRORS, connect_async
+from serving.online_store import STORE_ERRORS, connect_async, read_commands_async
 from serving.openapi import openapi_document
 from serving.request_plan import RequestPlans, finish_rows
 from serving.response_log import ResponseLog
@@ -197,26 +198,10 @@ class FeatureService:
             raise redis.TimeoutError(f"Redis did not answer within {self.redis_timeout_seconds:g} s") from None
 
     async def _read(self, plan: ReadPlan, keys: list[str]) -> list:
-        """The asyncio twin of serving.get_features.read_raw: one buffer of HMGETs out, the replies in order.
-
-        On a Redis Cluster, the cluster client's pipeline sends each node its keys' HMGETs instead."""
-        if isinstance(self.redis, aioredis.RedisCluster):
-            async with self._deadline():
-                pipe = self.redis.pipeline()
-                for key in keys:
-                    pipe.hmget(key, plan.fields)
-                return await pipe.execute()
-        pool = self.redis.connection_pool
+        """The asyncio twin of serving.get_features.read_raw: the plan's HMGETs, one buffer (one per node on
+        a cluster), the replies in key order."""
         async with self._deadline():
-            connection = await pool.get_connection()
-            try:
-                await connection.send_packed_command([hmget_commands(plan, keys)])
-                return [await connection.read_response() for _ in keys]
-            except BaseException:
-                await connection.disconnect()  # unread replies must not reach the next request on this connection
-                raise
-            finally:
-                await pool.release(connection)
+            return await read_commands_async(self.redis, keys, partial(hmget_commands, plan))
 
     async def features(self, body: bytes, authorization: bytes) -> Response:
         """POST /features: GetFeatures for one entity, many ids, many feature refs (or one feature service)."""

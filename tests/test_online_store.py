@@ -10,6 +10,7 @@ import pyarrow as pa
 import redis
 import pytest
 
+from benchmarks.baselines import write_per_record
 from serving import layout
 from serving.codec import datetime_to_micros
 from serving.get_features import build_read_plan, get_features
@@ -114,7 +115,7 @@ def test_batched_and_per_record_writers_store_the_same(redis_client):
     assert store.write(ALL_DTYPES, batch) == 3
     batched = {k: redis_client.hgetall(k) for k in redis_client.keys("*")}
     redis_client.flushall()
-    assert store.write_per_record(ALL_DTYPES, batch) == 3
+    assert write_per_record(store, ALL_DTYPES, batch) == 3
     assert {k: redis_client.hgetall(k) for k in redis_client.keys("*")} == batched
 
 
@@ -236,7 +237,7 @@ def test_the_clock_guard_refuses_and_counts_rows_dated_past_the_skew_of_redis_cl
     within = _table([2], now + timedelta(minutes=4), i64=[22])
     assert store.write(streamed, ahead) == 0 and store.refused_ahead == 3
     assert store.write(streamed, within) == 1 and store.refused_ahead == 3
-    assert store.write_per_record(streamed, _table([1], now + timedelta(days=30), i64=[12])) == 0
+    assert write_per_record(store, streamed, _table([1], now + timedelta(days=30), i64=[12])) == 0
     assert store.refused_ahead == 4
     assert not redis_client.exists(layout.entity_key(streamed.prefix, streamed.entity, 3))
     i64 = layout.feature_field(streamed.group, streamed.version, "i64")
