@@ -232,7 +232,7 @@ class OnlineStore:
 
     def _run_on_cluster(self, calls: list) -> int:
         """The script calls, each node's as one buffer, every buffer sent before any reply is read, so the nodes
-        work at once (redis-py's cluster pipeline refuses scripts, and goes one node after the other).
+        work at once (redis-py's cluster pipeline refuses scripts; reads follow the same strategy, read_commands).
 
         A node that fails or no longer owns a slot (a failover, a resharding) makes the client reload the slot
         map and send that node's calls again, for up to FAILOVER_SECONDS: a repeated call changes nothing,
