@@ -54,13 +54,16 @@ def stream_run(groups: tuple[str, ...], every: bool) -> None:
     spark = spark_session(settings) if first else None
     states = {g.name: "starting" + (", replaying the event log first" if g.name in first else "") for g in selected}
     with console.status("") as shown:
+        def render() -> None:
+            shown.update("; ".join(f"{n}: {s}" for n, s in states.items())
+                         + (" (readers get the batch values until each live job takes over)" if first else ""))
+
         def show(name: str, state: str | None) -> None:
             if state is None:
                 states.pop(name)
             else:
                 states[name] = state
-            shown.update("; ".join(f"{n}: {s}" for n, s in states.items())
-                         + (" (readers get the batch values until each live job takes over)" if first else ""))
+            render()
 
         def start_one(spec) -> None:
             process = start(registry, settings, spec, url, spark=spark if spec.name in first else None,
@@ -70,7 +73,7 @@ def stream_run(groups: tuple[str, ...], every: bool) -> None:
             resumed = f", resumed from {process.restored_from}" if process.restored_from else ""
             console.print(f"{spec.name}: RUNNING (pid {process.pid}, Flink REST http://{process.rest}{resumed})")
 
-        show(selected[0].name, states[selected[0].name])
+        render()
         with ThreadPoolExecutor(max_workers=len(selected)) as pool:
             started = {spec.name: pool.submit(start_one, spec) for spec in selected}
     failed = {name: future.exception() for name, future in started.items() if future.exception() is not None}

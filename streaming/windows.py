@@ -158,19 +158,23 @@ class EntityWindows:
     def catch_up(self, plan: WindowPlan, watermark_us: int) -> bool:
         """Apply every tile departure the watermark has passed, as the timers would have: an event read out
         of file order registers timers behind the watermark, which never fire. Returns whether it moved."""
-        if watermark_us <= self.as_of or not self.tiles:
+        if watermark_us <= self.as_of:
             return False  # the usual case, events in order: every departure the watermark passed is applied
-        due = [leaving for bucket in self.tiles for leaving in leaving_times(plan, bucket) if leaving <= watermark_us]
-        return bool(due) and self.advance(plan, max(due))
+        due = self._departures(plan, watermark_us + 1)
+        return bool(due) and self.advance(plan, due[-1])
 
     def departures_before(self, plan: WindowPlan, time_us: int) -> list[int]:
         """The tile departures after `as_of` and before an event at `time_us`, in order. The operator emits
         the values at each before the event's own, as its timers would have had the watermark passed them
         first: what the entity held, and so the streamed history, does not depend on when watermarks come."""
-        if not self.tiles or plan.bucket(time_us) <= plan.bucket(self.as_of):
+        if plan.bucket(time_us) <= plan.bucket(self.as_of):
             return []  # the usual case: no bucket boundary (all leaving times are one) between the two
+        return self._departures(plan, time_us)
+
+    def _departures(self, plan: WindowPlan, before_us: int) -> list[int]:
+        """The distinct times after `as_of` and before `before_us` when a tile leaves a window, in order."""
         return sorted({leaving for bucket in self.tiles for leaving in leaving_times(plan, bucket)
-                       if self.as_of < leaving < time_us})
+                       if self.as_of < leaving < before_us})
 
     @property
     def empty(self) -> bool:
