@@ -140,8 +140,9 @@ def render_batch_sql(group: FeatureGroup, source: Source, key: str) -> str:
             + f"GROUP BY `{column}`\n")
 
 
-def render_source_sql(group: FeatureGroup, source: Source) -> str:
-    """stream/source.sql of a declared group: the source contract's columns, typed, with the watermark."""
+def render_source_sql(source: Source) -> str:
+    """stream/source.sql of a declared group (and the typed input of the source's ingest, streaming/ingest.py):
+    the source contract's columns, typed, with the watermark."""
     lines = [f"  `{c.name}` {FLINK_TYPES[c.dtype]}" for c in source.columns]
     lines += [f"  rowtime AS CAST(`{source.event_time}` AS TIMESTAMP(3))",
               f"  WATERMARK FOR rowtime AS rowtime - INTERVAL '{WATERMARK_DELAY_SECONDS}' SECOND"]
@@ -166,5 +167,5 @@ def render_transform_sql(group: FeatureGroup, source: Source, key: str) -> str:
 def rendered_files(group: FeatureGroup, source: Source, key: str) -> dict[str, str]:
     """Every file rendered for a declared group, by its path inside the group folder."""
     return {"batch.sql": render_batch_sql(group, source, key),
-            "stream/source.sql": render_source_sql(group, source),
+            "stream/source.sql": render_source_sql(source),
             "stream/transform.sql": render_transform_sql(group, source, key)}

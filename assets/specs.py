@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
 from assets.dtypes import DTYPES, INT_RANGES, NUMERIC_DTYPES, Dtype
 from assets.offline_layout import feature_table
@@ -64,10 +64,22 @@ class Entity(Strict):
 
 
 class Stream(Strict):
-    """Where a source's events arrive as a stream: a local directory, or a topic on a cluster."""
+    """Where a source's events arrive as a stream (a local directory, or a topic on a cluster) and how late
+    they may come: the event log holds a day as complete once the stream's event time has passed the day's
+    end by `lateness` (a later event still lands in its day, which is then loaded again)."""
 
     path: str
     topic: str
+    lateness: timedelta = timedelta(hours=1)
+
+    @field_validator("lateness", mode="before")
+    @classmethod
+    def _duration(cls, value):
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @field_serializer("lateness")
+    def _duration_text(self, value: timedelta) -> str:
+        return format_duration(value)  # as written, so a dumped source loads again (generated jobs do)
 
 
 class Source(Strict):

@@ -1,6 +1,8 @@
 """Dagster definitions built from the registry: nothing is written per feature group.
 
-Per source: `raw/<source>` (a daily partition of the event log, verified present). Per group:
+Per source: `raw/<source>` (a daily partition of the event log: the days its ingest landed are loaded, the
+others verified present) and, for a streamed source, `ingest/<source>` with its `<source>_event_log` sensor
+(orchestration/ingest_defs.py). Per group:
 `features/<group>` (HiveQL on Spark into the offline table) and `online/<group>` (the guarded publish to
 Redis), all daily-partitioned, with lineage, owners, team and entity tags, column schemas, the SQL,
 links to the folder's files, the freshness target and a code version from the folder's contents as
@@ -25,11 +27,13 @@ from assets.offline_layout import PARTITION_COLUMN, feature_table_columns
 from assets.registry import Registry, render_batch_sql
 from assets.specs import FeatureGroup, FeatureServiceSpec, Source, format_duration
 from batch.feature_job import materialize_partitions
+from eventlog.landing import landed_days, load_landed_day
 from batch.publish import publish_range
 from infra.settings import Settings
 from infra.spark import prepare_spark_environment, spark_config
 from orchestration.checks import quality_checks
 from orchestration.freshness import freshness_check, freshness_sensor
+from orchestration.ingest_defs import event_log_sensor, ingest_asset
 from orchestration.resources import OnlineStoreResource
 from orchestration.served_defs import served_asset, skew_check
 from orchestration.upstream import failed_source_partitions
@@ -82,11 +86,13 @@ def _schema(columns) -> dg.TableSchema:
                                    for name, dtype, description in columns])
 
 
-def raw_asset(source: Source, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    """`raw/<source>`: the days of the event log a run covers, materialized once every one has landed."""
+def raw_asset(settings: Settings, source: Source, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    """`raw/<source>`: the days of the event log a run covers, materialized once every one has landed. The
+    days the source's ingest landed are loaded into the table first (eventlog/landing.py)."""
 
     @_asset(
         key=["raw", source.name],
+        deps=[dg.AssetKey(["ingest", source.name])] if source.stream else [],
         partitions_def=partitions,
         backfill_policy=BACKFILL_POLICY,
         group_name="sources",
@@ -103,6 +109,8 @@ def raw_asset(source: Source, partitions: dg.PartitionsDefinition) -> dg.AssetsD
     )
     def raw(context: dg.AssetExecutionContext, spark: PySparkResource) -> dg.MaterializeResult:
         days = context.partition_keys
+        landed = sorted({d.ds for d in landed_days(settings, source)} & set(days)) if source.stream else []
+        loaded = {ds: load_landed_day(spark.spark_session, settings, source, ds) for ds in landed}
         counts = dict(spark.spark_session.table(source.table)
                       .where(f"{PARTITION_COLUMN} BETWEEN '{days[0]}' AND '{days[-1]}'")
                       .groupBy(PARTITION_COLUMN).count().collect())
@@ -110,7 +118,8 @@ def raw_asset(source: Source, partitions: dg.PartitionsDefinition) -> dg.AssetsD
         if missing:
             raise dg.Failure(f"{source.table} has no events for ds={', '.join(missing)}",
                              metadata={"fix": "load the event log first: featctl events generate"})
-        return dg.MaterializeResult(metadata=_rows_metadata({ds: counts[ds] for ds in days}))
+        return dg.MaterializeResult(metadata={**_rows_metadata({ds: counts[ds] for ds in days}),
+                                              "landed_events_loaded": dg.MetadataValue.json(loaded)})
 
     return raw
 
@@ -253,7 +262,9 @@ def build_definitions(registry: Registry, settings: Settings) -> dg.Definitions:
     """Every asset, check, job, schedule, sensor and resource of the platform, from the registry and settings."""
     prepare_spark_environment(settings)
     partitions = dg.DailyPartitionsDefinition(start_date=settings.partitions_start.isoformat(), timezone="UTC")
-    assets = [raw_asset(source, partitions) for source in registry.sources.values()]
+    assets = [raw_asset(settings, source, partitions) for source in registry.sources.values()]
+    streamed = [source for source in registry.sources.values() if source.stream]
+    assets += [ingest_asset(settings, source) for source in streamed]
     sensors, repairs = [freshness_sensor(registry)], []
     for group in registry.groups.values():
         assets += feature_assets(registry, group, partitions)
@@ -263,9 +274,10 @@ def build_definitions(registry: Registry, settings: Settings) -> dg.Definitions:
             repairs.append(stream_repair_job(registry, settings, group))
     for service in registry.services.values():
         assets += [service_asset(registry, service), served_asset(service, settings, partitions, BACKFILL_POLICY)]
-    unpartitioned = dg.AssetSelection.key_prefixes("stream", "history")  # the streams and what they landed
+    unpartitioned = dg.AssetSelection.key_prefixes("stream", "history", "ingest")  # the jobs and what they landed
     daily = dg.define_asset_job(DAILY_JOB, selection=dg.AssetSelection.all() - unpartitioned,
                                 description="Every source check, feature table and online publish for one day.")
+    sensors += [event_log_sensor(registry, settings, source, daily, partitions) for source in streamed]
     return dg.Definitions(
         # A run is one process: one Spark session for all its steps (the local Derby metastore admits one JVM).
         executor=dg.in_process_executor,

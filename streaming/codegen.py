@@ -159,22 +159,34 @@ DEAD_LETTERS = "SELECT '{source}', reason, record, CURRENT_TIMESTAMP FROM {sourc
 LATE_LETTERS = "SELECT '{sources}', reason, record, CURRENT_TIMESTAMP FROM {late_view}"
 
 
-def job_dir(settings: Settings, group: FeatureGroup) -> Path:
-    """Where a group version's generated job, checkpoints, savepoints, logs and dead letters live."""
-    return (settings.data_dir / "stream_jobs" / f"{group.name}_v{group.version}").resolve()
+def job_dir(settings: Settings, subject: FeatureGroup | Source) -> Path:
+    """Where a group version's generated job (or a source's ingest job, streaming/ingest.py), its checkpoints,
+    savepoints, logs and dead letters live."""
+    if isinstance(subject, Source):
+        return (settings.data_dir / "ingest_jobs" / subject.name).resolve()
+    return (settings.data_dir / "stream_jobs" / f"{subject.name}_v{subject.version}").resolve()
 
 
-def job_name(group: FeatureGroup) -> str:
-    """The group's job name in Flink: what tells its job from the others on a shared session cluster."""
-    return f"feature-platform {group.name} v{group.version}"
+def job_name(subject: FeatureGroup | Source) -> str:
+    """The job's name in Flink: what tells a group's job (or a source's ingest) from the others on a shared
+    session cluster."""
+    if isinstance(subject, Source):
+        return f"feature-platform ingest {subject.name}"
+    return f"feature-platform {subject.name} v{subject.version}"
 
 
-def python_files(settings: Settings, group: FeatureGroup) -> list[str]:
+def command(subject: FeatureGroup | Source) -> str:
+    """The featctl command group that runs the job: `stream` for a group's, `ingest` for a source's."""
+    return "ingest" if isinstance(subject, Source) else "stream"
+
+
+def python_files(settings: Settings, group: FeatureGroup | None) -> list[str]:
     """What a cluster's TaskManagers import (Flink's `python.files`): the platform's code zip and the group's
-    folder (its udf.py). None for the local mini-cluster, which imports the installed project."""
+    folder (its udf.py; None for an ingest job). None for the local mini-cluster, which imports the installed
+    project."""
     if not ships_code(settings.flink_rest):
         return []
-    return [str(code_package(settings)), str(group.folder.resolve())]
+    return [str(code_package(settings))] + ([str(group.folder.resolve())] if group else [])
 
 
 def _indent_sql(sql: str) -> str:

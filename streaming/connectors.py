@@ -5,7 +5,7 @@ The same source.sql renders for both; the platform reads the lines (settings say
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from assets.specs import Source
@@ -40,10 +40,29 @@ def kafka_options(settings: Settings, source: Source, group: str, cutoff: str | 
     return _options(options)
 
 
+def _committed_json_files(directory: Path, roll_seconds: int) -> dict[str, str]:
+    """Flink's filesystem sink of JSON lines under `directory`, files rolled every `roll_seconds` and made
+    visible at the next checkpoint (its two-phase commit), so rows show without waiting for 128 MB."""
+    return {"connector": "filesystem", "path": directory.resolve().as_uri(), "format": "json",
+            "sink.rolling-policy.rollover-interval": f"{roll_seconds}s",
+            "sink.rolling-policy.inactivity-interval": f"{roll_seconds}s",
+            "sink.rolling-policy.check-interval": f"{max(1, roll_seconds // 2)}s"}
+
+
 def dead_letter_options(directory: Path, roll_seconds: int) -> str:
-    """WITH options of the dead-letter sink: JSON lines under `directory`, rolled and committed every
-    `roll_seconds` (at the next checkpoint), so dead letters become visible without waiting for 128 MB."""
-    return _options({"connector": "filesystem", "path": directory.resolve().as_uri(), "format": "json",
-                     "sink.rolling-policy.rollover-interval": f"{roll_seconds}s",
-                     "sink.rolling-policy.inactivity-interval": f"{roll_seconds}s",
-                     "sink.rolling-policy.check-interval": f"{max(1, roll_seconds // 2)}s"})
+    """WITH options of the dead-letter sink: JSON lines under `directory`, committed files rolled every
+    `roll_seconds`."""
+    return _options(_committed_json_files(directory, roll_seconds))
+
+
+def landing_options(directory: Path, lateness: timedelta, roll_seconds: int) -> str:
+    """WITH options of an ingest's event-log sink (streaming/ingest.py): JSON lines under `directory`, one
+    `ds=` directory per event day, committed files rolled every `roll_seconds`, and a day marked complete
+    (`_SUCCESS`, Flink's partition commit) once the watermark has passed its end by `lateness`."""
+    complete_after = timedelta(days=1) + lateness  # the partition's time is its day's start
+    return _options({**_committed_json_files(directory, roll_seconds),
+                     "sink.partition-commit.trigger": "partition-time",
+                     "partition.time-extractor.timestamp-pattern": "$ds 00:00:00",
+                     "sink.partition-commit.delay": f"{int(complete_after.total_seconds())} s",
+                     "sink.partition-commit.watermark-time-zone": "UTC",
+                     "sink.partition-commit.policy.kind": "success-file"})

@@ -1,4 +1,5 @@
-"""Launch, watch, stop and resume a group's streaming job as its own process (never inside Dagster).
+"""Launch, watch, stop and resume a group's streaming job (or a source's ingest job, streaming/ingest.py) as
+its own process (never inside Dagster).
 
 A job runs `python run.py` detached; locally its Flink mini-cluster serves the REST API on a free
 loopback port, recorded in `<job dir>/job.json` with the process id. Stopping takes a savepoint through
@@ -24,13 +25,13 @@ from pathlib import Path
 from typing import Callable
 
 from assets.registry import Registry
-from assets.specs import FeatureGroup
+from assets.specs import FeatureGroup, Source
 from infra.errors import PlatformError
 from infra.java import ensure_java_home
 from infra.redis_server import free_loopback_port
 from infra.settings import PROJECT_ROOT, Settings
 from streaming.bootstrap import prepare_bootstrap, recorded_bootstrap
-from streaming.codegen import BOUNDED, LIVE, REPLAY, build_job, job_dir, job_name, stream_sources
+from streaming.codegen import BOUNDED, LIVE, REPLAY, build_job, command, job_dir, job_name, stream_sources
 from streaming.connectors import stream_directory
 from streaming.event_files import newest_event_in
 
@@ -44,10 +45,10 @@ EXCEPTION_LINE = re.compile(r"^(?:Caused by: )?([\w.$]*(?:Error|Exception|Exit)[
 class JobProcess:
     """A launched job: its process, REST endpoint and what it resumed from."""
 
-    group: str
+    group: str  # the group's name, or the source's for an ingest job
     pid: int
     rest: str
-    redis_url: str
+    redis_url: str | None  # None for an ingest job, which writes the event log only
     started_at: float
     restored_from: str | None
     stopped: bool = False  # stopped on purpose (featctl stream stop), as opposed to crashed
@@ -56,8 +57,8 @@ class JobProcess:
     replaying: int | None = None  # a first start's replay phase: the events it replays before the live job takes over
 
 
-def _state_path(settings: Settings, group: FeatureGroup) -> Path:
-    return job_dir(settings, group) / "job.json"
+def _state_path(settings: Settings, subject: FeatureGroup | Source) -> Path:
+    return job_dir(settings, subject) / "job.json"
 
 
 def _alive(pid: int) -> bool:
@@ -81,21 +82,22 @@ def rest_call(rest: str, path: str, body: dict | None = None, timeout: float = 5
         return json.loads(response.read() or b"{}")
 
 
-def last_job(settings: Settings, group: FeatureGroup) -> JobProcess | None:
-    """The group's most recently launched job, alive or not; None if it was never started."""
-    path = _state_path(settings, group)
+def last_job(settings: Settings, subject: FeatureGroup | Source) -> JobProcess | None:
+    """The group's (or source's ingest) most recently launched job, alive or not; None if it was never started."""
+    path = _state_path(settings, subject)
     return JobProcess(**json.loads(path.read_text())) if path.exists() else None
 
 
-def running_job(settings: Settings, group: FeatureGroup) -> JobProcess | None:
-    """The group's job process if it is alive, else None."""
-    process = last_job(settings, group)
+def running_job(settings: Settings, subject: FeatureGroup | Source) -> JobProcess | None:
+    """The group's (or source's ingest) job process if it is alive, else None."""
+    process = last_job(settings, subject)
     return process if process is not None and _alive(process.pid) else None
 
 
-def latest_restore_point(settings: Settings, group: FeatureGroup) -> str | None:
-    """The newest savepoint or retained checkpoint of the group's job, or None for a first start."""
-    directory = job_dir(settings, group)
+def latest_restore_point(settings: Settings, subject: FeatureGroup | Source) -> str | None:
+    """The newest savepoint or retained checkpoint of the group's (or source's ingest) job, or None for a
+    first start."""
+    directory = job_dir(settings, subject)
     found = [*directory.glob("savepoints/*/_metadata"), *directory.glob("checkpoints/*/chk-*/_metadata")]
     if not found:
         return None
@@ -128,12 +130,13 @@ def one_line_cause(text: str) -> str:
     return (causes[-1] if causes else lines[-1] if lines else "no output")[:300]
 
 
-def failure_cause(settings: Settings, group: FeatureGroup) -> str | None:
-    """Why the group's last launched job ended, from its log since that launch (None if it never ran)."""
-    process = last_job(settings, group)
-    log_path = job_dir(settings, group) / "job.log"
+def failure_cause(settings: Settings, subject: FeatureGroup | Source) -> str | None:
+    """Why the last launched job ended, from its log since that launch (None if it never ran)."""
+    process = last_job(settings, subject)
+    log_path = job_dir(settings, subject) / "job.log"
     if process is not None and process.killed:
-        return "killed with SIGKILL (featctl stream kill): no savepoint, the next start resumes from a checkpoint"
+        return (f"killed with SIGKILL (featctl {command(subject)} kill): no savepoint, the next start resumes "
+                "from a checkpoint")
     if process is None or not log_path.exists():
         return None
     with open(log_path, "rb") as log:
@@ -150,16 +153,20 @@ def job_exception(rest: str, jid: str) -> str | None:
     return one_line_cause(history[0].get("stacktrace", "")) if history else None
 
 
-def _fix_for(group: FeatureGroup, restore: str | None, output: str, log_path: Path) -> str:
+def _fix_for(subject: FeatureGroup | Source, restore: str | None, output: str, log_path: Path) -> str:
     """What to do about a job that failed as it started: a savepoint the job no longer matches (the platform's
     job graph changed in an upgrade) is repaired from the event log; anything else is in the job's log."""
+    if restore and "Cannot map checkpoint/savepoint state" in output and isinstance(subject, Source):
+        return (f"its state {restore} was written by a job of another shape (a platform upgrade): move it aside "
+                f"and featctl ingest run {subject.name} reads the stream from its start (the event log keeps one "
+                "copy of each line: days already landed are replaced, not doubled)")
     if restore and "Cannot map checkpoint/savepoint state" in output:
         return (f"its state {restore} was written by a job of another shape (a platform upgrade): "
                 f"featctl stream repair {group.name} starts it afresh from the event log")
     return f"the whole output is in {log_path}"
 
 
-def _launch(settings: Settings, group: FeatureGroup, script: Path, redis_url: str,
+def _launch(settings: Settings, group: FeatureGroup | Source, script: Path, redis_url: str | None,
             restore: str | None, phase: str, replaying: int | None = None) -> JobProcess | None:
     """Start run.py on a free REST port and wait until every task runs or has finished (the replay source
     ends once it has read the event log; a bounded job may have finished altogether).
@@ -169,7 +176,7 @@ def _launch(settings: Settings, group: FeatureGroup, script: Path, redis_url: st
     """
     directory = script.parent
     port = free_loopback_port()
-    args = [sys.executable, str(script), "--redis-url", redis_url, "--rest-port", str(port)]
+    args = [sys.executable, str(script), "--rest-port", str(port)] + (["--redis-url", redis_url] if redis_url else [])
     if restore:
         args += ["--restore", restore]
     pythonpath = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)
@@ -254,13 +261,20 @@ def newest_live_event(registry: Registry, settings: Settings, group: FeatureGrou
 def _launch_job(registry: Registry, settings: Settings, group: FeatureGroup, redis_url: str, cutoff: str | None,
                 backlog_until: str | None, restore: str | None, phase: str,
                 replaying: int | None = None) -> JobProcess:
-    """Build run.py for `phase` and launch it (on a new port when another process took the one it chose)."""
+    """Build run.py for `phase` and launch it (launch_script)."""
     script = build_job(registry, settings, group, cutoff, backlog_until, phase)
+    return launch_script(settings, group, script, redis_url, restore, phase, replaying)
+
+
+def launch_script(settings: Settings, subject: FeatureGroup | Source, script: Path, redis_url: str | None,
+                  restore: str | None, phase: str = LIVE, replaying: int | None = None) -> JobProcess:
+    """Launch a built run.py and wait until it runs (on a new port when another process took the one it chose)."""
     for _attempt in range(3):
-        process = _launch(settings, group, script, redis_url, restore, phase, replaying)
+        process = _launch(settings, subject, script, redis_url, restore, phase, replaying)
         if process is not None:
             return process
-    raise PlatformError(f"the {group.name} job could not bind a REST port three times", "retry featctl stream run")
+    raise PlatformError(f"the {subject.name} job could not bind a REST port three times",
+                        f"retry featctl {command(subject)} run")
 
 
 def replay_first(registry: Registry, settings: Settings, group: FeatureGroup, redis_url: str, bootstrap,
@@ -323,14 +337,15 @@ def replay_progress(rest: str, jid: str) -> ReplayProgress:
     return ReplayProgress(read, bool(vertices) and all(v["status"] == "FINISHED" for v in vertices))
 
 
-def stop(settings: Settings, group: FeatureGroup, timeout_s: float = 120) -> str:
+def stop(settings: Settings, group: FeatureGroup | Source, timeout_s: float = 120) -> str:
     """Stop the job with a savepoint (the next start resumes from it); returns the savepoint path."""
     process = running_job(settings, group)
+    verb = command(group)
     if process is None:
-        raise PlatformError(f"the {group.name} stream is not running", f"featctl stream run {group.name}")
+        raise PlatformError(f"the {group.name} {verb} job is not running", f"featctl {verb} run {group.name}")
     job = flink_job(process.rest, job_name(group))
     if job is None:
-        raise PlatformError(f"the {group.name} job does not answer on {process.rest}", "featctl stream kill, then run")
+        raise PlatformError(f"the {group.name} job does not answer on {process.rest}", f"featctl {verb} kill, then run")
     target = job_dir(settings, group) / "savepoints"
     trigger = rest_call(process.rest, f"/jobs/{job['jid']}/stop", {"targetDirectory": str(target), "drain": False})
     deadline = time.monotonic() + timeout_s
@@ -345,7 +360,7 @@ def stop(settings: Settings, group: FeatureGroup, timeout_s: float = 120) -> str
             state.write_text(json.dumps({**json.loads(state.read_text()), "stopped": True}))
             return location.removeprefix("file:")
         time.sleep(0.3)
-    raise PlatformError(f"no savepoint within {timeout_s} s", "featctl stream kill stops it without one")
+    raise PlatformError(f"no savepoint within {timeout_s} s", f"featctl {verb} kill stops it without one")
 
 
 def wait_finished(process: JobProcess, timeout_s: float) -> None:
@@ -366,7 +381,7 @@ def _wait_exit(pid: int, timeout_s: float) -> None:
         os.killpg(pid, signal.SIGTERM)
 
 
-def kill(settings: Settings, group: FeatureGroup) -> None:
+def kill(settings: Settings, group: FeatureGroup | Source) -> None:
     """Kill the job's process group at once (SIGKILL), as a crash would: no savepoint."""
     process = running_job(settings, group)
     if process is None:

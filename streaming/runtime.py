@@ -32,7 +32,7 @@ from streaming.windows import EntityWindows, from_us, leaving_times, to_us
 class JobArgs:
     """Run-time arguments of a job: where Redis is, which REST port to serve, what state to resume."""
 
-    redis_url: str
+    redis_url: str | None  # None for an ingest job (streaming/ingest.py), which writes the event log only
     rest_port: int | None
     restore: str | None
 
@@ -40,7 +40,7 @@ class JobArgs:
 def parse_args(argv: list[str]) -> JobArgs:
     """Arguments the runner passes to run.py (see streaming/runner.py)."""
     parser = argparse.ArgumentParser(description="A feature group's streaming job.")
-    parser.add_argument("--redis-url", required=True)
+    parser.add_argument("--redis-url", default=None)
     parser.add_argument("--rest-port", type=int, default=None, help="local mini-cluster REST port")
     parser.add_argument("--restore", default=None, help="savepoint or retained checkpoint to resume from")
     ns = parser.parse_args(argv)

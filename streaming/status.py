@@ -8,16 +8,17 @@ import time
 import urllib.error
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 from assets.registry import Registry
-from assets.specs import FeatureGroup
+from assets.specs import FeatureGroup, Source
 from infra.settings import Settings
 from serving.codec import micros_to_datetime
 from serving.online_store import OnlineStore, WritePlan, connect
 from streaming.codegen import job_dir, job_name, stream_sources
 from streaming.connectors import stream_directory
-from streaming.runner import (all_tasks_up, failure_cause, flink_job, job_exception, last_job, replay_progress,
-                              replay_seconds_left, rest_call, running_job)
+from streaming.runner import (all_tasks_up, failure_cause, flink_job, job_exception, last_job, latest_restore_point,
+                              replay_progress, replay_seconds_left, rest_call, running_job)
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,48 @@ class StreamStatus:
         return None if self.replayed is None else replay_text(*self.replayed, self.replay_seconds_left)
 
 
+@dataclass(frozen=True)
+class IngestStatus:
+    """What an operator asks of a source's ingest (streaming/ingest.py): is it up, how far has its event time got."""
+
+    source: str
+    state: str                        # as StreamStatus.state (never BOOTSTRAPPING: an ingest replays nothing)
+    records_in: int | None            # raw lines read, valid or not
+    watermark: datetime | None        # a day is complete once this passes its end by the source's lateness
+    last_checkpoint: datetime | None  # lines landed up to here are committed
+    dead_letters: int
+    lag_seconds: float | None         # age of the oldest stream file newer than the last checkpoint (0: caught up)
+    cause: str | None = None
+
+
+def _ingest_progress(rest: str, name: str, source: Source) -> dict:
+    """Lines read and the event-log sink's watermark of a running ingest: Flink chains the whole job into one
+    vertex, so these are read from its operators' metrics."""
+    job = flink_job(rest, name)
+    try:
+        (vertex,) = [v["id"] for v in rest_call(rest, f"/jobs/{job['jid']}")["vertices"]]
+        lines = _vertex_metric(rest, job["jid"], vertex, f"Source__{source.name}__lines.numRecordsOut")
+        watermark = _vertex_metric(rest, job["jid"], vertex, "StreamingFileWriter.currentInputWatermark", "min")
+    except (urllib.error.URLError, OSError, KeyError, TypeError, ValueError, http.client.HTTPException):
+        return {}
+    return {"records_in": int(lines), "watermark": _millis(watermark)}
+
+
+def ingest_status(settings: Settings, source: Source) -> IngestStatus:
+    """The source's ingest status now."""
+    flink = _job_details(settings, source)
+    process = running_job(settings, source)
+    if process is not None and flink["state"] == "RUNNING":
+        flink.update(_ingest_progress(process.rest, job_name(source), source))
+    restore = latest_restore_point(settings, source)  # what a stopped or killed ingest has committed
+    committed = flink.get("last_checkpoint") or (
+        datetime.fromtimestamp((Path(restore) / "_metadata").stat().st_mtime, timezone.utc) if restore else None)
+    return IngestStatus(source=source.name, state=flink["state"], records_in=flink.get("records_in"),
+                        watermark=flink.get("watermark"), last_checkpoint=committed,
+                        dead_letters=count_dead_letters(settings, source),
+                        lag_seconds=input_lag_seconds(settings, source, committed), cause=flink.get("cause"))
+
+
 def replay_text(read: int, total: int, seconds_left: float | None) -> str:
     """A replay's progress for people: '102,649 of 420,000 replayed, about 4 min left'."""
     return f"{read:,} of {total:,} replayed" + ("" if seconds_left is None else f", about {duration_text(seconds_left)} left")
@@ -68,15 +111,18 @@ def _millis(value) -> datetime | None:
     return datetime.fromtimestamp(value / 1000, timezone.utc)
 
 
-def count_dead_letters(settings: Settings, group: FeatureGroup) -> int:
-    """Dead-lettered records committed so far (in-progress part files are not counted yet)."""
-    directory = job_dir(settings, group) / "dead_letter"
+def count_dead_letters(settings: Settings, subject: FeatureGroup | Source) -> int:
+    """Dead-lettered records of a group's job (or a source's ingest) committed so far (in-progress part files
+    are not counted yet)."""
+    directory = job_dir(settings, subject) / "dead_letter"
     return sum(sum(1 for _ in f.open()) for f in directory.rglob("*") if f.is_file() and not f.name.startswith("."))
 
 
-def _vertex_metric(rest: str, jid: str, vertex: str, metric: str) -> float:
-    values = rest_call(rest, f"/jobs/{jid}/vertices/{vertex}/subtasks/metrics?get={metric}")
-    return sum(v["sum"] for v in values)
+def _vertex_metric(rest: str, jid: str, vertex: str, metric: str, aggregate: str = "sum") -> float:
+    """A metric of a vertex (or of one operator in it: `<operator>.<metric>`) over its subtasks: their sum, or
+    `aggregate` (min, max)."""
+    values = rest_call(rest, f"/jobs/{jid}/vertices/{vertex}/subtasks/metrics?get={metric}&agg={aggregate}")
+    return sum(v[aggregate] for v in values)
 
 
 def _flink_details(rest: str, name: str, replaying: int | None, started_at: float) -> dict:
@@ -140,15 +186,20 @@ def last_write_time(progress: dict) -> datetime | None:
     return _millis(progress.get("last_write_ms"))
 
 
+def _job_details(settings: Settings, subject: FeatureGroup | Source) -> dict:
+    """What Flink says of the job of a group (or of a source's ingest), or why there is none (FAILED, STOPPED)."""
+    process = running_job(settings, subject)
+    if process is not None:
+        return _flink_details(process.rest, job_name(subject), process.replaying, process.started_at)
+    last = last_job(settings, subject)
+    crashed = last is not None and not last.stopped
+    return {"state": "FAILED", "cause": failure_cause(settings, subject)} if crashed else {"state": "STOPPED"}
+
+
 def stream_status(registry: Registry, settings: Settings, group: FeatureGroup, redis_url: str) -> StreamStatus:
     """The group's stream status now."""
     process = running_job(settings, group)
-    if process is not None:
-        flink = _flink_details(process.rest, job_name(group), process.replaying, process.started_at)
-    else:
-        last = last_job(settings, group)
-        crashed = last is not None and not last.stopped
-        flink = {"state": "FAILED", "cause": failure_cause(settings, group)} if crashed else {"state": "STOPPED"}
+    flink = _job_details(settings, group)
     progress = stream_progress(registry, group, redis_url, settings.redis_prefix)
     last_write = last_write_time(progress)
     # While the replay phase runs, what it writes is the event log's: the live files since it started all wait.

@@ -23,6 +23,11 @@ def graph(registry, settings):
 def test_every_group_has_its_raw_features_online_path(graph, registry):
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     expected = {f"raw/{s}" for s in registry.sources}
+    for source in registry.sources.values():  # a streamed source's ingest lands the events raw/<source> loads
+        expected.add(f"ingest/{source.name}")
+        ingest = graph.get(dg.AssetKey(["ingest", source.name]))
+        assert ingest.kinds == {"flink"} and ingest.owners == [source.owner]
+        assert graph.get(dg.AssetKey(["raw", source.name])).parent_keys == {ingest.key}
     for group in registry.groups.values():
         expected |= {f"features/{group.name}", f"online/{group.name}"}
         if group.stream:
@@ -101,7 +106,9 @@ def test_the_daily_job_and_schedule_cover_every_asset(registry, settings):
         {f"raw/{s}" for s in registry.sources} | {f"{kind}/{g}" for g in registry.groups for kind in ("features", "online")}
         | {f"served/{s}" for s in registry.services})
     assert [s.name for s in defs.sensors] == ["freshness", *(f"{g.name}_stream_health"
-                                                             for g in registry.groups.values() if g.stream)]
+                                                             for g in registry.groups.values() if g.stream),
+                                              *(f"{s}_event_log" for s, spec in registry.sources.items() if spec.stream)]
+    assert all(defs.resolve_sensor_def(f"{s}_event_log").job_name == DAILY_JOB for s in registry.sources)
     schedule = defs.resolve_schedule_def(f"{DAILY_JOB}_schedule")
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 2 * * *", "UTC")
     checks = {k.to_user_string() for k in job.asset_layer.asset_graph.asset_check_keys}
@@ -135,7 +142,8 @@ def test_the_defs_yaml_component_builds_what_featctl_builds(registry, settings):
     graphs = [d.resolve_asset_graph() for d in (loaded, direct)]
     assert graphs[0].get_all_asset_keys() == graphs[1].get_all_asset_keys()
     assert len(graphs[0].get_all_asset_keys()) == len(registry.sources) + 2 * len(registry.groups) + 2 * sum(
-        1 for g in registry.groups.values() if g.stream) + 2 * len(registry.services)  # stream/ and history/
+        1 for g in registry.groups.values() if g.stream) + 2 * len(registry.services) + sum(  # stream/ and history/
+        1 for s in registry.sources.values() if s.stream)  # ingest/
     assert graphs[0].asset_check_keys == graphs[1].asset_check_keys
     key = dg.AssetKey(["features", "user_upvotes"])
     assert graphs[0].get(key).code_version == graphs[1].get(key).code_version

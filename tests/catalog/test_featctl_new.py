@@ -176,4 +176,4 @@ def test_the_code_location_and_featctl_list_read_the_registry_settings_point_at(
                              "k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()))"],
                             cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == str(sorted(["raw/post_events", "raw/upvote_events", "features/author_posts",
-                                                "online/author_posts"]))
+                                                "online/author_posts", "ingest/post_events", "ingest/upvote_events"]))
