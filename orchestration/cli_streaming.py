@@ -38,6 +38,7 @@ def stream_run(groups: tuple[str, ...], every: bool) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     from infra.spark import spark_session
+    from streaming.codegen import stream_sources
     from streaming.runner import latest_restore_point, running_job, start
     from streaming.status import replay_text
 
@@ -76,6 +77,12 @@ def stream_run(groups: tuple[str, ...], every: bool) -> None:
         render()
         with ThreadPoolExecutor(max_workers=len(selected)) as pool:
             started = {spec.name: pool.submit(start_one, spec) for spec in selected}
+    read = {s.name for g in selected for s in stream_sources(registry, g)}
+    not_ingested = sorted(name for name in read if not running_job(settings, registry.sources[name]))
+    if not_ingested:  # the streams count their events; only an ingest keeps them for the batch and replays
+        console.print(f"note: no ingest runs for {', '.join(not_ingested)}: live events reach Redis but not the "
+                      f"event log (raw tables), so the daily batch cannot count them: featctl ingest run "
+                      f"{' '.join(not_ingested)}")
     failed = {name: future.exception() for name, future in started.items() if future.exception() is not None}
     for error in failed.values():  # a bug keeps its traceback; one failed start is its own error
         if len(failed) == 1 or not isinstance(error, PlatformError):
@@ -164,13 +171,13 @@ def stream_repair(group: str) -> None:
 
 @stream.command("shutdown")
 def stream_shutdown() -> None:
-    """Stop every running stream with a savepoint, then the platform's own Redis server."""
+    """Stop every running stream and ingest with a savepoint, then the platform's own Redis server."""
     from streaming.runner import running_job, stop
 
     settings, registry = load_platform()
-    for group in registry.groups.values():
-        if group.stream and running_job(settings, group):
-            console.print(f"{group.name}: savepoint {stop(settings, group)}")
+    for job in [*registry.groups.values(), *registry.sources.values()]:
+        if job.stream and running_job(settings, job):
+            console.print(f"{job.name}: savepoint {stop(settings, job)}")
     if stop_local_redis(settings.data_dir / "redis"):
         console.print("stopped the platform's Redis")
 

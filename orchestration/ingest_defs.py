@@ -70,11 +70,11 @@ def event_log_sensor(registry: Registry, settings: Settings, source: Source, job
                description=f"Loads each day the {source.name} ingest completed into raw/{source.name} and runs "
                            "the day's features from it (again, with the days after, when late events land).")
     def event_log(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+        if runner.last_job(settings, source) is None:
+            return dg.SkipReason(f"the {source.name} ingest never ran: materialize ingest/{source.name}")
         days = landed_days(settings, source)
         complete = [d.ds for d in days if d.complete]
         waiting = [d for d in days if d.complete and not d.loaded and partitions.has_partition_key(d.ds)]
-        if not waiting:
-            return dg.SkipReason(f"no complete {source.name} day waits to be loaded ({len(complete)} complete)")
         requests = []
         for day in waiting:
             landed = hashlib.sha256("\n".join(day.files).encode()).hexdigest()[:16]  # one run per landed content
@@ -86,8 +86,11 @@ def event_log_sensor(registry: Registry, settings: Settings, source: Source, job
                          for ds in batch_reruns(day, complete, window_days) if partitions.has_partition_key(ds)]
         status = ingest_status(settings, source)
         observation = dg.AssetObservation(asset_key=dg.AssetKey(["ingest", source.name]), metadata={
-            "state": status.state, "watermark": str(status.watermark or "-"), "dead_letters": status.dead_letters,
-            "complete_days": len(complete), "days_to_load": ", ".join(d.ds for d in waiting)})
+            "state": status.state, "cause": status.cause or "-", "watermark": str(status.watermark or "-"),
+            "lag_seconds": dg.MetadataValue.float(status.lag_seconds if status.lag_seconds is not None else -1.0),
+            "dead_letters": status.dead_letters, "complete_days": len(complete),
+            "events_by_day": dg.MetadataValue.json({d.ds: d.rows for d in days}),
+            "days_to_load": ", ".join(d.ds for d in waiting) or "none"})
         return dg.SensorResult(run_requests=requests, asset_events=[observation])
 
     return event_log

@@ -53,6 +53,8 @@ def test_demo_then_get_reads_what_the_demo_published(tiny_demo):
         assert started.returncode == 0, started.stdout[-3000:] + started.stderr[-3000:]
         assert {line.split(":")[0] for line in started.stdout.splitlines() if ": RUNNING" in line} == {
             "post_popularity", "subreddit_activity", "user_activity", "user_upvotes"}
+        assert "note: no ingest runs for post_events, upvote_events: live events reach Redis but not the event log" \
+            in " ".join(started.stdout.split()), started.stdout
         status = featctl_process("stream", "status", data_dir=tmp_path, timeout=120)
         states = [line.split("│")[2].strip() for line in status.stdout.splitlines()
                   if line.startswith("│") and line.split("│")[1].strip()]

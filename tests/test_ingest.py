@@ -149,6 +149,10 @@ def test_the_ingest_lands_each_valid_line_once_across_a_kill_and_loads_days_late
     sensor = definitions.resolve_sensor_def("upvote_events_event_log")
     with dg.instance_for_test() as instance:
         result = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=definitions))
+    (observed,) = result.asset_events  # what the UI shows on ingest/upvote_events
+    assert observed.metadata["state"].value == "RUNNING" and observed.metadata["dead_letters"].value == len(bad)
+    assert observed.metadata["events_by_day"].value == {D1.isoformat(): len(day1) + 1, D2.isoformat(): 40,
+                                                        D3.isoformat(): 40}
     readers = sorted(f"{layer}/{g}" for g, spec in registry.groups.items() if "upvote_events" in spec.sources
                      for layer in ("features", "online"))
     assert sensor.job_name == DAILY_JOB
