@@ -17,14 +17,11 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 
 from assets.dtypes import FLINK_TYPES
+from assets.operations import OPERATIONS
 from assets.specs import Feature, FeatureGroup, Source, format_duration
 
 WATERMARK_DELAY_SECONDS = 5
 DAY_US = 86_400_000_000
-
-_SQL_OF_OPERATION = {"count": "COUNT({x})", "count_distinct": "COUNT(DISTINCT {x})", "sum": "SUM({x})",
-                     "min": "MIN({x})", "max": "MAX({x})", "last": "the {x} of the latest event"}
-
 
 EVENT_TIME = "event_time"  # the event-time column of a hand-written windowed transform.sql
 
@@ -41,6 +38,19 @@ class WindowedFeature:
     window_us: int
     dtype: str | None
     keep: bool = False  # keeps its last value once the window holds no input for it
+
+    @property
+    def distinct(self) -> bool:
+        """COUNT DISTINCT: the window operator keeps each item's latest tile for it."""
+        return OPERATIONS[self.operation].distinct
+
+    def add(self, partial, value, time_us: int):
+        """A tile's partial with one more input (its operation's rule, assets/operations.py)."""
+        return OPERATIONS[self.operation].add(partial, value, time_us)
+
+    def finalize(self, partials: list):
+        """The value over a window from its tiles' partials (its operation's rule)."""
+        return OPERATIONS[self.operation].finalize(partials)
 
 
 @dataclass(frozen=True)
@@ -75,7 +85,8 @@ class WindowPlan:
         """The plan with every aggregate's dtype, from the dtypes of its input columns (counts are int64)."""
         return replace(self, features=tuple(
             f if f.dtype is not None else
-            replace(f, dtype="int64" if f.operation in ("count", "count_distinct") else input_dtypes[self.inputs[f.input]])
+            replace(f, dtype=OPERATIONS[f.operation].value_dtype(None if f.input is None else
+                                                                   input_dtypes[self.inputs[f.input]]))
             for f in self.features))
 
     @cached_property
@@ -104,27 +115,24 @@ def _header(what: str) -> str:
 
 def _described(feature: Feature) -> str:
     aggregate = feature.aggregate
-    return (f"{feature.name}: {_SQL_OF_OPERATION[aggregate.operation].format(x=aggregate.input or '*')} "
+    return (f"{feature.name}: {OPERATIONS[aggregate.operation].described.format(x=aggregate.input or '*')} "
             f"over {aggregate.window.days}d")
 
 
 def _batch_expression(feature: Feature, source: Source, longest: int) -> str:
+    """The feature's HiveQL over the group's longest window of days: its operation (assets/operations.py) over
+    the input, which is NULL on the days outside the feature's own window when that is shorter."""
     aggregate = feature.aggregate
-    x = f"`{aggregate.input}`"
+    operation = OPERATIONS[aggregate.operation]
     days = aggregate.window.days
-    inside = ("ds = '{{ ds }}'" if days == 1
-              else f"ds >= date_format(date_sub('{{{{ ds }}}}', {days - 1}), 'yyyy-MM-dd')")
-
-    def within(value: str) -> str:
-        return value if days == longest else f"CASE WHEN {inside} THEN {value} END"
-    if aggregate.operation == "count":
-        counted = x if aggregate.input else "1"
-        return ("COUNT(*)" if days == longest and not aggregate.input else f"COUNT({within(counted)})")
-    if aggregate.operation == "last":  # the value at the latest event time; a tie goes to the larger value
-        latest = "NAMED_STRUCT('t', `%s`, 'v', %s)" % (source.event_time, x)
-        return f"MAX({within(latest)}).v"
-    return {"count_distinct": "COUNT(DISTINCT {})", "sum": "COALESCE(SUM({}), 0)", "min": "MIN({})",
-            "max": "MAX({})"}[aggregate.operation].format(within(x))
+    if aggregate.input is None and days == longest:
+        return operation.all_rows
+    value = operation.batch_input.format(x=f"`{aggregate.input}`", t=f"`{source.event_time}`") if aggregate.input else "1"
+    if days < longest:
+        inside = ("ds = '{{ ds }}'" if days == 1
+                  else f"ds >= date_format(date_sub('{{{{ ds }}}}', {days - 1}), 'yyyy-MM-dd')")
+        value = f"CASE WHEN {inside} THEN {value} END"
+    return operation.batch.format(value)
 
 
 def render_batch_sql(group: FeatureGroup, source: Source, key: str) -> str:

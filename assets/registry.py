@@ -22,7 +22,7 @@ import yaml
 from pydantic import ValidationError
 
 from assets.aggregations import rendered_files
-from assets.dtypes import NUMERIC_DTYPES
+from assets.operations import OPERATIONS
 from assets.specs import FEATURE_REF, Entity, FeatureGroup, FeatureServiceSpec, OnDemandFeature, Source, StreamQueries
 from infra.errors import PlatformError
 
@@ -221,12 +221,13 @@ def _check_aggregations(path: Path, group: FeatureGroup, sources: dict[str, Sour
         if feature.aggregate.input and column is None:
             raise _fail(path, f"features[{index}].aggregate.input", f"{feature.aggregate.input!r} is not a column "
                         f"of {source.name} ({', '.join(columns)})")
-        operation = feature.aggregate.operation
-        wanted = "int64" if operation in ("count", "count_distinct") else column.dtype
-        if operation == "sum" and column.dtype not in NUMERIC_DTYPES:
-            raise _fail(path, f"features[{index}].aggregate", f"sum needs a numeric column, {column.name} is {column.dtype}")
+        operation = OPERATIONS[feature.aggregate.operation]
+        refused = operation.refuses(column.dtype) if column else None
+        if refused:
+            raise _fail(path, f"features[{index}].aggregate", f"{refused}, {column.name} is {column.dtype}")
+        wanted = operation.value_dtype(column.dtype if column else None)
         if feature.dtype != wanted:
-            raise _fail(path, f"features[{index}].dtype", f"a {operation} of {column.name if column else 'events'} "
+            raise _fail(path, f"features[{index}].dtype", f"a {operation.name} of {column.name if column else 'events'} "
                         f"is {wanted}, not {feature.dtype}")
     return source
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_valid
 
 from assets.dtypes import DTYPES, INT_RANGES, NUMERIC_DTYPES, Dtype
 from assets.offline_layout import feature_table
+from assets.operations import OPERATION_NAMES, OPERATIONS
 
 NAME = r"^[a-z][a-z0-9_]*$"
 # A feature ref: `group`, `group.feature`, `group@vN`, `group@vN.feature` (serving/feature_refs.py resolves them).
@@ -118,17 +119,13 @@ class Source(Strict):
         return [c.name for c in self.columns].index(self.event_time)
 
 
-OPERATIONS = ("count", "count_distinct", "sum", "min", "max", "last")
-EMPTY_OF_OPERATION = {"count": 0, "count_distinct": 0, "sum": 0}  # the others are null over an empty window
-
-
 class Aggregate(Strict):
     """How a declared windowed feature is computed: `operation` over `input` (a column of the group's
     aggregations source) in the `window` ending at the value's time (whole days, so every batch partition
     is one window). A count without input counts events (COUNT(*)), with one the events where it is not
     null (COUNT(x)); null inputs are skipped by every operation, as in SQL."""
 
-    operation: Literal["count", "count_distinct", "sum", "min", "max", "last"]
+    operation: Literal[OPERATION_NAMES]  # a row of assets/operations.py
     input: str | None = Field(default=None, pattern=NAME)
     window: timedelta
 
@@ -142,7 +139,7 @@ class Aggregate(Strict):
 
     @model_validator(mode="after")
     def _input_given(self) -> Aggregate:
-        if self.input is None and self.operation != "count":
+        if self.input is None and OPERATIONS[self.operation].needs_input:
             raise ValueError(f"input: a {self.operation} needs an input column (only count can go without)")
         return self
 
@@ -183,7 +180,8 @@ class Feature(Strict):
     def _aggregate_empty_value(cls, data):
         """A declared aggregate's empty value is its operation's (0 for counts and sums, else null)."""
         if isinstance(data, dict) and isinstance(data.get("aggregate"), dict):
-            empty = EMPTY_OF_OPERATION.get(data["aggregate"].get("operation"))
+            operation = OPERATIONS.get(data["aggregate"].get("operation"))
+            empty = operation.empty if operation else None
             if "empty_value" in data and data["empty_value"] != empty:
                 raise ValueError(f"empty_value: a {data['aggregate'].get('operation')} over an empty window is "
                                  f"{'null' if empty is None else empty}; leave empty_value out")

@@ -14,6 +14,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
 from assets.registry import Registry
 from assets.specs import FeatureGroup
 from batch.feature_job import feature_query
@@ -68,7 +70,9 @@ def check_consistency(spark, registry: Registry, settings: Settings, group: Feat
         for record in batch.to_dict(orient="records"):
             for feature in group.features:
                 wanted = record[feature.name]
-                if feature.dtype == "timestamp":
+                if pd.isna(wanted):  # null in the batch table (NaN, NaT or None in pandas): null online
+                    wanted = None
+                elif feature.dtype == "timestamp":
                     wanted = decode_value("timestamp", str(int(wanted.value // 1000)).encode())
                 got = streamed[record[entity.key]][f"{group.name}.{feature.name}"]
                 if got != wanted:

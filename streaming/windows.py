@@ -3,8 +3,8 @@
 Flink SQL's windows cannot serve a 7-day feature online: HOP emits nothing for an entity without events
 in a slide (its old value would stay in Redis), OVER aggregates emit only on events, and future-dated
 expiry rows would drag the watermark ahead. So the platform runs one keyed process function per declared
-group. Per entity its state holds tiles (the partial aggregates of one `tail` bucket: count, sum, min,
-max, latest; for COUNT DISTINCT, the items whose latest event falls in the tile) and, per COUNT DISTINCT
+group. Per entity its state holds tiles (the partial aggregates of one `tail` bucket, each as its operation
+keeps it: assets/operations.py; for COUNT DISTINCT, the items whose latest event falls in the tile) and, per COUNT DISTINCT
 feature, each item's latest bucket (an aggregate marked `keep` also holds its last value, which it keeps
 once its window is empty); every feature over every window is exact, merged from the tiles the
 window covers, so an event costs one pass over at most window/tail tiles. It emits the entity's features
@@ -57,8 +57,7 @@ class EntityWindows:
         self.as_of = -1
         self.tiles: dict[int, list[Any]] = {}  # bucket start (µs) -> one partial per feature
         # per COUNT DISTINCT feature: item -> the bucket of its latest event (the one tile that counts it)
-        self.items: dict[int, dict[Any, int]] = {i: {} for i, f in enumerate(plan.features)
-                                                  if f.operation == "count_distinct"}
+        self.items: dict[int, dict[Any, int]] = {i: {} for i, f in enumerate(plan.features) if f.distinct}
         self.kept: dict[int, Any] = {}  # per `keep` aggregate: its last value over a window that held input
 
     def to_state(self) -> dict:
@@ -94,26 +93,18 @@ class EntityWindows:
             if feature.input is not None and feature.dtype == "timestamp":
                 value = to_us(value)
             partial = tile[index]
-            if feature.operation == "count":
+            if not feature.distinct:
+                tile[index] = feature.add(partial, value, time_us)
+                continue
+            # COUNT DISTINCT: a tile counts the items whose latest event is in it
+            seen, previous = self.items[index], self.items[index].get(value)
+            if previous is None or previous < bucket:
+                if previous is not None:
+                    self.tiles[previous][index] -= 1
+                seen[value] = bucket
                 tile[index] = (partial or 0) + 1
-            elif feature.operation == "count_distinct":  # a tile counts the items whose latest event is in it
-                seen, previous = self.items[index], self.items[index].get(value)
-                if previous is None or previous < bucket:
-                    if previous is not None:
-                        self.tiles[previous][index] -= 1
-                    seen[value] = bucket
-                    tile[index] = (partial or 0) + 1
-                elif partial is None:
-                    tile[index] = 0
-            elif feature.operation == "sum":
-                tile[index] = value if partial is None else partial + value
-            elif feature.operation == "min":
-                tile[index] = value if partial is None else min(partial, value)
-            elif feature.operation == "max":
-                tile[index] = value if partial is None else max(partial, value)
-            else:  # last: the value of the latest event, a tie going to the larger value (as batch.sql)
-                candidate = (time_us, value)
-                tile[index] = candidate if partial is None else max(partial, candidate)
+            elif partial is None:
+                tile[index] = 0
         self.as_of = max(self.as_of, time_us)
         return bucket
 
@@ -125,16 +116,7 @@ class EntityWindows:
             oldest = current + plan.tail_us - feature.window_us
             partials = [tile[index] for bucket, tile in self.tiles.items()
                         if bucket >= oldest and tile[index] is not None]
-            if feature.operation in ("count", "count_distinct"):
-                value = sum(partials)
-            elif feature.operation == "sum":
-                value = sum(partials) if partials else 0
-            elif feature.operation == "min":
-                value = min(partials, default=None)
-            elif feature.operation == "max":
-                value = max(partials, default=None)
-            else:
-                value = max(partials)[1] if partials else None
+            value = feature.finalize(partials)
             if feature.keep and not partials:
                 value = self.kept.get(index)
             elif feature.keep:
