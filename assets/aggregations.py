@@ -74,8 +74,9 @@ class WindowPlan:
             aggregates = group.aggregations.aggregates
             inputs = tuple(dict.fromkeys([EVENT_TIME, *(a.input for a in aggregates if a.input)]))
             named = [(a.name, a, None, a.keep) for a in aggregates]
+        lateness = group.aggregations.allowed_lateness or max(aggregate.window for _, aggregate, _, _ in named)
         return cls(key=key, inputs=inputs, tail_us=_us(group.aggregations.tail),
-                   allowed_lateness_ms=_us(group.aggregations.allowed_lateness) // 1000,
+                   allowed_lateness_ms=_us(lateness) // 1000,
                    features=tuple(WindowedFeature(name, aggregate.operation,
                                                   inputs.index(aggregate.input) if aggregate.input else None,
                                                   _us(aggregate.window), dtype, keep)

@@ -306,14 +306,15 @@ class Aggregations(Strict):
 
     `tail` is the granularity of window boundaries: the value at time t counts the events of the window
     whose oldest tail bucket is the one after t's bucket minus the window, up to t (a 7d window with a
-    1h tail spans between 6d23h and 7d). `allowed_lateness`: how far behind the stream's watermark an event
-    may arrive and still be counted; a later one is dead-lettered with the reason.
-    """
+    1h tail spans between 6d23h and 7d). `allowed_lateness`: how late an event may be (behind the stream's
+    watermark) and still be counted online, by default the longest window: an event that late is merged into
+    its tile, unless its hour has left every window the job holds for its entity. Later ones are dead-lettered
+    with the reason (the batch still counts them from the event log)."""
 
     source: str | None = Field(default=None, pattern=NAME)
     aggregates: tuple[WindowAggregate, ...] = ()
     tail: timedelta = timedelta(hours=1)
-    allowed_lateness: timedelta = timedelta(hours=1)
+    allowed_lateness: timedelta | None = None  # None: the longest window
 
     @model_validator(mode="after")
     def _one_form(self) -> Aggregations:

@@ -294,13 +294,20 @@ class WindowOperator(KeyedProcessFunction):
         watermark = ctx.timer_service().current_watermark()
         behind_ms = watermark - time_us // 1000
         complete = self.complete_before_us is not None and time_us < self.complete_before_us
-        if not complete and watermark > -2 ** 62 and behind_ms > self.plan.allowed_lateness_ms:
-            yield LATE, Row(f"late: event time {time} is {behind_ms / 1000:.0f} s behind the stream's watermark "
-                            f"{from_us(watermark * 1000)}, more than the allowed lateness of "
-                            f"{self.plan.allowed_lateness_ms / 1000:.0f} s", self._record(value))
-            return
         stored = self.state.value()
         windows = EntityWindows(self.plan) if stored is None else EntityWindows.from_state(stored)
+        if not complete and watermark > -2 ** 62:
+            if behind_ms > self.plan.allowed_lateness_ms:
+                refused = f"more than the allowed lateness of {self.plan.allowed_lateness_ms / 1000:.0f} s"
+            elif stored is not None and not windows.holds(self.plan, time_us):
+                refused = "and its hour has left every window the job holds for this entity"
+            else:
+                refused = None  # merged exactly into its tile, however late: the value as of the entity's newest event counts it
+            if refused:
+                yield LATE, Row(f"late: event time {time} is {behind_ms / 1000:.0f} s behind the stream's watermark "
+                                f"{from_us(watermark * 1000)}, {refused}: not counted online; the event log keeps it "
+                                "where the source's ingest runs, and the batch counts it there", self._record(value))
+                return
         for leaving in windows.departures_before(self.plan, time_us):  # timers the watermark has not fired yet
             windows.advance(self.plan, leaving)
             yield self._emit(key, windows)

@@ -23,9 +23,13 @@ stream files are read in name order): they are merged into the tiles they belong
 the watermark has already passed are applied at once (their timers, behind the watermark, would never
 fire), so the final values do not depend on arrival order.
 
-An event more than the group's allowed lateness behind the watermark is dead-lettered with the reason,
+An event up to the group's allowed lateness behind the watermark (by default its longest window) is merged
+into its tile, and the value as of the entity's newest event counts it; a later one, or one whose hour has left
+every window the job holds for its entity (EntityWindows.holds), is dead-lettered with the reason,
 except events the job knows are complete: older than the bootstrap cutoff (replayed from the event log)
-or than the newest event of the files waiting when the job started (its backlog).
+or than the newest event of the files waiting when the job started (its backlog). Values the stream emitted
+before a late event arrived (at earlier departures) are not emitted again; the batch, which reads the event
+log the source's ingest keeps, counts it in every day it belongs to.
 """
 
 from __future__ import annotations
@@ -157,6 +161,11 @@ class EntityWindows:
         """The distinct times after `as_of` and before `before_us` when a tile leaves a window, in order."""
         return sorted({leaving for bucket in self.tiles for leaving in leaving_times(plan, bucket)
                        if self.as_of < leaving < before_us})
+
+    def holds(self, plan: WindowPlan, time_us: int) -> bool:
+        """Whether an event at `time_us` falls in a tile the longest window as of `as_of` still covers, so it
+        can be merged exactly (an event that late for the watermark is still counted in its windows)."""
+        return plan.bucket(time_us) >= plan.bucket(self.as_of) + plan.tail_us - max(plan.windows_us)
 
     @property
     def empty(self) -> bool:

@@ -80,6 +80,20 @@ def _rows(events: list[dict]) -> Counter:
     return Counter((e["event_id"], e["user_id"], e["post_id"], e["event_time"]) for e in events)
 
 
+def test_the_ingest_renders_the_same_job_for_kafka_with_a_consumer_group_of_its_own(registry, settings):
+    source = registry.sources["upvote_events"]
+    local = ingest.render_ingest(settings, source)
+    assert f"runtime.create_file_lines(t_env, \"upvote_events__lines\", {stream_directory(settings, source).as_uri()!r}" \
+        in local
+    assert "'sink.partition-commit.delay' = '90000 s'" in local  # a day, plus the source's lateness of 1h
+    assert f"'path' = '{ingest.landing_directory(settings, source).as_uri()}'" in local
+    cluster = settings.model_copy(update={"kafka_bootstrap_servers": "kafka-1:9092"})
+    kafka = ingest.render_ingest(cluster, source)
+    assert "'connector' = 'kafka'" in kafka and "'topic' = 'upvote_events'" in kafka
+    assert "'properties.group.id' = 'fp-ingest-upvote_events'" in kafka  # not a group job's offsets
+    assert kafka.split("# Output")[1] == local.split("# Output")[1]
+
+
 @pytest.fixture(scope="module")
 def ingesting(registry, settings, tmp_path_factory):
     """The upvote_events ingest on a data dir of its own; its loads go to a table of their own."""

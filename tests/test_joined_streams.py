@@ -5,8 +5,8 @@ job on the local mini-cluster into a real Redis, against plain Python over the s
 Simulated time runs over days of posts and upvotes written file after file, as producers would send them:
 at every step every served value equals tests/reference.py over the events sent so far. Along the way an
 upvote is read before its post, a subreddit goes quiet and falls to zero (its name kept), a post line no
-producer should send is dead-lettered, an upvote within the allowed lateness counts and one beyond it is
-refused with the reason, and posts leave post_popularity's population when their creation leaves the window.
+producer should send is dead-lettered, upvotes 30 min and 3 h late count (the allowed lateness defaults to the
+1-day window) and one 30 h late is refused with the reason, and posts leave post_popularity's population when their creation leaves the window.
 """
 
 from __future__ import annotations
@@ -102,13 +102,16 @@ def test_subreddit_activity_joins_upvotes_with_their_posts_and_falls_when_a_subr
     try:
         for k in range(14):
             posts, upvotes = site.chunk_events(k)
-            if k == 10:  # behind the watermark (the previous chunk's newest event - 5 s): 30 min is allowed, 3 h not
+            if k == 10:  # behind the watermark (the previous chunk's newest event - 5 s): 30 min and 3 h are
+                # merged (the allowed lateness is the 1-day window), 30 h is not
                 newest, old_post = sent[-1]["event_time"], site.posts[0]["post_id"]
                 late_ok = {"event_id": "late-ok", "user_id": 7, "post_id": old_post,
                            "event_time": newest - timedelta(minutes=30)}
+                late_merged = {"event_id": "late-merged", "user_id": 9, "post_id": old_post,
+                               "event_time": newest - timedelta(hours=3)}
                 late_refused = {"event_id": "late-refused", "user_id": 8, "post_id": old_post,
-                                "event_time": newest - timedelta(hours=3)}
-                upvotes = [late_ok, late_refused, *upvotes]
+                                "event_time": newest - timedelta(hours=30)}
+                upvotes = [late_ok, late_merged, late_refused, *upvotes]
             post_lines = [_line(p) for p in posts] + ([bad_post] if k == 2 else [])
             files = [(posts_dir, f"posts-{k:03d}", post_lines), (upvotes_dir, f"upvotes-{k:03d}", [_line(u) for u in upvotes])]
             for directory, name, lines in (reversed(files) if k == 6 else files):  # k = 6: upvotes before their posts
@@ -132,6 +135,7 @@ def test_subreddit_activity_joins_upvotes_with_their_posts_and_falls_when_a_subr
     refused = by_source["upvote_events+post_events"]
     assert json.loads(refused["record"])["post_id"] == late_refused["post_id"]
     assert refused["reason"].startswith(f"late: event time {late_refused['event_time']} is ")
+    assert "more than the allowed lateness of 86400 s: not counted online" in refused["reason"]
     assert len(_dead_letters(own, group)) == 2
 
 

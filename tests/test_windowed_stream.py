@@ -3,8 +3,9 @@ PyFlink job on the local mini-cluster into a real Redis, against plain Python ov
 
 Simulated time runs over twelve days of upvotes written file after file: at sampled moments every user's
 served values equal the windows ending at the newest event (tests/reference.py), a user who stops upvoting
-falls to 0 as the window passes, an event within the allowed lateness is counted and one beyond it is
-dead-lettered with the reason, and so are events dated ahead of the job's clock (a producer's wrong clock),
+falls to 0 as the window passes, events 30 min and 3 h late are counted (the allowed lateness defaults to
+the 7-day window, so late data heals online), one 8 days late is dead-lettered with the reason, and so are
+events dated ahead of the job's clock (a producer's wrong clock),
 which never move the windows' time: the job keeps running and stops with a savepoint.
 """
 
@@ -72,23 +73,26 @@ def test_windowed_values_follow_the_ground_truth_and_fall_when_a_user_goes_quiet
     directory = stream_directory(own, registry.sources["upvote_events"])
     rng = random.Random(11)
     counted, quiet_values, checks = [], [], 0
-    late_ok = late_refused = None
+    late_ok = late_merged = None
+    late_refused = []
     runner.start(registry, own, group, redis_url)
     try:
         for k in range(24):
             events = _chunk_events(rng, k)
-            if k == 14:  # behind the watermark (the previous chunk's newest event - 5 s): 30 min is allowed, 3 h not
+            if k == 14:  # behind the watermark (the previous chunk's newest event - 5 s): 30 min and 3 h are merged
+                # (the allowed lateness is the 7-day window), 8 days is not
                 newest = counted[-1]["event_time"]
                 late_ok = {"event_id": "late-ok", "user_id": 5, "post_id": 777, "event_time": newest - timedelta(minutes=30)}
-                late_refused = {"event_id": "late-refused", "user_id": 6, "post_id": 778,
-                                "event_time": newest - timedelta(hours=3)}
-                events = [late_ok, late_refused, *events]
+                late_merged = {"event_id": "late-merged", "user_id": 6, "post_id": 778,
+                               "event_time": newest - timedelta(hours=3)}
+                late_refused = [{"event_id": "late-old", "user_id": 7, "post_id": 779, "event_time": newest - timedelta(days=8)}]
+                events = [late_ok, late_merged, *late_refused, *events]
             if k == 10:  # producers with wrong clocks, ahead of this machine's: never counted, never move time
                 wall = datetime.now(timezone.utc).replace(tzinfo=None)
                 events = [*events, *({"event_id": f"ahead-{n}", "user_id": 1 + n, "post_id": 900 + n, "event_time": at}
                                      for n, at in enumerate(_ahead_of(wall)))]
             _write_lines(directory, f"chunk-{k:03d}", [_line(e) for e in events])
-            counted += [e for e in events if e is not late_refused and not e["event_id"].startswith("ahead-")]
+            counted += [e for e in events if e not in late_refused and not e["event_id"].startswith("ahead-")]
             newest = max(e["event_time"] for e in counted)
             _wait_until_landed(store, plan, newest)
             if k % 3 == 2 or k == 23:
@@ -105,9 +109,9 @@ def test_windowed_values_follow_the_ground_truth_and_fall_when_a_user_goes_quiet
     assert quiet_values[0] > 0 and quiet_values == sorted(quiet_values, reverse=True) and quiet_values[-1] == 0
     assert _served(registry, store, own.redis_prefix, [QUIET_USER])[QUIET_USER] == (0, 0, 0, None)
     letters = {json.loads(letter["record"])["post_id"]: letter["reason"] for letter in _wait_for_letters(own, group, 4)}
-    assert sorted(letters) == [late_refused["post_id"], 900, 901, 902]
-    assert letters[late_refused["post_id"]].startswith(f"late: event time {late_refused['event_time']} is ")
-    assert "more than the allowed lateness of 3600 s" in letters[late_refused["post_id"]]
+    assert sorted(letters) == [779, 900, 901, 902]
+    assert letters[779].startswith(f"late: event time {late_refused[0]['event_time']} is ")
+    assert "more than the allowed lateness of 604800 s: not counted online" in letters[779]
     assert all(" is ahead of the job's clock " in letters[post] for post in (900, 901, 902))
     assert len(_dead_letters(own, group)) == 4
 
