@@ -33,7 +33,7 @@ from infra.settings import Settings
 from infra.spark import prepare_spark_environment, spark_config
 from orchestration.checks import quality_checks
 from orchestration.freshness import freshness_check, freshness_sensor
-from orchestration.ingest_defs import event_log_sensor, ingest_asset
+from orchestration.ingest_defs import event_log_sensor, ingest_asset, ingested_sources, readers_of
 from orchestration.resources import OnlineStoreResource
 from orchestration.served_defs import served_asset, skew_check
 from orchestration.upstream import failed_source_partitions
@@ -240,10 +240,14 @@ def previous_utc_day(moment: datetime) -> str:
     return (moment.astimezone(timezone.utc).date() - timedelta(days=1)).isoformat()
 
 
-def daily_schedule(job, partitions: dg.PartitionsDefinition, settings: Settings) -> dg.ScheduleDefinition:
+def daily_schedule(registry: Registry, job, partitions: dg.PartitionsDefinition,
+                   settings: Settings) -> dg.ScheduleDefinition:
     """Every day at `schedule_hour` of `schedule_timezone`: yesterday's (UTC) partition of every group.
 
     The job selects every raw, features and online asset, so a new group folder is scheduled as it lands.
+    The schedule does not guess when a day is complete: the days of a source whose ingest runs are run by
+    its `<source>_event_log` sensor once the ingest completes them, so the schedule leaves out that source's
+    raw table and the groups reading it.
     """
 
     @dg.schedule(name=DAILY_SCHEDULE, job=job, cron_schedule=f"0 {settings.schedule_hour} * * *",
@@ -253,7 +257,16 @@ def daily_schedule(job, partitions: dg.PartitionsDefinition, settings: Settings)
         ds = previous_utc_day(context.scheduled_execution_time or datetime.now(timezone.utc))
         if not partitions.has_partition_key(ds):
             return dg.SkipReason(f"ds={ds} is before the first partition ({partitions.get_first_partition_key()})")
-        return dg.RunRequest(run_key=ds, partition_key=ds)
+        ingested = ingested_sources(registry, settings)
+        if not ingested:
+            return dg.RunRequest(run_key=ds, partition_key=ds)
+        owned = {key for source in ingested for key in readers_of(registry, source)}
+        every = context.repository_def.get_job(job.name).asset_layer.executable_asset_keys
+        rest = sorted(set(every) - owned)
+        if not rest:
+            return dg.SkipReason(f"ds={ds}: the event-log sensors of {', '.join(s.name for s in ingested)} run it "
+                                 "once their ingests complete it")
+        return dg.RunRequest(run_key=ds, partition_key=ds, asset_selection=rest)
 
     return schedule
 
@@ -287,7 +300,7 @@ def build_definitions(registry: Registry, settings: Settings) -> dg.Definitions:
                       *(skew_check(registry, service, partitions) for service in registry.services.values()),
                       *(stream_consistency_check(registry, settings, g) for g in registry.groups.values() if g.stream)],
         jobs=[daily, *repairs],
-        schedules=[daily_schedule(daily, partitions, settings)],
+        schedules=[daily_schedule(registry, daily, partitions, settings)],
         sensors=sensors,
         resources={
             "spark": PySparkResource(spark_config=spark_config(settings)),

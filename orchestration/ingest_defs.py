@@ -46,6 +46,18 @@ def ingest_asset(settings: Settings, source: Source) -> dg.AssetsDefinition:
     return ingest_job
 
 
+def readers_of(registry: Registry, source: Source) -> list[dg.AssetKey]:
+    """The daily assets a source's landed day feeds: its raw table and the feature tables and publishes
+    of every group that reads it."""
+    return [dg.AssetKey(["raw", source.name]), *(dg.AssetKey([layer, g.name]) for g in registry.groups.values()
+                                                 if source.name in g.sources for layer in ("features", "online"))]
+
+
+def ingested_sources(registry: Registry, settings: Settings) -> list[Source]:
+    """The sources whose ingest has run: their days are run by their event-log sensors once complete."""
+    return [s for s in registry.sources.values() if s.stream and runner.last_job(settings, s) is not None]
+
+
 def batch_reruns(day: LandedDay, complete: list[str], window_days: int | None) -> list[str]:
     """The days after `day` whose batch windows hold it, up to the newest `complete` day, when `day` is loaded
     again (events landed after its load): `window_days` None reads every earlier day (a lifetime group)."""
@@ -60,9 +72,8 @@ def batch_reruns(day: LandedDay, complete: list[str], window_days: int | None) -
 def event_log_sensor(registry: Registry, settings: Settings, source: Source, job: dg.JobDefinition,
                      partitions: dg.PartitionsDefinition) -> dg.SensorDefinition:
     """`<source>_event_log`: runs each landed day's batch once the ingest has completed it (see the module)."""
-    readers = [g for g in registry.groups.values() if source.name in g.sources]
-    features = [dg.AssetKey([layer, g.name]) for g in readers for layer in ("features", "online")]
-    windows = [g.sources[source.name].window_days for g in readers]
+    raw, *features = readers_of(registry, source)
+    windows = [g.sources[source.name].window_days for g in registry.groups.values() if source.name in g.sources]
     window_days = None if "all" in windows else max(windows, default=1)
 
     @dg.sensor(name=f"{source.name}_event_log", job=job, minimum_interval_seconds=SENSOR_INTERVAL_S,
@@ -79,7 +90,7 @@ def event_log_sensor(registry: Registry, settings: Settings, source: Source, job
         for day in waiting:
             landed = hashlib.sha256("\n".join(day.files).encode()).hexdigest()[:16]  # one run per landed content
             requests.append(dg.RunRequest(run_key=f"{source.name}:{day.ds}:{landed}", partition_key=day.ds,
-                                          asset_selection=[dg.AssetKey(["raw", source.name]), *features],
+                                          asset_selection=[raw, *features],
                                           tags={"landed_events": str(day.rows)}))
             requests += [dg.RunRequest(run_key=f"{source.name}:{ds}:after:{day.ds}:{landed}", partition_key=ds,
                                        asset_selection=features)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
@@ -62,6 +63,27 @@ def test_hour_and_time_zone_come_from_settings_and_partitions_stay_utc_days(regi
     # 01:00 on 10 January in Auckland is 12:00 UTC on 9 January: the last whole UTC day is the 8th.
     request = _request(defs, instance, datetime(2026, 1, 10, 1, 0, tzinfo=ZoneInfo("Pacific/Auckland")))
     assert request.partition_key == "2026-01-08"
+
+
+def test_the_days_of_an_ingested_source_are_left_to_its_event_log_sensor(registry, settings, instance, tmp_path):
+    """Once upvote_events has an ingest (its job record stands in for a run of it here), the schedule leaves
+    raw/upvote_events and every group reading it to the sensor that runs a day when the ingest completes it;
+    with both sources ingested it has nothing left but the served logs."""
+    from dataclasses import asdict
+
+    from streaming.codegen import job_dir
+    from streaming.runner import JobProcess
+
+    own = settings.model_copy(update={"data_dir": tmp_path})
+    for name in ("upvote_events", "post_events"):
+        directory = job_dir(own, registry.sources[name])
+        directory.mkdir(parents=True)
+        (directory / "job.json").write_text(json.dumps(asdict(JobProcess(name, 1, "127.0.0.1:1", None, 0.0, None))))
+        request = _request(build_definitions(registry, own), instance, datetime(2026, 1, 10, 2, tzinfo=timezone.utc))
+        readers = {g for g, spec in registry.groups.items() if name in spec.sources}
+        assert not {f"raw/{name}", *(f"{kind}/{g}" for g in readers for kind in ("features", "online"))} & _targeted(
+            build_definitions(registry, own), request)
+    assert _targeted(build_definitions(registry, own), request) == {f"served/{s}" for s in registry.services}
 
 
 def test_a_tick_before_the_first_partition_is_skipped(registry, settings, instance):
