@@ -65,13 +65,16 @@ class IngestStatus:
 
 
 def _ingest_progress(rest: str, name: str, source: Source) -> dict:
-    """Lines read and the event-log sink's watermark of a running ingest: Flink chains the whole job into one
-    vertex, so these are read from its operators' metrics."""
+    """Lines read and the watermark of a running ingest: Flink chains the whole job into one vertex, so these
+    are its operators' metrics (the source's records out, the output of the typed stream's watermark
+    assigner, which is what the event-log sink commits days by; the dead-letter sink sees no watermark)."""
     job = flink_job(rest, name)
     try:
         (vertex,) = [v["id"] for v in rest_call(rest, f"/jobs/{job['jid']}")["vertices"]]
+        ids = [m["id"] for m in rest_call(rest, f"/jobs/{job['jid']}/vertices/{vertex}/subtasks/metrics")]
+        (assigner,) = [i for i in ids if i.startswith("WatermarkAssigner") and i.endswith(".currentOutputWatermark")]
         lines = _vertex_metric(rest, job["jid"], vertex, f"Source__{source.name}__lines.numRecordsOut")
-        watermark = _vertex_metric(rest, job["jid"], vertex, "StreamingFileWriter.currentInputWatermark", "min")
+        watermark = _vertex_metric(rest, job["jid"], vertex, assigner, "min")
     except (urllib.error.URLError, OSError, KeyError, TypeError, ValueError, http.client.HTTPException):
         return {}
     return {"records_in": int(lines), "watermark": _millis(watermark)}

@@ -37,7 +37,7 @@ def group_path(group) -> set[str]:
 def test_the_asset_graph_shows_every_groups_raw_features_online_path(page, screens, registry):
     boxes = [*registry.groups, "sources", *(["services"] if registry.services else [])]
     # The whole graph on screen at a zoom where Dagster still draws nodes in full (with their links).
-    page.set_viewport_size({"width": 2000, "height": 500 * len(boxes)})
+    page.set_viewport_size({"width": 2400, "height": 500 * len(boxes)})
     open_lineage(page)
     expand_all_groups(page, boxes)
     screens.take(page, "global-asset-graph")
@@ -47,7 +47,7 @@ def test_the_asset_graph_shows_every_groups_raw_features_online_path(page, scree
     for group in registry.groups.values():
         assert group_path(group) <= on_screen, f"{group.name}: {sorted(group_path(group) - on_screen)} not on the graph"
 
-    page.set_viewport_size({"width": 1600, "height": 1000})
+    page.set_viewport_size({"width": 2200, "height": 1000})  # a source's ingest, raw table, features, online
     for group in registry.groups.values():
         path = group_path(group)
         upstream_of_features = path - {f"online/{group.name}"}
