@@ -48,6 +48,7 @@ bench: setup
 	$(BIN)/python benchmarks/publish.py
 	$(BIN)/python benchmarks/stream.py
 	$(BIN)/python benchmarks/stream_bootstrap.py
+	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/get_features_latency.py
 	$(BIN)/python benchmarks/training_set.py
 	$(BIN)/python benchmarks/quality_gate.py
