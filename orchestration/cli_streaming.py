@@ -114,7 +114,7 @@ def stream_status_command(groups: tuple[str, ...]) -> None:
     settings, registry = load_platform()
     selected = [registry.group(g) for g in groups] or [g for g in registry.groups.values() if g.stream]
     table = Table(title="streams")
-    for column in ("group", "state", "records in", "rows written", "refused: ahead of clock", "max event time",
+    for column in ("group", "state", "records in", "rows sent / landed", "refused: ahead of clock", "max event time",
                    "watermark", "last checkpoint", "lag s", "dead letters"):
         table.add_column(column)
     causes = []
@@ -126,7 +126,7 @@ def stream_status_command(groups: tuple[str, ...]) -> None:
             when = lambda t: t.strftime("%Y-%m-%d %H:%M:%S") if t else "-"  # noqa: E731
             state = f"{s.state} ({s.bootstrap_progress()})" if s.replayed else s.state
             table.add_row(s.group, state, "-" if s.records_in is None else f"{s.records_in:,}",
-                          f"{s.rows_written:,}", f"{s.rows_refused_ahead:,}", when(s.max_event_time),
+                          f"{s.rows_written:,} / {s.rows_landed:,}", f"{s.rows_refused_ahead:,}", when(s.max_event_time),
                           when(s.watermark), when(s.last_checkpoint),
                           "-" if s.lag_seconds is None else f"{s.lag_seconds:.1f}", str(s.dead_letters))
     console.print(table)

@@ -229,7 +229,8 @@ def stream_sensor(registry: Registry, settings: Settings, group: FeatureGroup) -
         gave_up = status.state == "FAILED" and crashes.get("crashes", 0) >= MAX_CRASHES_WITHOUT_PROGRESS
         alerts = stream_alerts(group, last, status, gave_up)
         metadata = {
-            "state": status.state, "rows_written": status.rows_written, "dead_letters": status.dead_letters,
+            "state": status.state, "rows_written": status.rows_written, "rows_landed": status.rows_landed,
+            "dead_letters": status.dead_letters,
             "lag_seconds": dg.MetadataValue.float(status.lag_seconds if status.lag_seconds is not None else -1.0),
             "rows_per_second": dg.MetadataValue.float(rate if rate is not None else 0.0),
             "watermark": str(status.watermark or "-"), "last_checkpoint": str(status.last_checkpoint or "-"),

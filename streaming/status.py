@@ -32,7 +32,8 @@ class StreamStatus:
     # ...); UNREACHABLE when the process lives but its REST API is silent
     state: str
     records_in: int | None              # records read by the source operators
-    rows_written: int                   # feature rows the injector wrote to Redis
+    rows_written: int                   # feature rows the injector sent to Redis, landed or not
+    rows_landed: int                    # of those, the rows that landed (the guard keeps a newer value)
     rows_refused_ahead: int             # rows the guard script refused: dated past max_clock_skew_seconds
     last_write: datetime | None
     max_event_time: datetime | None     # newest event time the injector has written
@@ -210,7 +211,8 @@ def stream_status(registry: Registry, settings: Settings, group: FeatureGroup, r
     lags = [input_lag_seconds(settings, source, reflected) for source in stream_sources(registry, group)]
     return StreamStatus(
         group=group.name, state=flink["state"], records_in=flink.get("records_in"),
-        rows_written=progress.get("rows_written", 0), rows_refused_ahead=progress.get("rows_refused_ahead", 0),
+        rows_written=progress.get("rows_written", 0), rows_landed=progress.get("rows_landed", 0),
+        rows_refused_ahead=progress.get("rows_refused_ahead", 0),
         last_write=last_write,
         lag_seconds=max((lag for lag in lags if lag is not None), default=None),
         max_event_time=micros_to_datetime(progress["max_event_time"]) if progress.get("max_event_time") else None,

@@ -18,7 +18,8 @@ def _job(started_at: float) -> JobProcess:
 
 def _status(state: str, lag: float | None = 0.0, cause: str | None = None,
             reached: datetime | None = None) -> StreamStatus:
-    return StreamStatus(group="user_activity", state=state, records_in=10, rows_written=10, rows_refused_ahead=0,
+    return StreamStatus(group="user_activity", state=state, records_in=10, rows_written=10, rows_landed=10,
+                        rows_refused_ahead=0,
                         last_write=None, max_event_time=reached, watermark=None, last_checkpoint=None, checkpoint_path=None,
                         dead_letters=0, lag_seconds=lag, cause=cause)
 
