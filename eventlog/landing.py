@@ -5,8 +5,9 @@ committed (each valid line exactly once) and `_SUCCESS` once the day is complete
 raw table's partition hold them, beside whatever else the partition holds (history written by
 `featctl events generate`), as one Parquet file of its own, `landed.parquet`, replaced whole on every load:
 loading a day again (late events landed after it was loaded, or a retry after a crash) never counts a line
-twice. `_LOADED` in the landing day lists the files the raw partition holds, so a day whose files changed
-since (a late event) shows as not loaded; the Dagster sensor loads it again (orchestration/ingest_defs.py).
+twice. `_LOADED` in the landing day lists the files the raw partition holds and their events, so a day whose
+files changed since (a late event) shows as not loaded, and a loaded day's events are not counted again on
+every look; the Dagster sensor loads it again (orchestration/ingest_defs.py).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from infra.settings import Settings
 from streaming.ingest import landing_directory
 
 COMPLETE_MARKER = "_SUCCESS"  # Flink's partition commit: the watermark passed the day's end by the lateness
-LOADED_MARKER = "_LOADED"     # the committed files the raw partition holds, as of the last load
+LOADED_MARKER = "_LOADED"     # the committed files the raw partition holds and their events, as of the last load
 LANDED_FILE = "landed.parquet"
 
 
@@ -50,9 +51,21 @@ def _committed(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith((".", "_")))
 
 
-def _loaded_files(directory: Path) -> tuple[str, ...] | None:
+def _loaded(directory: Path) -> tuple[tuple[str, ...] | None, int]:
+    """The files of a landing day its last load put in the raw table, and their events (None, 0: never loaded)."""
     marker = directory / LOADED_MARKER
-    return tuple(json.loads(marker.read_text())) if marker.exists() else None
+    if not marker.exists():
+        return None, 0
+    loaded = json.loads(marker.read_text())
+    return tuple(loaded["files"]), loaded["rows"]
+
+
+def _rows(files: list[Path]) -> int:
+    rows = 0
+    for path in files:
+        with open(path, "rb") as f:
+            rows += sum(1 for _ in f)
+    return rows
 
 
 def landed_days(settings: Settings, source: Source) -> list[LandedDay]:
@@ -63,13 +76,11 @@ def landed_days(settings: Settings, source: Source) -> list[LandedDay]:
         files = _committed(directory)
         if not files:
             continue
-        rows = 0
-        for path in files:
-            with open(path, "rb") as f:
-                rows += sum(1 for _ in f)
         names = tuple(p.name for p in files)
+        loaded_files, loaded_rows = _loaded(directory)
+        rows = loaded_rows if loaded_files == names else _rows(files)  # a loaded day was counted when it loaded
         days.append(LandedDay(directory.name.split("=", 1)[1], names, rows, (directory / COMPLETE_MARKER).exists(),
-                              _loaded_files(directory)))
+                              loaded_files))
     return days
 
 
@@ -103,6 +114,7 @@ def load_landed_day(spark, settings: Settings, source: Source, ds: str) -> int:
     (written,) = staging.glob("part-*.parquet")
     os.replace(written, partition / LANDED_FILE)  # one rename: a reader sees the old file or the new one
     shutil.rmtree(staging)
-    (directory / LOADED_MARKER).write_text(json.dumps([p.name for p in files]))
     spark.sql(f"REFRESH TABLE {source.table}")
-    return spark.read.parquet(str(partition / LANDED_FILE)).count()
+    rows = spark.read.parquet(str(partition / LANDED_FILE)).count()
+    (directory / LOADED_MARKER).write_text(json.dumps({"files": [p.name for p in files], "rows": rows}))
+    return rows

@@ -178,4 +178,5 @@ def test_the_ingest_lands_each_valid_line_once_across_a_kill_and_loads_days_late
     assert load_landed_day(spark, settings, table_source, D1.isoformat()) == len(day1) + 1
     assert load_landed_day(spark, settings, table_source, D1.isoformat()) == len(day1) + 1
     assert _raw_day(spark, table_source.table, D1) == _rows(history + day1 + [late])
-    assert landed_days(settings, source)[0].loaded
+    reloaded = landed_days(settings, source)[0]
+    assert reloaded.loaded and reloaded.rows == len(day1) + 1  # its events as the load counted them
