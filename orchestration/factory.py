@@ -27,7 +27,7 @@ from assets.offline_layout import PARTITION_COLUMN, feature_table_columns
 from assets.registry import Registry, render_batch_sql
 from assets.specs import FeatureGroup, FeatureServiceSpec, Source, format_duration
 from batch.feature_job import materialize_partitions
-from eventlog.landing import landed_days, load_landed_day
+from eventlog.landing import load_landed_day
 from batch.publish import publish_range
 from infra.settings import Settings
 from infra.spark import prepare_spark_environment, spark_config
@@ -109,8 +109,8 @@ def raw_asset(settings: Settings, source: Source, partitions: dg.PartitionsDefin
     )
     def raw(context: dg.AssetExecutionContext, spark: PySparkResource) -> dg.MaterializeResult:
         days = context.partition_keys
-        landed = sorted({d.ds for d in landed_days(settings, source)} & set(days)) if source.stream else []
-        loaded = {ds: load_landed_day(spark.spark_session, settings, source, ds) for ds in landed}
+        landed = (load_landed_day(spark.spark_session, settings, source, ds) if source.stream else 0 for ds in days)
+        loaded = {ds: rows for ds, rows in zip(days, landed) if rows}  # a day without landed files loads nothing
         counts = dict(spark.spark_session.table(source.table)
                       .where(f"{PARTITION_COLUMN} BETWEEN '{days[0]}' AND '{days[-1]}'")
                       .groupBy(PARTITION_COLUMN).count().collect())

@@ -175,6 +175,11 @@ def job_name(subject: FeatureGroup | Source) -> str:
     return f"feature-platform {subject.name} v{subject.version}"
 
 
+def dead_letter_directory(settings: Settings, subject: FeatureGroup | Source) -> Path:
+    """Where a group's job (or a source's ingest) keeps the records it refused, with the reason."""
+    return job_dir(settings, subject) / "dead_letter"
+
+
 def command(subject: FeatureGroup | Source) -> str:
     """The featctl command group that runs the job: `stream` for a group's, `ingest` for a source's."""
     return "ingest" if isinstance(subject, Source) else "stream"
@@ -281,7 +286,7 @@ def render_job(registry: Registry, settings: Settings, group: FeatureGroup, cuto
         cutoff=cutoff, key=entity.key, key_type=FLINK_TYPES[entity.dtype],
         inputs="".join(_input(settings, group, source, group.stream.source_ddls[source.name], cutoff, phase)
                        for source in sources),
-        dead_letter_options=dead_letter_options(job_dir(settings, group) / "dead_letter",
+        dead_letter_options=dead_letter_options(dead_letter_directory(settings, group),
                                                 settings.stream_checkpoint_seconds),
         dead_letters="\nUNION ALL\n".join(letters),
         inject_args=", ".join([entity.key, *(f.name for f in group.features), EVENT_TIME_COLUMN]),

@@ -30,7 +30,7 @@ from assets.specs import Source
 from infra.errors import PlatformError
 from infra.settings import Settings
 from streaming import runner
-from streaming.codegen import FILE_LINES, KAFKA_LINES, job_dir, job_name, python_files
+from streaming.codegen import FILE_LINES, KAFKA_LINES, dead_letter_directory, job_dir, job_name, python_files
 from streaming.connectors import (MONITOR_SECONDS, dead_letter_options, kafka_options, landing_options,
                                   stream_directory)
 from streaming.extensions import platform_jar
@@ -103,11 +103,6 @@ def landing_directory(settings: Settings, source: Source) -> Path:
     """The source's landing area of the event log: what its ingest landed, one `ds=YYYY-MM-DD` directory per
     event day (committed JSON-lines files, `_SUCCESS` once the day is complete)."""
     return (settings.data_dir / "event_log" / source.name).resolve()
-
-
-def dead_letter_directory(settings: Settings, source: Source) -> Path:
-    """Where the ingest of `source` keeps the lines its contract refused, with the reason."""
-    return job_dir(settings, source) / "dead_letter"
 
 
 def render_ingest(settings: Settings, source: Source) -> str:

@@ -15,7 +15,7 @@ from assets.specs import FeatureGroup, Source
 from infra.settings import Settings
 from serving.codec import micros_to_datetime
 from serving.online_store import OnlineStore, WritePlan, connect
-from streaming.codegen import job_dir, job_name, stream_sources
+from streaming.codegen import dead_letter_directory, job_name, stream_sources
 from streaming.connectors import stream_directory
 from streaming.runner import (all_tasks_up, failure_cause, flink_job, job_exception, last_job, latest_restore_point,
                               replay_progress, replay_seconds_left, rest_call, running_job)
@@ -118,7 +118,7 @@ def _millis(value) -> datetime | None:
 def count_dead_letters(settings: Settings, subject: FeatureGroup | Source) -> int:
     """Dead-lettered records of a group's job (or a source's ingest) committed so far (in-progress part files
     are not counted yet)."""
-    directory = job_dir(settings, subject) / "dead_letter"
+    directory = dead_letter_directory(settings, subject)
     return sum(sum(1 for _ in f.open()) for f in directory.rglob("*") if f.is_file() and not f.name.startswith("."))
 
 

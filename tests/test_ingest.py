@@ -20,6 +20,7 @@ from eventlog.hive import write_raw_partitions
 from eventlog.landing import landed_days, load_landed_day
 from orchestration.factory import DAILY_JOB, build_definitions
 from streaming import ingest, runner
+from streaming.codegen import dead_letter_directory
 from streaming.connectors import stream_directory
 from streaming.status import ingest_status
 from tests.stream_lines import MAX_LINE_BYTES, bad_lines, unusual_good_lines
@@ -144,7 +145,7 @@ def test_the_ingest_lands_each_valid_line_once_across_a_kill_and_loads_days_late
     truth = Counter({(day.isoformat(), e["event_id"]): 1 for day, events in
                      [(D1, day1 + [late]), (D2, by_day[D2]), (D3, by_day[D3])] for e in events})
     assert landed == truth, "every valid line landed once, in its event day"
-    letters = [json.loads(line) for f in ingest.dead_letter_directory(settings, source).rglob("*")
+    letters = [json.loads(line) for f in dead_letter_directory(settings, source).rglob("*")
                if f.is_file() and not f.name.startswith(".") for line in f.read_text().splitlines()]
     reasons = [letter["reason"] for letter in letters]
     for kind, _, reason in bad:  # one dead letter per bad line, with the reason its kind gets
