@@ -39,9 +39,9 @@ def test_repair_derives_a_corrupted_group_again_and_leaves_the_other_groups_byte
     for spec in (group, other):
         materialize_partition(spark, registry, spec, ds)
         publish_partition(spark, registry, spec, ds, redis_url, own.redis_prefix)
-    rng, at, live = random.Random(8), CUTOFF + timedelta(minutes=20), []
+    rng, at, live = random.Random(8), CUTOFF + timedelta(minutes=15), []
     directory = stream_directory(own, registry.sources["upvote_events"])
-    for k in range(6):  # 40 minutes of upvotes from 12 users: hourly tiles leave the windows at 01:00
+    for k in range(6):  # 00:15 to 00:55: no hourly tile leaves the windows (at 01:00) while history is read
         batch = []
         for i in range(10):
             at += timedelta(seconds=40, microseconds=rng.randrange(1000))
