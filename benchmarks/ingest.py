@@ -1,5 +1,5 @@
 """Benchmark of the ingest (streaming/ingest.py): events/s landed in the event log, beside the paired
-lifetime job's rate on the same events.
+lifetime and windowed jobs' rates on the same events.
 
 Why: a source's ingest reads every line its groups' jobs read, judges it by the same contract and lands it
 in the event log exactly once; if it fell behind them, a day would be complete online long before the batch
@@ -13,6 +13,8 @@ lifetime GROUP BY, the cheapest paired job: no window operator) on the same file
   baseline   the same files through the user_activity job (streaming.runner.start without Spark: no replay)
              into a private redis-server: seconds from RUNNING until the injector has written the newest
              event, events/s. Guard: the users' upvotes_total in Redis add up to N.
+  windowed   the same for the user_upvotes job (the window operator: 7-day and 1-day windows in 1h tiles), the
+             rate a windowed group keeps up with or bootstraps at. Guard: the users' upvotes_7d add up to N.
 
 One Flink JVM at a time. Progress goes to stderr, the result table to stdout; the exit status is 1 when a
 guard failed (a run that loses data is not a result).
@@ -31,6 +33,7 @@ import tempfile
 import time
 from collections import Counter
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -96,9 +99,10 @@ def measure_ingest(registry, settings, events: list[dict]) -> tuple[float, float
     return started, seconds, landed == Counter(e["event_id"] for e in events)
 
 
-def measure_paired_job(registry, settings, events: list[dict]) -> tuple[float, float, bool]:
-    """(job start s, seconds to write the newest event, guard passed) of the user_activity job."""
-    group = registry.groups["user_activity"]
+def measure_paired_job(group_name: str, feature: str, registry, settings, events: list[dict]) -> tuple[float, float, bool]:
+    """(job start s, seconds to write the newest event, guard passed) of a group's job: its users' `feature`
+    (the count of their upvotes: every event is inside every window as of the user's newest) adds up to N."""
+    group = registry.groups[group_name]
     _write_backlog(settings, registry.sources["upvote_events"], events)
     newest = max(e["event_time"] for e in events)
     with local_redis() as url:
@@ -109,12 +113,12 @@ def measure_paired_job(registry, settings, events: list[dict]) -> tuple[float, f
             def written() -> bool:
                 reached = stream_status(registry, settings, group, url).max_event_time
                 return reached is not None and reached.replace(tzinfo=None) >= newest
-            seconds = _wait(written, "the user_activity job")
+            seconds = _wait(written, f"the {group_name} job")
         finally:
             runner.kill(settings, group)
-        plan = build_read_plan(registry, settings.redis_prefix, "user", ["user_activity"])
+        plan = build_read_plan(registry, settings.redis_prefix, "user", [group_name])
         store = OnlineStore(connect(url))
-        total = sum(row.values["user_activity.upvotes_total"] or 0
+        total = sum(row.values[f"{group_name}.{feature}"] or 0
                     for row in get_features(store, plan, sorted({e["user_id"] for e in events})))
         store.client.close()
     return started, seconds, total == len(events)
@@ -128,13 +132,16 @@ def main(argv: list[str]) -> int:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     rows = []
     for name, measure in (("ingest upvote_events -> event log", measure_ingest),
-                          ("baseline: user_activity job -> Redis", measure_paired_job)):
+                          ("baseline: user_activity job (lifetime) -> Redis",
+                           partial(measure_paired_job, "user_activity", "upvotes_total")),
+                          ("user_upvotes job (7d and 1d windows) -> Redis",
+                           partial(measure_paired_job, "user_upvotes", "upvotes_7d"))):
         with tempfile.TemporaryDirectory(prefix="fp-bench-ingest-") as tmp:
             settings = load_settings(data_dir=Path(tmp))
             _log(f"{name}: {len(events):,} events ...")
             started, seconds, exact = measure(registry, settings, events)
             rows.append((name, started, seconds, exact))
-    print(f"\ningest beside the paired lifetime job, {len(events):,} upvotes as a backlog (commit {commit})\n")
+    print(f"\ningest beside the paired lifetime and windowed jobs, {len(events):,} upvotes as a backlog (commit {commit})\n")
     print("| job | start s | seconds to all events | events/s | exact |")
     print("|---|---:|---:|---:|---|")
     for name, started, seconds, exact in rows:

@@ -9,6 +9,7 @@ picks up where its last checkpoint left off.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -36,6 +37,7 @@ from streaming.connectors import stream_directory
 from streaming.event_files import newest_event_in
 
 START_TIMEOUT_S = 120
+FAILED_EXIT_WAIT_S = 20  # for a job that failed as it started to print why
 REPLAY_STALL_S = 600  # a replay phase that reads nothing for this long has failed
 FAILED_STATES = ("FAILING", "FAILED")
 EXCEPTION_LINE = re.compile(r"^(?:Caused by: )?([\w.$]*(?:Error|Exception|Exit)[\w$]*(?:: .*)?)$")
@@ -162,8 +164,15 @@ def _fix_for(subject: FeatureGroup | Source, restore: str | None, output: str, l
                 "copy of each line: days already landed are replaced, not doubled)")
     if restore and "Cannot map checkpoint/savepoint state" in output:
         return (f"its state {restore} was written by a job of another shape (a platform upgrade): "
-                f"featctl stream repair {group.name} starts it afresh from the event log")
+                f"featctl stream repair {subject.name} starts it afresh from the event log")
     return f"the whole output is in {log_path}"
+
+
+def _output_since(log_path: Path, offset: int) -> str:
+    """What a job's run.py has written to its log since `offset` (where this launch began)."""
+    with open(log_path, "rb") as log:
+        log.seek(offset)
+        return log.read().decode(errors="replace")
 
 
 def _launch(settings: Settings, group: FeatureGroup | Source, script: Path, redis_url: str | None,
@@ -195,9 +204,7 @@ def _launch(settings: Settings, group: FeatureGroup | Source, script: Path, redi
         if proc.poll() == 0 and phase == BOUNDED:
             return process
         if proc.poll() is not None:
-            with open(log_path, "rb") as log:
-                log.seek(log_start)
-                output = log.read().decode(errors="replace")
+            output = _output_since(log_path, log_start)
             if "BindException" in output and not settings.flink_rest:
                 return None
             cause = one_line_cause(output)
@@ -205,10 +212,16 @@ def _launch(settings: Settings, group: FeatureGroup | Source, script: Path, redi
                                 _fix_for(group, restore, output, log_path))
         job = flink_job(rest, job_name(group), process.started_at - 1)
         if job and job["state"] in FAILED_STATES:
-            os.killpg(proc.pid, signal.SIGKILL)
             cause = job_exception(rest, job["jid"]) or ""
-            raise PlatformError(f"the {group.name} job failed as it started: {cause}",
-                                _fix_for(group, restore, cause, log_path))
+            try:  # a job that could not even start (a savepoint it cannot map) says why only as its run.py exits
+                proc.wait(timeout=FAILED_EXIT_WAIT_S)
+            except subprocess.TimeoutExpired:
+                pass
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            output = _output_since(log_path, log_start)
+            raise PlatformError(f"the {group.name} job failed as it started: {cause or one_line_cause(output)}",
+                                _fix_for(group, restore, cause + output, log_path))
         if job and job["state"] == "RUNNING" and all_tasks_up(job):
             return process
         if job and job["state"] == "FINISHED" and phase == BOUNDED:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import sysconfig
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -65,9 +66,16 @@ def table_environment(name: str, args: JobArgs, checkpoint_dir: Path, checkpoint
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
         "execution.checkpointing.num-retained": "3",
         "python.fn-execution.bundle.time": str(flush_ms),
+        # The contract, the window operator and the group's UDFs run in the TaskManager's JVM (PEMJA), each
+        # record handed over in-process instead of crossing to a Python worker over gRPC (issue 23 measured
+        # the crossings as most of a windowed job's cost). Flink runs the pandas injector in a worker
+        # whatever this says. The embedded interpreter imports pemja, pandas and the rest from this
+        # interpreter's site-packages (`python.pythonpath`), which a cluster's TaskManagers share on this
+        # host and install alike on others.
+        "python.execution-mode": "thread",
+        "python.pythonpath": sysconfig.get_paths()["purelib"],
         "python.fn-execution.bundle.size": "5000",
         "python.fn-execution.arrow.batch.size": "5000",
-        "python.state.cache-size": "100000",  # keyed Python state (window operator) of active entities in memory
         # A job reading several sources follows the slowest one's watermark (the other's events are not late
         # for it); one without new lines for a minute (the posts, while only upvotes arrive) stops holding it
         # back, so windows still close on the others' event time.
@@ -252,8 +260,16 @@ def create_typed_source(t_env: StreamTableEnvironment, name: str, declared_ddl: 
 
 
 def group_udf(udf_path: str, group_name: str, name: str, returns: str):
-    """A function from a group's udf.py as a Flink scalar UDF, registered by its name."""
-    return udf(getattr(load_udf_module(udf_path, group_name), name), result_type=FLINK_TYPES[returns])
+    """A function from a group's udf.py as a Flink scalar UDF, registered by its name.
+
+    The function travels to the TaskManager's interpreter by value (its code, not a reference to the module
+    `feature_udfs_<group>`, which only this process can import: udf.py is a feature folder's file).
+    """
+    import cloudpickle
+
+    module = load_udf_module(udf_path, group_name)
+    cloudpickle.register_pickle_by_value(module)
+    return udf(getattr(module, name), result_type=FLINK_TYPES[returns])
 
 
 LATE = OutputTag("late", Types.ROW_NAMED(["reason", "record"], [Types.STRING(), Types.STRING()]))
@@ -357,7 +373,11 @@ def create_windowed_features(t_env: StreamTableEnvironment, name: str, events_vi
     types = [Types.LONG() if dtype == "timestamp" else _DATASTREAM_TYPES[dtype] for dtype in dtypes]
     features = (events.key_by(lambda row: row[0], key_type=_DATASTREAM_TYPES[key_dtype])
                 .process(WindowOperator(plan, complete_before, end_of_input, texts), output_type=Types.ROW_NAMED(names, types))
-                .uid(f"{name}__window_operator"))  # its state maps by this name, whatever the graph around it
+                # Its state maps by this name, whatever the graph around it. The name changed when the operator
+                # moved into the JVM (thread mode): a savepoint of the worker-process operator keeps its entities
+                # in a layout the new one does not read, so restoring one fails with the repair as its fix
+                # (runner._fix_for) instead of resuming from empty windows.
+                .uid(f"{name}__window_operator_in_jvm"))
     t_env.create_temporary_view(f"{name}__emitted", t_env.from_data_stream(features))
     t_env.create_temporary_view(name, t_env.sql_query("SELECT " + ", ".join(
         f"CAST(TO_TIMESTAMP_LTZ(`{column}`, 6) AS TIMESTAMP(6)) AS `{column}`" if dtype == "timestamp" else f"`{column}`"
