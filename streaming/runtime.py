@@ -65,7 +65,6 @@ def table_environment(name: str, args: JobArgs, checkpoint_dir: Path, checkpoint
         "execution.checkpointing.dir": checkpoint_dir.resolve().as_uri(),
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
         "execution.checkpointing.num-retained": "3",
-        "python.fn-execution.bundle.time": str(flush_ms),
         # The contract, the window operator and the group's UDFs run in the TaskManager's JVM (PEMJA), each
         # record handed over in-process instead of crossing to a Python worker over gRPC (issue 23 measured
         # the crossings as most of a windowed job's cost). Flink runs the pandas injector in a worker
@@ -74,6 +73,7 @@ def table_environment(name: str, args: JobArgs, checkpoint_dir: Path, checkpoint
         # host and install alike on others.
         "python.execution-mode": "thread",
         "python.pythonpath": sysconfig.get_paths()["purelib"],
+        "python.fn-execution.bundle.time": str(flush_ms),  # the injector's batches: at most this old, this big
         "python.fn-execution.bundle.size": "5000",
         "python.fn-execution.arrow.batch.size": "5000",
         # A job reading several sources follows the slowest one's watermark (the other's events are not late
