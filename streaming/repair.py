@@ -70,8 +70,9 @@ def _drop_online(store: OnlineStore, plan: WritePlan, keys: list[bytes]) -> None
         store.client.unlink(key)
 
 
-def _drop_streamed_from(spark, group: FeatureGroup, first_ds: str) -> None:
-    """Drop the streamed history's partitions from `first_ds` on: the new job lands those values again."""
+def drop_streamed_from(spark, group: FeatureGroup, first_ds: str) -> None:
+    """Drop the group's streamed history partitions from `first_ds` on (a repair: the new job lands those
+    values again)."""
     table = streamed_table(group)
     for ds in table_partitions(spark, table):
         if ds >= first_ds:
@@ -123,7 +124,7 @@ def repair(spark, registry: Registry, settings: Settings, group: FeatureGroup, r
         runner.start(registry, settings, group, redis_url, spark=spark)
         bootstrap = runner.recorded_bootstrap(settings, group)
         if bootstrap is not None and bootstrap.cutoff is not None:
-            _drop_streamed_from(spark, group, bootstrap.cutoff.date().isoformat())
+            drop_streamed_from(spark, group, bootstrap.cutoff.date().isoformat())
         _wait_caught_up(registry, settings, group, store, plan)
         after = _group_values(store, plan, entity)
     finally:

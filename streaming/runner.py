@@ -213,10 +213,8 @@ def _launch(settings: Settings, group: FeatureGroup | Source, script: Path, redi
         job = flink_job(rest, job_name(group), process.started_at - 1)
         if job and job["state"] in FAILED_STATES:
             cause = job_exception(rest, job["jid"]) or ""
-            try:  # a job that could not even start (a savepoint it cannot map) says why only as its run.py exits
-                proc.wait(timeout=FAILED_EXIT_WAIT_S)
-            except subprocess.TimeoutExpired:
-                pass
+            with contextlib.suppress(subprocess.TimeoutExpired):  # a job that could not even start (a savepoint
+                proc.wait(timeout=FAILED_EXIT_WAIT_S)              # it cannot map) says why only as run.py exits
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             output = _output_since(log_path, log_start)

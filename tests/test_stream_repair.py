@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from assets.offline_layout import streamed_table, table_partitions
+from assets.offline_layout import streamed_table
 from serving.codec import micros_to_datetime
 from serving.layout import event_time_field, feature_field
 from serving.online_store import OnlineStore, WritePlan, connect
 from streaming import runner
 from streaming.connectors import stream_directory
-from streaming.repair import repair
+from streaming.repair import drop_streamed_from, repair
 from tests.conftest import LAST_DAY, START
 from tests.reference import user_upvotes_at
 from tests.test_streaming import _line, _wait_until_landed, _write_lines
@@ -39,9 +39,7 @@ def test_repair_derives_a_corrupted_group_again_and_leaves_the_other_groups_byte
     ds = LAST_DAY.isoformat()
     # The worker's warehouse is shared: streamed history an earlier test landed from the cutoff on would be
     # read as this job's, and the repair drops it (CI saw 399 rows of another test's 01:00 departures).
-    for day in table_partitions(spark, streamed_table(group)):
-        if day >= CUTOFF.date().isoformat():
-            spark.sql(f"ALTER TABLE {streamed_table(group)} DROP IF EXISTS PARTITION (ds = '{day}')")
+    drop_streamed_from(spark, group, CUTOFF.date().isoformat())
     for spec in (group, other):
         materialize_partition(spark, registry, spec, ds)
         publish_partition(spark, registry, spec, ds, redis_url, own.redis_prefix)
