@@ -97,7 +97,7 @@ from serving.get_features import build_read_plan, get_features
 from serving.online_store import GUARDED_WRITE, OnlineStore, WritePlan, connect
 from streaming import runner
 from streaming.connectors import MONITOR_SECONDS, stream_directory
-from streaming.event_files import TIMESTAMP_FORMAT, LiveUpvotes, write_file
+from streaming.event_files import TIMESTAMP_FORMAT, DirectorySink, LiveUpvotes, write_file
 
 from baselines import write_per_record  # beside this file (job_environment puts it on the jobs' path too)
 
@@ -296,7 +296,7 @@ def append_events(directory: Path, rate: float, warmup: float, seconds: float, i
     Each file holds the events of one interval (LiveUpvotes: random users and posts, event time now);
     its last line is the probe. Files renamed in the first `warmup` s are not measured.
     """
-    live = LiveUpvotes(directory, rate=rate, seed=SEED)
+    live = LiveUpvotes(DirectorySink(directory), rate=rate, seed=SEED)
     out = Appended()
     start = time.monotonic()
     carry = 0.0

@@ -50,7 +50,7 @@ from streaming import runner
 from streaming.bootstrap import recorded_bootstrap
 from streaming.codegen import job_dir
 from streaming.connectors import stream_directory
-from streaming.event_files import TIMESTAMP_FORMAT, LiveUpvotes, write_file
+from streaming.event_files import TIMESTAMP_FORMAT, DirectorySink, LiveUpvotes, write_file
 
 PROBE_BASE = 1_000_000_000   # probe user ids: far above LiveUpvotes' 0 .. users-1
 FILE_INTERVAL_S = 0.5
@@ -71,7 +71,7 @@ class Writer(threading.Thread):
 
     def __init__(self, directory: Path, rate: float):
         super().__init__(daemon=True)
-        self.live = LiveUpvotes(directory, rate=rate, seed=20261207)
+        self.live = LiveUpvotes(DirectorySink(directory), rate=rate, seed=20261207)
         self.directory, self.rate = directory, rate
         self.probes: list[tuple[int, float, str]] = []  # (probe user, renamed at, phase)
         self.phase = PHASES[0]

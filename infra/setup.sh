@@ -61,4 +61,25 @@ if [ "$(cat "${stamps%% *}" 2>/dev/null)" != "$want" ]; then
   .venv/bin/pip check >/dev/null || die "pip check failed: $(.venv/bin/pip check)"
   for stamp in $stamps; do echo "$want" > "$stamp"; done
 fi
+# Flink's Kafka connector, for streams that read Kafka topics (kafka_bootstrap_servers): its two jars, taken out
+# of the shigawire-apache-flink-libraries wheel (a redistribution built for Flink 2.0 that loads in our 2.3, pinned
+# in constraints.txt). The wheel itself is never installed: it would overwrite apache-flink-libraries' files.
+connectors=build/flink-connectors
+if [ ! -f "$connectors/flink-connector-kafka.jar" ] || [ ! -f "$connectors/kafka-clients.jar" ]; then
+  say "fetching Flink's Kafka connector jars into $connectors"
+  wheel_dir="$(mktemp -d)"
+  .venv/bin/pip download -q --disable-pip-version-check --no-deps -c constraints.txt -d "$wheel_dir" \
+    shigawire-apache-flink-libraries 2> >(grep -v "is ignored: it is neither" >&2)
+  mkdir -p "$connectors"
+  .venv/bin/python - "$wheel_dir"/*.whl "$connectors" <<'PY'
+import sys, zipfile
+from pathlib import Path
+wheel, target = sys.argv[1], Path(sys.argv[2])
+with zipfile.ZipFile(wheel) as archive:
+    for name in ("flink-connector-kafka.jar", "kafka-clients.jar"):
+        (target / f".{name}").write_bytes(archive.read(f"pyflink/lib/{name}"))
+        (target / f".{name}").replace(target / name)
+PY
+  rm -rf "$wheel_dir"
+fi
 say "ready: .venv ($(.venv/bin/python --version))"

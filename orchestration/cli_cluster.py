@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from infra.local_cluster import PROFILE_FILE, ClusterState, down, up
+from infra.local_cluster import ENGINES, PROFILE_FILE, ClusterState, down, up
 from infra.settings import PROJECT_ROOT
 from orchestration.cli import cli, console
 
@@ -37,10 +37,11 @@ def _show(state: ClusterState) -> None:
 @cluster.command("up")
 @DIR_OPTION
 @click.option("--spark-workers", default=1, show_default=True, help="Spark standalone workers (one core each).")
-def cluster_up(directory: Path, spark_workers: int) -> None:
+@click.option("--kafka", is_flag=True, help="Also a Kafka-compatible broker, whose topics the streams then read.")
+def cluster_up(directory: Path, spark_workers: int, kafka: bool) -> None:
     """Start the clusters (stopping the ones a previous `up` left) and write the profile that uses them."""
     started = time.monotonic()
-    state = up(directory, spark_workers)
+    state = up(directory, spark_workers, ENGINES + ("kafka",) if kafka else ENGINES)
     _show(state)
     console.print(f"up in {time.monotonic() - started:.0f} s. Use them: "
                   f"export FP_PROFILE={Path(state.directory) / PROFILE_FILE}", highlight=False)

@@ -188,32 +188,34 @@ def stream_shutdown() -> None:
 @click.option("--size", type=click.Choice(SIZES), default="demo", show_default=True,
               help="The sample site whose users and subreddits act (as `featctl demo --size`).")
 def events_live(rate: float, seconds: float, malformed: float, size: str) -> None:
-    """Append live events to the local streams: upvotes, and the posts most of them go to (one post per 25
-    upvotes), one file per second each, atomically, in time order."""
+    """Append live events to the streams (the watched directories, or the Kafka topics on a profile with
+    Kafka): upvotes, and the posts most of them go to (one post per 25 upvotes), one file (or flushed batch
+    of messages) per second each, in time order."""
     import numpy as np
 
     from eventlog.generator import SIZES as SITES
     from eventlog.generator import subreddit_name
-    from streaming.connectors import stream_directory
+    from streaming.connectors import stream_sink
     from streaming.event_files import LiveUpvotes
 
     settings, registry = load_platform()
     if not 0 <= malformed <= 1:
         raise PlatformError(f"--malformed {malformed} is not a share", "use a number from 0 to 1")
     site = SITES[size]
-    directory = stream_directory(settings, registry.sources["upvote_events"])
+    upvotes = stream_sink(settings, registry.sources["upvote_events"])
     subreddits = dict(enumerate(subreddit_name(np.arange(site.subreddits)).tolist()))
     recent_days = 3  # the other upvotes go to the sample site's posts of the last days (the event log's)
     yesterday_index = (yesterday_utc() - settings.partitions_start).days
-    live = LiveUpvotes(directory, users=site.users, rate=rate, malformed_share=malformed,
+    live = LiveUpvotes(upvotes, users=site.users, rate=rate, malformed_share=malformed,
                        posts=recent_days * site.posts_per_day,
                        first_post=max(0, yesterday_index - recent_days + 1) * site.posts_per_day,
-                       posts_directory=stream_directory(settings, registry.sources["post_events"]), subreddits=subreddits)
-    files = valid = 0
-    with console.status(f"appending {rate:g} upvotes/s to {directory} (and their posts)"):
-        for _path, records in live.run(seconds):
-            files, valid = files + 1, valid + len(records)
-    console.print(f"wrote {files} files, {valid:,} valid upvotes and {len(live.live_posts):,} posts")
+                       posts_sink=stream_sink(settings, registry.sources["post_events"]), subreddits=subreddits)
+    units = valid = 0
+    with console.status(f"appending {rate:g} upvotes/s to {upvotes.where} (and their posts)"):
+        for records in live.run(seconds):
+            units, valid = units + 1, valid + len(records)
+    console.print(f"wrote {units} {'batches' if settings.kafka_bootstrap_servers else 'files'}, {valid:,} valid "
+                  f"upvotes and {len(live.live_posts):,} posts")
 
 @cli.command()
 @click.argument("groups", nargs=-1)

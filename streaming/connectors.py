@@ -1,6 +1,7 @@
 """Where a stream source's lines come from per profile: a watched local directory, or a Kafka topic.
 
-The same source.sql renders for both; the platform reads the lines (settings say from where).
+The same source.sql renders for both; the platform reads the lines (settings say from where), and a producer
+of the platform's (`featctl events live`) appends them there (stream_sink).
 """
 
 from __future__ import annotations
@@ -9,9 +10,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from assets.specs import Source
+from infra.errors import PlatformError
 from infra.settings import Settings
+from streaming.event_files import DirectorySink, StreamSink
 
 MONITOR_SECONDS = 1.0  # how often a watched directory of stream files is listed for new files
+TOPIC_DISCOVERY_SECONDS = 10  # how soon a job reads a partition added to its topic
 
 
 def stream_directory(settings: Settings, source: Source) -> Path:
@@ -33,11 +37,81 @@ def kafka_options(settings: Settings, source: Source, group: str, cutoff: str | 
     options = {"connector": "kafka", "topic": source.stream.topic,
                "properties.bootstrap.servers": settings.kafka_bootstrap_servers,
                "properties.group.id": f"fp-{group}", "scan.startup.mode": "group-offsets",
-               "properties.auto.offset.reset": "earliest", "format": "raw"}
+               "properties.auto.offset.reset": "earliest", "format": "raw",
+               "scan.topic-partition-discovery.interval": f"{TOPIC_DISCOVERY_SECONDS} s"}
     if cutoff:
         millis = int(datetime.fromisoformat(cutoff).replace(tzinfo=timezone.utc).timestamp() * 1000)
         options.update({"scan.startup.mode": "timestamp", "scan.startup.timestamp-millis": str(millis)})
     return _options(options)
+
+
+def _kafka_admin(settings: Settings):
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        return KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, client_id="feature-platform",
+                                request_timeout_ms=10_000)
+    except KafkaError as error:
+        raise PlatformError(f"Kafka at {settings.kafka_bootstrap_servers} does not answer: {error}",
+                            "start the brokers (featctl cluster up --kafka on this machine) or fix "
+                            "kafka_bootstrap_servers") from None
+
+
+def prepare_inputs(settings: Settings, sources: list[Source]) -> None:
+    """Make the sources' streams exist before a job reads them: the watched directories (a source lists its
+    directory when it starts), or the Kafka topics (ensure_topics)."""
+    if settings.kafka_bootstrap_servers:
+        ensure_topics(settings, sources)
+        return
+    for source in sources:
+        stream_directory(settings, source).mkdir(parents=True, exist_ok=True)
+
+
+def ensure_topics(settings: Settings, sources: list[Source]) -> None:
+    """Create the sources' topics that do not exist yet (one partition each): a job finds a topic's
+    partitions when it starts (and every TOPIC_DISCOVERY_SECONDS after), and Kafka would create a topic
+    that a producer writes to first with the broker's defaults. Existing topics are left as they are."""
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = _kafka_admin(settings)
+    try:
+        missing = sorted({s.stream.topic for s in sources} - set(admin.list_topics()))
+        if missing:
+            try:
+                admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1) for topic in missing])
+            except TopicAlreadyExistsError:
+                pass  # another job created it meanwhile
+    finally:
+        admin.close()
+
+
+class KafkaSink:
+    """A Kafka topic: each append the lines as messages in order (one partition's order), flushed and
+    acknowledged by every in-sync replica before it returns."""
+
+    def __init__(self, settings: Settings, source: Source):
+        from kafka import KafkaProducer
+
+        self.topic = source.stream.topic
+        self.where = f"Kafka topic {self.topic} at {settings.kafka_bootstrap_servers}"
+        self.producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=5,
+                                      client_id="feature-platform")
+
+    def append(self, name: str, lines: list[str]) -> None:
+        for line in lines:
+            self.producer.send(self.topic, line.encode())
+        self.producer.flush()
+
+
+def stream_sink(settings: Settings, source: Source) -> StreamSink:
+    """Where this profile's producers append the source's lines: its Kafka topic (created if missing), or its
+    watched directory."""
+    if settings.kafka_bootstrap_servers:
+        ensure_topics(settings, [source])
+        return KafkaSink(settings, source)
+    return DirectorySink(stream_directory(settings, source))
 
 
 def _committed_json_files(directory: Path, roll_seconds: int) -> dict[str, str]:

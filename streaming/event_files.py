@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -44,6 +45,26 @@ def write_file(directory: Path, name: str, lines: Iterable[str]) -> Path:
             handle.write(line + "\n")
     os.replace(temp, final)
     return final
+
+
+class StreamSink(Protocol):
+    """Where a producer appends a source's lines: one call, one unit (a file, or a flushed batch of messages).
+    streaming.connectors.stream_sink gives the profile's."""
+
+    where: str  # for people: the directory, or the topic and its brokers
+
+    def append(self, name: str, lines: list[str]) -> None:
+        """Append `lines` as one unit named `name` (a file's name), all of them or none visible to readers."""
+
+
+class DirectorySink:
+    """The local profile's stream: each append one JSON-lines file in the watched directory (write_file)."""
+
+    def __init__(self, directory: Path):
+        self.directory, self.where = directory, str(directory)
+
+    def append(self, name: str, lines: list[str]) -> None:
+        write_file(self.directory, name, lines)
 
 
 def write_backlog(directory: Path, source: Source, frames: Iterable[pd.DataFrame], rows_per_file: int) -> int:
@@ -91,20 +112,20 @@ LIVE_POST_BASE = 2_000_000_000  # ids of live posts: above every post id of the 
 class LiveUpvotes:
     """Upvotes happening now, at `rate` per second, a `malformed_share` of them broken on purpose.
 
-    With a `posts_directory` (and the site's `subreddits`, id -> name) posts are created too, one per
+    With a `posts_sink` (and the site's `subreddits`, id -> name) posts are created too, one per
     `upvotes_per_post` upvotes, and most upvotes go to the newest of them, as on a live site: the groups that
     join upvotes with their posts (subreddit_activity) or count the posts of the week (post_popularity)
     then move with the live stream. The other upvotes go to random old posts (`first_post` on).
     """
 
-    directory: Path
+    sink: StreamSink  # where the upvote lines go
     users: int = 20_000
     posts: int = 10_000
     first_post: int = 0  # the old posts upvotes may go to: ids first_post .. first_post + posts - 1
     rate: float = 100.0
     malformed_share: float = 0.0
     seed: int = 11
-    posts_directory: Path | None = None
+    posts_sink: StreamSink | None = None
     subreddits: dict[int, str] = field(default_factory=dict)
     upvotes_per_post: int = 25
     hot_posts: int = 200  # the newest live posts most upvotes go to
@@ -117,8 +138,8 @@ class LiveUpvotes:
         self._post_carry = 0.0
 
     def new_posts(self, upvotes: int, now: datetime) -> list[str]:
-        """The post lines created alongside `upvotes` upvotes at `now` (none without a posts directory)."""
-        if self.posts_directory is None:
+        """The post lines created alongside `upvotes` upvotes at `now` (none without a posts sink)."""
+        if self.posts_sink is None:
             return []
         self._post_carry += upvotes / self.upvotes_per_post
         count, self._post_carry = int(self._post_carry), self._post_carry - int(self._post_carry)
@@ -164,8 +185,9 @@ class LiveUpvotes:
                 valid.append(record)
         return lines, valid
 
-    def run(self, seconds: float, interval: float = 1.0) -> Iterator[tuple[Path, list[dict]]]:
-        """Append one file per `interval` for `seconds`; yields each file and its valid records."""
+    def run(self, seconds: float, interval: float = 1.0) -> Iterator[list[dict]]:
+        """Append one unit (a file, or a batch of messages) per `interval` for `seconds`; yields the valid
+        records of each."""
         deadline = time.monotonic() + seconds
         carry = 0.0
         while time.monotonic() < deadline:
@@ -175,8 +197,9 @@ class LiveUpvotes:
             now = datetime.now(timezone.utc)
             posts = self.new_posts(count, now)
             if posts:  # before the upvotes that go to them
-                write_file(self.posts_directory, f"{now:%Y%m%dT%H%M%S%f}-live", posts)
+                self.posts_sink.append(f"{now:%Y%m%dT%H%M%S%f}-live", posts)
             lines, valid = self.batch(count, now)
             if lines:
-                yield write_file(self.directory, f"{now:%Y%m%dT%H%M%S%f}-live", lines), valid
+                self.sink.append(f"{now:%Y%m%dT%H%M%S%f}-live", lines)
+                yield valid
             time.sleep(max(0.0, interval - (time.monotonic() - tick)))

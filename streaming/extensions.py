@@ -1,4 +1,5 @@
-"""The platform's own Flink classes (streaming/java/): compiled into one jar the jobs load (`pipeline.jars`).
+"""The jars a job loads (`pipeline.jars`): the platform's own Flink classes (streaming/java/), compiled into one
+jar, and Flink's Kafka connector when the streams read Kafka.
 
 Today one class: NameOrderSplitAssigner, which makes a watched directory of stream files read as a log, in the
 order of the files' names. The jar is built with the JDK's javac against the Flink jars PyFlink ships, when it
@@ -16,10 +17,27 @@ import pyflink
 
 from infra.errors import PlatformError
 from infra.java import ensure_java_home
-from infra.settings import PROJECT_ROOT
+from infra.settings import PROJECT_ROOT, Settings
 
 SOURCES = PROJECT_ROOT / "streaming" / "java"
 JAR = PROJECT_ROOT / "build" / "feature-platform-flink.jar"
+# Flink's Kafka connector and the Kafka client it drives, which infra/setup.sh takes out of a wheel.
+KAFKA_JARS = tuple(PROJECT_ROOT / "build" / "flink-connectors" / name
+                   for name in ("flink-connector-kafka.jar", "kafka-clients.jar"))
+
+
+def job_jars(settings: Settings) -> list[str]:
+    """Every jar a job of this profile loads: the platform's classes, and Flink's Kafka connector when the
+    streams read Kafka (sent with the job, so a session cluster needs no connector of its own)."""
+    jars = [platform_jar()]
+    if settings.kafka_bootstrap_servers:
+        missing = [jar.name for jar in KAFKA_JARS if not jar.exists()]
+        if missing:
+            raise PlatformError(f"Flink's Kafka connector is missing ({', '.join(missing)} under "
+                                f"{KAFKA_JARS[0].parent}): the streams read Kafka (kafka_bootstrap_servers)",
+                                "run infra/setup.sh (make setup), which fetches it")
+        jars += KAFKA_JARS
+    return [str(jar) for jar in jars]
 
 
 def platform_jar() -> Path:

@@ -33,7 +33,7 @@ from infra.redis_server import free_loopback_port
 from infra.settings import PROJECT_ROOT, Settings
 from streaming.bootstrap import prepare_bootstrap, recorded_bootstrap
 from streaming.codegen import BOUNDED, LIVE, REPLAY, build_job, command, job_dir, job_name, stream_sources
-from streaming.connectors import stream_directory
+from streaming.connectors import prepare_inputs, stream_directory
 from streaming.event_files import newest_event_in
 
 START_TIMEOUT_S = 120
@@ -253,9 +253,8 @@ def start(registry: Registry, settings: Settings, group: FeatureGroup, redis_url
     if restore is None and bootstrap is not None and bootstrap.events and not settings.kafka_bootstrap_servers:
         restore = replay_first(registry, settings, group, redis_url, bootstrap, on_replay)
     backlog_until = None
-    if not settings.kafka_bootstrap_servers:  # the watched directories must exist before the sources list them
-        for source in stream_sources(registry, group):
-            stream_directory(settings, source).mkdir(parents=True, exist_ok=True)
+    prepare_inputs(settings, stream_sources(registry, group))
+    if not settings.kafka_bootstrap_servers:
         newest = newest_live_event(registry, settings, group) if group.aggregations else None
         backlog_until = f"{newest + timedelta(microseconds=1):%Y-%m-%d %H:%M:%S.%f}" if newest else None
     return _launch_job(registry, settings, group, redis_url, cutoff, backlog_until, restore, LIVE)

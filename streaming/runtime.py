@@ -54,7 +54,8 @@ def table_environment(name: str, args: JobArgs, checkpoint_dir: Path, checkpoint
 
     Locally it is a mini-cluster inside this process serving Flink's REST API on 127.0.0.1:`rest_port`;
     with `flink_rest` (host:port) the job is submitted to that cluster instead, and its TaskManagers import
-    the platform and the group's UDFs from `python_files`. `jars` (the platform's Flink classes) go with it.
+    the platform and the group's UDFs from `python_files`. `jars` (extensions.job_jars: the platform's Flink
+    classes, and Kafka's connector on a profile with Kafka) go with it.
     """
     settings = {
         "pipeline.name": name,

@@ -568,9 +568,10 @@ def test_live_events_create_the_posts_most_upvotes_go_to(registry, tmp_path):
     """`featctl events live`'s generator: posts valid under the post_events contract, one per 25 upvotes,
     written before the upvotes that go to them; most upvotes go to those posts, the others to old ones."""
     from quality.contracts import check_line
-    from streaming.event_files import LIVE_POST_BASE, LiveUpvotes
+    from streaming.event_files import LIVE_POST_BASE, DirectorySink, LiveUpvotes
 
-    live = LiveUpvotes(tmp_path / "upvotes", rate=500, first_post=1_000, posts=100, posts_directory=tmp_path / "posts",
+    live = LiveUpvotes(DirectorySink(tmp_path / "upvotes"), rate=500, first_post=1_000, posts=100,
+                       posts_sink=DirectorySink(tmp_path / "posts"),
                        subreddits={1: "r/python", 2: "r/rust"})
     now = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
     posts = live.new_posts(500, now)
