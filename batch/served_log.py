@@ -71,8 +71,8 @@ def logged_training_set(spark, registry: Registry, service: str, days: list[str]
     """A training set from what the service served on `days` (as Chronon's bootstrap): one row per response
     and id, with the entity key, `request_time`, `served_at` and the service's features as served, named as
     training sets name them (`<group>__<feature>`), oldest first. Join labels to it by key and time."""
+    from offline.training_set import output_column
     from serving.on_demand import select_service
-    from serving.training_set import output_column
 
     entity, selection = select_service(registry, service)
     key = registry.entities[entity]

@@ -9,7 +9,7 @@ observations:
 
   (a) plain pandas.merge_asof: the baseline a data scientist would write (sort both frames, merge_asof by
       user_id with the TTL as tolerance), on pandas frames already in memory;
-  (b) the pandas engine's join alone (serving.training_set.join_pandas) on the same in-memory history:
+  (b) the pandas engine's join alone (offline.training_set.join_pandas) on the same in-memory history:
       the "local path" the 0.5 s target is about;
   (c) `featctl training-set --engine pandas` end to end (write_training_set): Parquet in, the history read
       from Hive by Spark (only the observed users), the join, Parquet out;
@@ -44,8 +44,8 @@ from eventlog.generator import RedditSample
 from eventlog.hive import write_event_log
 from infra.settings import load_settings
 from infra.spark import spark_session
-from serving.offline_history import offline_history
-from serving.training_set import join_pandas, plan_joins, write_training_set
+from offline.offline_history import offline_history
+from offline.training_set import join_pandas, plan_joins, write_training_set
 
 GROUP = "user_upvotes"
 START = date(2026, 1, 1)

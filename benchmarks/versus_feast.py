@@ -150,7 +150,7 @@ def publish_ours(data_dir: Path, ds: str, redis_url: str):
 def training_sets_ours(data_dir: Path, observation_files: list[Path]) -> list[dict]:
     """write_training_set (pandas engine) of each observations file, timed in one warm Spark session
     (an untimed run on the smallest file first, as Feast's side loads its libraries before timing)."""
-    from serving.training_set import write_training_set
+    from offline.training_set import write_training_set
 
     registry = load_registry(REGISTRY)
     spark = spark_session(load_settings(data_dir=data_dir, registry_dir=REGISTRY))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from infra.settings import PROJECT_ROOT, Settings
 
-PACKAGES = ("assets", "batch", "eventlog", "infra", "orchestration", "quality", "serving", "streaming")
+PACKAGES = ("assets", "batch", "eventlog", "infra", "offline", "orchestration", "quality", "serving", "streaming")
 SUFFIXES = {".py", ".sql", ".yaml", ".lua", ".properties"}
 
 

@@ -1,23 +1,20 @@
-"""featctl commands of serving and training: serve, training-set, rebuild (attached to the `featctl` group)."""
+"""featctl commands of serving and training: serve, training-set (attached to the `featctl` group)."""
 
 from __future__ import annotations
 
 import os
 import socket
 import threading
-from collections.abc import Sequence
-from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import click
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from assets.specs import FeatureGroup
 from infra.errors import PlatformError
 from infra.redis_server import redis_url_for
-from orchestration.cli import cli, console, load_platform, progress_bar
-from serving.training_set import ENGINES, TIME_COLUMN
+from offline.training_set import ENGINES, TIME_COLUMN
+from orchestration.cli import cli, console, load_platform
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -102,9 +99,9 @@ def training_set(observations: Path, features: str | None, service: str | None, 
     """Write a point-in-time-correct training set: each observation with the features (or the feature
     service's features, on-demand ones computed at the observation time) as of its time."""
     from infra.spark import spark_session
+    from offline.streamed_history import load_histories
+    from offline.training_set import plan_joins, write_training_set
     from serving.on_demand import select, select_service
-    from serving.streamed_history import load_histories
-    from serving.training_set import plan_joins, write_training_set
 
     if (features is None) == (service is None):
         raise PlatformError("pass either --features or --service", "e.g. --features user_upvotes or --service ranking")
@@ -127,64 +124,3 @@ def training_set(observations: Path, features: str | None, service: str | None, 
     for column, filled in summary.filled.items():
         table.add_row(column, f"{filled:,} ({filled / max(summary.rows, 1):.0%})")
     console.print(table)
-
-
-def dagster_replay(defs, instance):
-    """A `replay(ds, groups)` for serving.rebuild that runs the daily Dagster job for those groups' assets."""
-    from orchestration.runs import run_partition
-
-    def replay(ds: str, groups: Sequence[FeatureGroup]) -> None:
-        sources = {f"raw/{source}" for group in groups for source in group.sources}
-        steps = {f"{kind}/{group.name}" for group in groups for kind in ("features", "online")}
-        run_partition(defs, ds, instance, sorted(sources | steps))
-
-    return replay
-
-
-def _days(start: datetime | None, end: datetime | None) -> list[str] | None:
-    if start is None and end is None:
-        return None
-    if start is None or end is None or end < start:
-        raise PlatformError("--start and --end go together, start <= end", "pass both, e.g. --start 2026-01-03 "
-                            "--end 2026-01-09, or neither to rebuild the partitions the tables hold now")
-    first: date = start.date()
-    return [(first + timedelta(days=k)).isoformat() for k in range((end.date() - first).days + 1)]
-
-
-@cli.command()
-@click.option("--start", type=click.DateTime(["%Y-%m-%d"]), default=None, help="First day to replay.")
-@click.option("--end", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Last day to replay.")
-@click.option("--yes", is_flag=True, help="Do not ask before dropping the derived state.")
-def rebuild(start: datetime | None, end: datetime | None, yes: bool) -> None:
-    """Drop feature tables and online values, then replay the event log through the Dagster batch runs.
-
-    Without --start/--end the partitions the feature tables hold now are rebuilt, so the result equals them.
-    """
-    from infra.spark import spark_session
-    from orchestration.factory import build_definitions
-    from orchestration.runs import dagster_instance
-    from serving.online_store import OnlineStore, connect
-    from serving.rebuild import plan_rebuild, rebuild as rebuild_platform
-
-    settings, registry = load_platform()
-    days = _days(start, end)
-    if not yes:
-        click.confirm(f"Drop the offline tables of {len(registry.groups)} feature groups and the "
-                      f"{settings.redis_prefix}:<entity>:* keys in Redis, then replay the event log?", abort=True)
-    with redis_url_for(settings) as url:
-        spark = spark_session(settings)
-        plan = plan_rebuild(spark, registry, days)
-        defs = build_definitions(registry, settings.model_copy(update={"redis_url": url}))
-        store = OnlineStore(connect(url))
-        with progress_bar() as progress:
-            task = progress.add_task("replaying the event log (daily_features)", total=len(plan.days))
-            summary = rebuild_platform(spark, registry, store, settings.redis_prefix, plan,
-                                       dagster_replay(defs, dagster_instance(settings)),
-                                       on_day=lambda _ds: progress.advance(task))
-        store.client.close()
-    console.print(f"dropped {len(summary.dropped_tables)} tables and {summary.deleted_keys:,} Redis keys; replayed "
-                  + ", ".join(f"{name} ({len(d)} day{'' if len(d) == 1 else 's'})" for name, d in summary.replayed.items()),
-                  highlight=False)
-    if summary.kept_streamed_tables:
-        console.print(f"kept streamed history {', '.join(summary.kept_streamed_tables)}: replay the stream jobs "
-                      "to rebuild it", highlight=False)

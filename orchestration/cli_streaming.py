@@ -95,7 +95,7 @@ def stream_run(groups: tuple[str, ...], every: bool) -> None:
 def stream_history(groups: tuple[str, ...]) -> None:
     """Load the values each stream landed in Redis into its offline history (features.<group>_v<n>_streamed)."""
     from infra.spark import spark_session
-    from serving.streamed_history import load_histories
+    from offline.streamed_history import load_histories
 
     settings, registry = load_platform()
     selected = [registry.group(g) for g in groups] or [g for g in registry.groups.values() if g.stream]

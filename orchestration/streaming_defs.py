@@ -25,10 +25,10 @@ from assets.registry import Registry
 from assets.specs import FeatureGroup
 from infra.redis_server import lasting_online_store_url
 from infra.settings import Settings
+from offline.streamed_history import load_streamed_history
 from orchestration.resources import OnlineStoreResource
 from quality.alerts import AlertSinks
 from streaming import runner
-from serving.streamed_history import load_streamed_history
 from streaming.status import StreamStatus, stream_status
 
 SENSOR_INTERVAL_S = 30

@@ -1,7 +1,7 @@
 """Online/offline skew of a feature service: what was served against what the offline history says.
 
 For each logged (id, request time) of one day of `served.<service>`, the point-in-time training set of
-the service (serving/training_set.py, the same on-demand functions at the same request time) gives the
+the service (offline/training_set.py, the same on-demand functions at the same request time) gives the
 value a model trained offline would have seen. Per feature, the report counts the served values that
 differ from it and keeps examples, so a skewed feature is named with the rows that show it.
 """
@@ -18,8 +18,8 @@ import pyarrow as pa
 from assets.dtypes import arrow_type
 from assets.offline_layout import PARTITION_COLUMN, served_table
 from assets.registry import Registry
+from offline.training_set import output_column, training_set_pandas
 from serving.on_demand import select_service
-from serving.training_set import output_column, training_set_pandas
 
 TIME = "request_time"
 MAX_EXAMPLES = 10

@@ -203,7 +203,7 @@ class OnlineStore:
 
         A row lands only if its event time is at least the stored one for that entity and group version.
         With `history` (the stream injection), every landed row is also appended to the group version's
-        history stream in the same script call (serving/streamed_history.py loads it into the offline table);
+        history stream in the same script call (offline/streamed_history.py loads it into the offline table);
         on a cluster there is one such stream per slot, so the script's keys never cross slots.
         """
         if batch.num_rows == 0:

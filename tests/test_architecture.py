@@ -16,7 +16,7 @@ import pytest
 from infra.settings import PROJECT_ROOT
 
 # Lowest first; a package may import only packages before it (README "Layout" explains each one).
-LAYERS = ("infra", "assets", "serving", "batch", "quality", "streaming", "eventlog", "orchestration")
+LAYERS = ("infra", "assets", "serving", "offline", "batch", "quality", "streaming", "eventlog", "orchestration")
 PRIVATE_DAGSTER_WRAPPER = "orchestration/dagster_internals.py"  # tests/operate/test_dagster_internals.py pins it
 PACKAGES = tuple(sorted(p.name for p in PROJECT_ROOT.iterdir() if (p / "__init__.py").exists() and p.name != "tests"))
 
@@ -71,6 +71,13 @@ def _cycles(edges) -> list[list[str]]:
 
 def test_every_package_has_a_layer():
     assert sorted(LAYERS) == sorted(PACKAGES), "add the new package to LAYERS and README \"Layout\""
+
+
+def test_the_code_a_cluster_imports_holds_every_package():
+    """Spark executors and Flink TaskManagers import the platform from the zip infra/code_package.py builds."""
+    from infra.code_package import PACKAGES as SHIPPED
+
+    assert sorted(SHIPPED) == sorted(PACKAGES), "add the new package to infra/code_package.py PACKAGES"
 
 
 def test_no_benchmark_script_shadows_a_package():

@@ -152,7 +152,7 @@ def test_bad_feature_refs_are_explained(registry, entity, refs, message):
 def test_trimming_loaded_history_removes_every_loaded_entry_past_redis_work_limit(redis_client):
     """After a bootstrap the history holds more than the 10,000 entries an approximate XTRIM removes per call;
     the trim after a load removes all of them, and keeps the entries landed after the load read."""
-    from serving.streamed_history import trim_through
+    from offline.streamed_history import trim_through
 
     key = "test:history"
     pipe = redis_client.pipeline(transaction=False)

@@ -32,7 +32,7 @@ def test_repair_derives_a_corrupted_group_again_and_leaves_the_other_groups_byte
         registry, settings, spark, sample, redis_url, tmp_path_factory):
     from batch.feature_job import materialize_partition
     from batch.publish import publish_partition
-    from serving.streamed_history import load_streamed_history
+    from offline.streamed_history import load_streamed_history
 
     own = settings.model_copy(update={"data_dir": tmp_path_factory.mktemp("repair"), "redis_prefix": "rep"})
     group, other = registry.groups["user_upvotes"], registry.groups["user_activity"]

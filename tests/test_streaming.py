@@ -508,9 +508,9 @@ def test_training_sets_get_what_the_stream_served_across_a_crash(registry, setti
     """Reads through the client between bursts of live upvotes record (id, time, values); once the streamed
     history is loaded, a training set for those observations returns the same values for every one, and
     the history holds each landed value exactly once although the job was killed and resumed midway."""
+    from offline.streamed_history import load_streamed_history
+    from offline.training_set import training_set_pandas
     from serving.client import InProcessClient
-    from serving.training_set import training_set_pandas
-    from serving.streamed_history import load_streamed_history
 
     served, group, batch, store, plan, cutoff = _after_batch_history(registry, settings, spark, sample, redis_url,
                                                                      tmp_path_factory, "ts")

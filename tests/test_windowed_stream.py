@@ -179,9 +179,9 @@ def test_a_windowed_stream_continues_the_batch_history_and_training_sets_get_wha
     events, and a training set for (id, time) observations read through the client returns what was served."""
     from batch.feature_job import materialize_partition
     from batch.publish import publish_partition
+    from offline.streamed_history import load_streamed_history
+    from offline.training_set import training_set_pandas
     from serving.client import InProcessClient
-    from serving.training_set import training_set_pandas
-    from serving.streamed_history import load_streamed_history
 
     group, ds = registry.groups["user_upvotes"], LAST_DAY.isoformat()
     own = settings.model_copy(update={"data_dir": tmp_path_factory.mktemp("wbatch"), "redis_prefix": "wh"})

@@ -19,9 +19,9 @@ from batch.feature_job import materialize_partitions
 from batch.publish import publish_range
 from eventlog.generator import DomainSize, RedditSample
 from eventlog.hive import write_raw_partitions
+from offline.training_set import training_set_pandas
 from serving.get_features import build_read_plan, get_features
 from serving.online_store import OnlineStore, connect
-from serving.training_set import training_set_pandas
 from tests.conftest import START
 from tests.quality.conftest import copy_registry
 from tests.reference import subreddit_activity, user_upvotes

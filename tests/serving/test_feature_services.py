@@ -19,12 +19,12 @@ from assets.dtypes import INT_RANGES
 from assets.registry import DEFAULT_ROOT, Registry, RegistryError, load_registry
 from assets.specs import FeatureServiceSpec, OnDemandFeature
 from infra.errors import PlatformError
+from offline.training_set import write_training_set
 from serving.client import HttpClient, InProcessClient
 from serving.feature_refs import InvalidRequest, UnknownName
 from serving.on_demand import Selection, compute, request_values, select, select_service
 from serving.online_store import OnlineStore, WritePlan
 from serving.service import FeatureService
-from serving.training_set import write_training_set
 from tests.conftest import run_featctl
 from tests.serving.conftest import HISTORY_DAYS, ServerThread
 from tests.serving.test_service import _post

@@ -120,7 +120,7 @@ def test_the_event_time_guard_holds_on_the_cluster(cluster_store, registry):
 
 
 def test_the_streamed_history_lands_per_slot_and_loads_exactly_once(cluster_store, redis_cluster, registry, spark):
-    from serving.streamed_history import load_streamed_history
+    from offline.streamed_history import load_streamed_history
 
     renamed = renamed_registry(registry, "rc", ["user_upvotes"])
     group = renamed.groups["rc_user_upvotes"]

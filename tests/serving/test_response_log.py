@@ -120,9 +120,9 @@ def test_the_skew_check_finds_nothing_on_a_clean_run_and_exactly_the_altered_row
     from batch.feature_job import materialize_partition
     from batch.publish import publish_range
     from batch.served_log import load_served, logged_training_set
-    from serving.on_demand import select_service
-    from serving.training_set import training_set_pandas
+    from offline.training_set import training_set_pandas
     from quality.skew import skew_report
+    from serving.on_demand import select_service
     from tests.serving.conftest import HISTORY_DAYS, renamed_registry
 
     renamed = renamed_registry(registry, "skew", ["user_upvotes"])

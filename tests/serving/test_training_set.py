@@ -12,7 +12,7 @@ import pytest
 
 from assets.registry import Registry
 from assets.specs import Entity, Feature, FeatureGroup
-from serving.training_set import join_pandas, join_spark, plan_joins, training_set_pandas, training_set_spark
+from offline.training_set import join_pandas, join_spark, plan_joins, training_set_pandas, training_set_spark
 
 UTC = timezone.utc
 T1 = datetime(2026, 1, 2, tzinfo=UTC)
@@ -126,7 +126,7 @@ def test_generated_rows_hold_the_latest_partition_before_them(both_engines, spar
 def test_streamed_rows_join_between_batch_partitions_and_batch_wins_ties(spark, tmp_path):
     """The offline history is batch UNION streamed: a streamed value between two batch instants is seen."""
     from assets.offline_layout import streamed_table, table_ddl
-    from serving.offline_history import offline_history
+    from offline.offline_history import offline_history
 
     registry = _clicks_registry(tmp_path)
     group = registry.groups["clicks"].model_copy(update={"name": "pit_streamtest"})
@@ -152,7 +152,7 @@ def test_streamed_rows_join_between_batch_partitions_and_batch_wins_ties(spark, 
 def test_feature_store_logs_observations_and_generates_the_training_set(spark, settings, tmp_path):
     """The seed's API: append_observation(user, post, ts) as things happen, then generate_training_set()."""
     from assets.offline_layout import table_ddl
-    from serving.feature_store import FeatureStore
+    from offline.feature_store import FeatureStore
 
     registry = _clicks_registry(tmp_path)
     group = registry.groups["clicks"].model_copy(update={"name": "pit_store"})

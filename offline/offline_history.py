@@ -6,7 +6,7 @@ Two tables hold it, with the same columns (entity key, features, `feature_ts`) a
 training sets see the values models saw between batch runs. The streamed table is optional: a group
 without a stream, or whose stream has not run yet, has only batch history.
 
-Training sets (serving/training_set.py) read history only through this module: `offline_history` (a Spark
+Training sets (offline/training_set.py) read history only through this module: `offline_history` (a Spark
 DataFrame), or `batch_history_files` + `read_history_files` for the pandas engine when the batch table is
 all there is (Spark's catalog lists the table's Parquet files, Arrow reads them: no Spark job, the way
 DuckDB or Feast's file store read Parquet). `offline_history` also settles

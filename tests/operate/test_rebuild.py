@@ -6,10 +6,10 @@ import pytest
 import redis
 
 from infra.redis_server import local_redis
-from orchestration.cli_serving import dagster_replay
+from orchestration.cli_operate import dagster_replay
 from orchestration.factory import build_definitions
+from orchestration.rebuild import plan_rebuild, rebuild
 from serving.online_store import OnlineStore
-from serving.rebuild import plan_rebuild, rebuild
 from tests.serving.conftest import renamed_registry
 
 PREFIX = "rb"

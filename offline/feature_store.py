@@ -6,7 +6,7 @@
 
 The seed replays events up to each observation (`process_events_until`) and reads the features then; the
 offline history already holds every value with the event time it held from, so the replay is an as-of join
-(serving/training_set.py) and gives the same rows. Observations are kept forever like the event log: one
+(offline/training_set.py) and gives the same rows. Observations are kept forever like the event log: one
 JSON-lines file per day under `<data_dir>/observations/<log>/`, appended one line per observation.
 """
 
@@ -23,8 +23,8 @@ from assets.dtypes import nullable_pandas_types
 from assets.registry import Registry, load_registry
 from infra.errors import PlatformError
 from infra.settings import Settings, load_settings
-from serving.streamed_history import load_histories
-from serving.training_set import TIME_COLUMN, plan_joins, training_set_pandas, training_set_spark
+from offline.streamed_history import load_histories
+from offline.training_set import TIME_COLUMN, plan_joins, training_set_pandas, training_set_spark
 
 LABEL_COLUMN = "label"
 

@@ -4,7 +4,7 @@ The stream injection appends every row it lands to the group version's Redis str
 the stream of the entity key's slot: serving/online_store.py), in the same script call that lands it (serving/guarded_write.lua), so the history is exactly the sequence of values Redis
 held, never a value the event-time guard refused. `load_streamed_history` moves the entries into the
 Hive table `features.<group>_v<n>_streamed` (which training sets union with the batch table:
-serving/offline_history.py), partitioned by the day of each value's event time, then trims what it
+offline/offline_history.py), partitioned by the day of each value's event time, then trims what it
 loaded from the Redis stream. Loading is idempotent: a row is identified by its entity and event time, so
 entries still in the stream after a crash between the two steps, or a replayed row that landed again at
 the same instant, are kept once (the last one landed).

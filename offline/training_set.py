@@ -12,7 +12,7 @@ Two engines give identical rows. Spark scales: feature rows and observations are
 entity and ordered by time, and each observation carries forward the last feature row before it (a window,
 not a range join, so no entity's history is multiplied by its observations). pandas is for inputs that fit
 in memory: `merge_asof` over index columns only, then Arrow `take` of the matched history rows, so values
-keep their exact types and nulls. History comes from serving/offline_history.py in both.
+keep their exact types and nulls. History comes from offline/offline_history.py in both.
 
 On-demand features (a group's `on_demand:`, a feature service's) run after the join with the same
 functions as the service (serving/on_demand.py), over the observation rows with the observation time as
@@ -41,8 +41,8 @@ from assets.offline_layout import EVENT_TIME_COLUMN
 from assets.registry import Registry
 from assets.specs import FeatureGroup
 from infra.errors import PlatformError
+from offline.offline_history import batch_history_files, offline_history, read_history_files
 from serving.feature_refs import resolve_refs
-from serving.offline_history import batch_history_files, offline_history, read_history_files
 from serving.on_demand import Selection, compute, select
 
 TIME_COLUMN = "event_time"
