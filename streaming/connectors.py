@@ -27,22 +27,18 @@ def _options(values: dict[str, str]) -> str:
     return ",\n  ".join(f"'{key}' = '{value}'" for key, value in values.items())
 
 
-def kafka_options(settings: Settings, source: Source, group: str, cutoff: str | None = None) -> str:
-    """WITH options reading the source's Kafka topic as raw lines (the contract check parses them).
+def kafka_lines(settings: Settings, source: Source, group: str, cutoff: str | None = None) -> dict:
+    """The arguments of runtime.create_kafka_lines reading the source's topic as raw lines (the contract check
+    parses them), as consumer group `fp-<group>`.
 
     With a bootstrap `cutoff` (UTC, `YYYY-MM-DD HH:MM:SS`) the source starts at the cutoff's offsets, since
     what came before is replayed from the event log; a restored job resumes from its checkpoint. (Files, the
     local profile's stream and every replay, are read by runtime.create_file_lines, in name order.)
     """
-    options = {"connector": "kafka", "topic": source.stream.topic,
-               "properties.bootstrap.servers": settings.kafka_bootstrap_servers,
-               "properties.group.id": f"fp-{group}", "scan.startup.mode": "group-offsets",
-               "properties.auto.offset.reset": "earliest", "format": "raw",
-               "scan.topic-partition-discovery.interval": f"{TOPIC_DISCOVERY_SECONDS} s"}
-    if cutoff:
-        millis = int(datetime.fromisoformat(cutoff).replace(tzinfo=timezone.utc).timestamp() * 1000)
-        options.update({"scan.startup.mode": "timestamp", "scan.startup.timestamp-millis": str(millis)})
-    return _options(options)
+    millis = (int(datetime.fromisoformat(cutoff).replace(tzinfo=timezone.utc).timestamp() * 1000) if cutoff
+              else None)
+    return {"servers": settings.kafka_bootstrap_servers, "topic": source.stream.topic, "group_id": f"fp-{group}",
+            "start_millis": millis, "discovery_seconds": TOPIC_DISCOVERY_SECONDS}
 
 
 def _kafka_admin(settings: Settings):

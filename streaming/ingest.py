@@ -31,7 +31,7 @@ from infra.errors import PlatformError
 from infra.settings import Settings
 from streaming import runner
 from streaming.codegen import FILE_LINES, KAFKA_LINES, dead_letter_directory, job_dir, job_name, python_files
-from streaming.connectors import (MONITOR_SECONDS, dead_letter_options, kafka_options, landing_options, prepare_inputs,
+from streaming.connectors import (MONITOR_SECONDS, dead_letter_options, kafka_lines, landing_options, prepare_inputs,
                                   stream_directory)
 from streaming.extensions import job_jars
 
@@ -110,7 +110,8 @@ def render_ingest(settings: Settings, source: Source) -> str:
     if source.stream is None:
         raise PlatformError(f"source {source.name!r} has no stream:", f"declare stream: in {source.file}")
     if settings.kafka_bootstrap_servers:
-        lines = KAFKA_LINES.format(source=source.name, options=kafka_options(settings, source, f"ingest-{source.name}"))
+        lines = KAFKA_LINES.format(name=f"{source.name}__lines",
+                                   arguments=kafka_lines(settings, source, f"ingest-{source.name}"))
     else:
         lines = FILE_LINES.format(name=f"{source.name}__lines", directory=stream_directory(settings, source).as_uri(),
                                   watch=MONITOR_SECONDS)

@@ -176,7 +176,7 @@ def _output_since(log_path: Path, offset: int) -> str:
 
 
 def _launch(settings: Settings, group: FeatureGroup | Source, script: Path, redis_url: str | None,
-            restore: str | None, phase: str, replaying: int | None = None) -> JobProcess | None:
+            restore: str | None, phase: str, replaying: int | None = None, handover: bool = False) -> JobProcess | None:
     """Start run.py on a free REST port and wait until every task runs or has finished (the replay source
     ends once it has read the event log; a bounded job may have finished altogether).
 
@@ -187,7 +187,7 @@ def _launch(settings: Settings, group: FeatureGroup | Source, script: Path, redi
     port = free_loopback_port()
     args = [sys.executable, str(script), "--rest-port", str(port)] + (["--redis-url", redis_url] if redis_url else [])
     if restore:
-        args += ["--restore", restore]
+        args += ["--restore", restore] + (["--handover"] if handover else [])
     pythonpath = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, "JAVA_HOME": ensure_java_home(), "PYTHONPATH": pythonpath}
     log_path = directory / "job.log"
@@ -250,14 +250,15 @@ def start(registry: Registry, settings: Settings, group: FeatureGroup, redis_url
     cutoff = bootstrap.cutoff_text if bootstrap else None
     if bounded:
         return _launch_job(registry, settings, group, redis_url, cutoff, None, restore, BOUNDED)
-    if restore is None and bootstrap is not None and bootstrap.events and not settings.kafka_bootstrap_servers:
+    handover = restore is None and bootstrap is not None and bool(bootstrap.events)
+    if handover:
         restore = replay_first(registry, settings, group, redis_url, bootstrap, on_replay)
     backlog_until = None
     prepare_inputs(settings, stream_sources(registry, group))
     if not settings.kafka_bootstrap_servers:
         newest = newest_live_event(registry, settings, group) if group.aggregations else None
         backlog_until = f"{newest + timedelta(microseconds=1):%Y-%m-%d %H:%M:%S.%f}" if newest else None
-    return _launch_job(registry, settings, group, redis_url, cutoff, backlog_until, restore, LIVE)
+    return _launch_job(registry, settings, group, redis_url, cutoff, backlog_until, restore, LIVE, handover=handover)
 
 
 def newest_live_event(registry: Registry, settings: Settings, group: FeatureGroup) -> datetime | None:
@@ -270,17 +271,20 @@ def newest_live_event(registry: Registry, settings: Settings, group: FeatureGrou
 
 def _launch_job(registry: Registry, settings: Settings, group: FeatureGroup, redis_url: str, cutoff: str | None,
                 backlog_until: str | None, restore: str | None, phase: str,
-                replaying: int | None = None) -> JobProcess:
+                replaying: int | None = None, handover: bool = False) -> JobProcess:
     """Build run.py for `phase` and launch it (launch_script)."""
     script = build_job(registry, settings, group, cutoff, backlog_until, phase)
-    return launch_script(settings, group, script, redis_url, restore, phase, replaying)
+    return launch_script(settings, group, script, redis_url, restore, phase, replaying, handover)
 
 
 def launch_script(settings: Settings, subject: FeatureGroup | Source, script: Path, redis_url: str | None,
-                  restore: str | None, phase: str = LIVE, replaying: int | None = None) -> JobProcess:
-    """Launch a built run.py and wait until it runs (on a new port when another process took the one it chose)."""
+                  restore: str | None, phase: str = LIVE, replaying: int | None = None,
+                  handover: bool = False) -> JobProcess:
+    """Launch a built run.py and wait until it runs (on a new port when another process took the one it chose).
+    `handover`: `restore` is the replay phase's savepoint, whose live input (an empty directory) has no reader
+    in a job reading Kafka; its state is dropped instead of failing the restore."""
     for _attempt in range(3):
-        process = _launch(settings, subject, script, redis_url, restore, phase, replaying)
+        process = _launch(settings, subject, script, redis_url, restore, phase, replaying, handover)
         if process is not None:
             return process
     raise PlatformError(f"the {subject.name} job could not bind a REST port three times",

@@ -36,6 +36,7 @@ class JobArgs:
     redis_url: str | None  # None for an ingest job (streaming/ingest.py), which writes the event log only
     rest_port: int | None
     restore: str | None
+    handover: bool = False  # `restore` is a replay phase's savepoint: state no operator here reads is dropped
 
 
 def parse_args(argv: list[str]) -> JobArgs:
@@ -44,8 +45,11 @@ def parse_args(argv: list[str]) -> JobArgs:
     parser.add_argument("--redis-url", default=None)
     parser.add_argument("--rest-port", type=int, default=None, help="local mini-cluster REST port")
     parser.add_argument("--restore", default=None, help="savepoint or retained checkpoint to resume from")
+    parser.add_argument("--handover", action="store_true",
+                        help="--restore is the replay phase's savepoint (its live input, an empty directory, has no "
+                             "reader in a job reading Kafka)")
     ns = parser.parse_args(argv)
-    return JobArgs(ns.redis_url, ns.rest_port, ns.restore)
+    return JobArgs(ns.redis_url, ns.rest_port, ns.restore, ns.handover)
 
 
 def table_environment(name: str, args: JobArgs, checkpoint_dir: Path, checkpoint_seconds: int, flush_ms: int,
@@ -81,6 +85,10 @@ def table_environment(name: str, args: JobArgs, checkpoint_dir: Path, checkpoint
         # for it); one without new lines for a minute (the posts, while only upvotes arrive) stops holding it
         # back, so windows still close on the others' event time.
         "table.exec.source.idle-timeout": "60 s",
+        # Every SQL operator's state is found by a uid of its own (its plan node's id and kind), not by a hash
+        # of the graph upstream of it: a job whose live input is Kafka restores the state of its replay phase,
+        # whose live input was an empty directory (runner.start).
+        "table.exec.uid.generation": "ALWAYS",
         "metrics.fetcher.update-interval": "1000",  # REST metrics (records, watermarks) at most 1 s old
         "restart-strategy.type": "fixed-delay",
         "restart-strategy.fixed-delay.attempts": "3",
@@ -97,6 +105,8 @@ def table_environment(name: str, args: JobArgs, checkpoint_dir: Path, checkpoint
                          "rest.port": str(args.rest_port or 0)})
     if args.restore:
         settings["execution.state-recovery.path"] = args.restore
+    if args.handover:
+        settings["execution.state-recovery.ignore-unclaimed-state"] = "true"
     conf = Configuration()
     for key, value in settings.items():
         conf.set_string(key, value)
@@ -204,7 +214,7 @@ def create_file_lines(t_env: StreamTableEnvironment, name: str, directory: str, 
     waiting files in listing order, which is no order, and a later file's event would be counted before an
     earlier one's). Watched for new files every `watch_seconds`, or read once (None). Lines cross as
     ISO-8859-1 text and are encoded back, byte for byte: the contract judges the bytes as they were written."""
-    from pyflink.common import Duration, WatermarkStrategy
+    from pyflink.common import Duration
     from pyflink.datastream.connectors.file_system import FileSource, FileSplitAssignerProvider, StreamFormat
     from pyflink.util.java_utils import load_java_class
 
@@ -213,8 +223,40 @@ def create_file_lines(t_env: StreamTableEnvironment, name: str, directory: str, 
     if watch_seconds is not None:
         builder.monitor_continuously(Duration.of_millis(int(watch_seconds * 1000)))
     source = builder.set_split_assigner(FileSplitAssignerProvider(provider)).build()
+    _register_lines(t_env, name, source, name)
+
+
+def create_kafka_lines(t_env: StreamTableEnvironment, name: str, servers: str, topic: str, group_id: str,
+                       start_millis: int | None, discovery_seconds: int) -> None:
+    """Register `name` (`line BYTES`): the messages of a Kafka topic, from `start_millis` (a bootstrap's
+    cutoff: what came before is replayed from the event log) or else from the consumer group's committed
+    offsets (the topic's beginning for a new group); a restored job resumes from its checkpoint's offsets.
+    The same shape as create_file_lines, so a job plans alike on either; its source's uid is its own
+    (`<name>__kafka`), so the replay phase's empty file source hands over no state to it (see runner.start)."""
+    from pyflink.common.serialization import SimpleStringSchema
+    from pyflink.datastream.connectors.kafka import KafkaOffsetsInitializer, KafkaSource
+    from pyflink.java_gateway import get_gateway
+
+    if start_millis is not None:
+        start = KafkaOffsetsInitializer.timestamp(start_millis)
+    else:  # PyFlink's own wrapper names the reset strategy by the SQL connector's shaded class; ours is not shaded
+        jvm = get_gateway().jvm
+        start = KafkaOffsetsInitializer(jvm.org.apache.flink.connector.kafka.source.enumerator.initializer
+                                        .OffsetsInitializer.committedOffsets(
+                                            jvm.org.apache.kafka.clients.consumer.OffsetResetStrategy.EARLIEST))
+    source = (KafkaSource.builder().set_bootstrap_servers(servers).set_topics(topic).set_group_id(group_id)
+              .set_starting_offsets(start).set_value_only_deserializer(SimpleStringSchema("ISO-8859-1"))
+              .set_property("partition.discovery.interval.ms", str(discovery_seconds * 1000))
+              .set_property("commit.offsets.on.checkpoint", "true").build())
+    _register_lines(t_env, name, source, f"{name}__kafka")
+
+
+def _register_lines(t_env: StreamTableEnvironment, name: str, source, uid: str) -> None:
+    """Register `name` (`line BYTES`) from a source of ISO-8859-1 text lines (the bytes as they came)."""
+    from pyflink.common import WatermarkStrategy
+
     env = StreamExecutionEnvironment(t_env._j_tenv.execEnv())
-    lines = env.from_source(source, WatermarkStrategy.no_watermarks(), name, type_info=Types.STRING()).uid(name)
+    lines = env.from_source(source, WatermarkStrategy.no_watermarks(), name, type_info=Types.STRING()).uid(uid)
     t_env.create_temporary_view(f"{name}__text", t_env.from_data_stream(lines))
     t_env.create_temporary_view(name, t_env.sql_query(f"SELECT ENCODE(f0, 'ISO-8859-1') AS line FROM `{name}__text`"))
 

@@ -90,8 +90,8 @@ def test_the_ingest_renders_the_same_job_for_kafka_with_a_consumer_group_of_its_
     assert f"'path' = '{ingest.landing_directory(settings, source).as_uri()}'" in local
     cluster = settings.model_copy(update={"kafka_bootstrap_servers": "kafka-1:9092"})
     kafka = ingest.render_ingest(cluster, source)
-    assert "'connector' = 'kafka'" in kafka and "'topic' = 'upvote_events'" in kafka
-    assert "'properties.group.id' = 'fp-ingest-upvote_events'" in kafka  # not a group job's offsets
+    assert "runtime.create_kafka_lines(t_env, \"upvote_events__lines\"" in kafka and "'topic': 'upvote_events'" in kafka
+    assert "'group_id': 'fp-ingest-upvote_events'" in kafka  # not a group job's offsets
     assert kafka.split("# Output")[1] == local.split("# Output")[1]
 
 

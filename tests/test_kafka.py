@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from datetime import date
+from datetime import date, timedelta
 from itertools import zip_longest
 
 import pytest
@@ -24,22 +24,24 @@ from streaming.codegen import dead_letter_directory
 from streaming.connectors import KafkaSink, ensure_topics, stream_sink
 from tests.stream_lines import MAX_LINE_BYTES, bad_lines
 from tests.test_ingest import _event, _lines, _wait_landed
-from tests.test_streaming import (_assert_redis_holds, _dead_letters, _lifetime_truth, _store, _wait_for_letters,
-                                  _wait_until_landed)
+from tests.test_streaming import (_after_batch_history, _assert_redis_holds, _dead_letters, _lifetime_truth,
+                                  _line, _read_user, _store, _wait_for_letters, _wait_quiet, _wait_until_landed,
+                                  live_last)
 
 D1, D2 = date(2026, 2, 3), date(2026, 2, 4)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def kafka(tmp_path_factory):
-    """A broker as `featctl cluster up --kafka` starts it (free loopback port, memory storage), stopped after."""
+    """A broker of the test's own (its topics start empty) as `featctl cluster up --kafka` starts one (free
+    loopback port, memory storage), stopped after."""
     directory = tmp_path_factory.mktemp("kafka_cluster")
     state = local_cluster.up(directory, engines=("kafka",))
     yield state.urls["kafka"]
     assert local_cluster.down(directory) == ["kafka"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def on_kafka(settings, kafka, tmp_path_factory):
     """A profile whose streams read the broker's topics, on a data dir and key prefix of its own."""
     return settings.model_copy(update={"data_dir": tmp_path_factory.mktemp("on_kafka"), "redis_prefix": "kf",
@@ -107,4 +109,36 @@ def test_an_ingest_and_a_paired_job_read_one_topic_each_exactly_once_across_a_ki
     finally:
         runner.kill(settings, source)
         runner.kill(settings, group)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("event_log")
+def test_a_first_start_on_kafka_replays_the_event_log_first_then_reads_the_topic_from_the_cutoff(
+        on_kafka, registry, settings, spark, sample, redis_url, tmp_path_factory):
+    """The bootstrap barrier on Kafka: user_activity's batch values of LAST_DAY are in Redis and live upvotes
+    already wait in the topic when the stream first starts. The replay phase reads the event log alone (its
+    live input an empty directory), then the live job restores its state and reads the topic from the
+    cutoff: n new upvotes of a user give the batch value plus n, and a live line older than the cutoff (the
+    event log holds its day) is dead-lettered, not counted twice."""
+    boot, group, batch, store, plan, cutoff = _after_batch_history(registry, settings, spark, sample, redis_url,
+                                                                   tmp_path_factory, "kb")
+    boot = boot.model_copy(update={"kafka_bootstrap_servers": on_kafka.kafka_bootstrap_servers})
+    users = [int(u) for u in batch.index[:5]]
+    live = [{"event_id": f"kafka-live-{u}-{k}", "user_id": u, "post_id": 10_000_000 + k,
+             "event_time": cutoff + timedelta(minutes=10 * n + k)} for n, u in enumerate(users) for k in range(n + 1)]
+    late = {"event_id": "kafka-late-1", "user_id": users[0], "post_id": 1, "event_time": cutoff - timedelta(hours=1)}
+    _produce(stream_sink(boot, registry.sources["upvote_events"]), [_line(e) for e in [late, *live]])
+    try:
+        process = runner.start(registry, boot, group, redis_url, spark=spark)
+        assert process.restored_from and "/savepoints/" in process.restored_from  # the replay phase's state
+        letters = _wait_for_letters(boot, group, 1, timeout_s=180)
+        _wait_quiet(store, plan, timeout_s=180)
+        for n, user in enumerate(users):  # batch value + the n + 1 new upvotes, each of a new post
+            want = batch.loc[user]
+            assert _read_user(registry, store, boot, user) == (
+                want["upvotes_total"] + n + 1, want["distinct_posts_total"] + n + 1, live_last(live, user))
+        assert [letter["record"] for letter in letters] == [_line(late).decode()]
+        assert f"is before the stream's cutoff {cutoff}" in letters[0]["reason"]
+    finally:
+        runner.kill(boot, group)
 

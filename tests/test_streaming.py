@@ -8,7 +8,6 @@ over the same events, and every malformed record must sit in the dead-letter sin
 from __future__ import annotations
 
 import json
-import os
 import time
 from datetime import date, datetime, timedelta, timezone
 
@@ -17,7 +16,6 @@ import pandas as pd
 import pytest
 
 from infra.errors import PlatformError
-from infra.java import ensure_java_home
 from infra.redis_server import free_loopback_port
 from orchestration.resources import OnlineStoreResource
 from orchestration.streaming_defs import stream_sensor
@@ -62,53 +60,31 @@ def test_codegen_renders_the_local_job(registry, settings):
     assert "COUNT(DISTINCT post_id) AS distinct_posts_total" in text
 
 
-def test_codegen_renders_the_same_sql_for_kafka(registry, settings):
+def test_codegen_renders_the_same_job_for_kafka(registry, settings):
     cluster = settings.model_copy(update={"kafka_bootstrap_servers": "kafka-1:9092,kafka-2:9092",
                                           "flink_rest": "jobmanager:8081"})
     text = render_job(registry, cluster, registry.groups["user_activity"])
-    assert "'connector' = 'kafka'" in text and "'topic' = 'upvote_events'" in text
-    assert "'properties.bootstrap.servers' = 'kafka-1:9092,kafka-2:9092'" in text
+    assert ('runtime.create_kafka_lines(t_env, "upvote_events__lines", **{\'servers\': \'kafka-1:9092,kafka-2:9092\', '
+            "'topic': 'upvote_events', 'group_id': 'fp-user_activity', 'start_millis': None") in text
     resumed_at_cutoff = render_job(registry, cluster, registry.groups["user_activity"], cutoff="2026-01-11 00:00:00")
-    assert "'scan.startup.mode' = 'timestamp'" in resumed_at_cutoff  # the cutoff, 2026-01-11 00:00:00 UTC:
-    assert "'scan.startup.timestamp-millis' = '1768089600000'" in resumed_at_cutoff
+    assert "'start_millis': 1768089600000" in resumed_at_cutoff  # the cutoff, 2026-01-11 00:00:00 UTC
     assert "flink_rest='jobmanager:8081'" in text
     local = render_job(registry, settings, registry.groups["user_activity"])
     assert local.split("# Generation")[1] == text.split("# Generation")[1]  # same transform and injection
+    replay = render_job(registry, cluster, registry.groups["user_activity"], cutoff="2026-01-11 00:00:00", phase=REPLAY)
+    assert "create_kafka_lines" not in replay and "no_live_input" in replay  # the replay phase reads no topic
 
 
-KAFKA_CHECK = """
-import sys
-from pyflink.table import EnvironmentSettings, TableEnvironment
+def test_a_job_on_kafka_without_the_connector_names_the_setup_that_fetches_it(settings, monkeypatch, tmp_path):
+    from streaming import extensions
 
-t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
-for ddl in sys.stdin.read().split("\\n;\\n"):
-    t_env.execute_sql(ddl)
-for name in t_env.list_tables():
-    print(name, t_env.from_path(name).get_schema())
-try:
-    t_env.execute_sql("SELECT * FROM upvote_events__lines").collect()
-except Exception as exc:
-    print("PLAN:", next(line for line in str(exc).splitlines() if "kafka" in line))
-"""
-
-
-def test_the_kafka_sources_register_in_flink_and_name_the_missing_connector(registry, settings, tmp_path):
-    """Without a broker or the connector jar, Flink still parses and registers the rendered Kafka tables; a
-    query on one then asks for the kafka connector, which is what README says to add on a cluster."""
-    import re
-    import subprocess
-    import sys
-
-    kafka = settings.model_copy(update={"kafka_bootstrap_servers": "kafka-1:9092", "data_dir": tmp_path})
-    text = render_job(registry, kafka, registry.groups["post_popularity"])
-    ddls = [ddl.strip() for ddl in re.findall(r'execute_sql\("""(.*?)"""\)', text, re.S) if "'kafka'" in ddl]
-    assert len(ddls) == 2
-    done = subprocess.run([sys.executable, "-c", KAFKA_CHECK], input="\n;\n".join(ddls), capture_output=True,
-                          text=True, timeout=180, env={**os.environ, "JAVA_HOME": ensure_java_home()})
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "post_events__lines" in done.stdout and "upvote_events__lines" in done.stdout
-    assert done.stdout.count("|-- line: BYTES") == 2
-    assert "PLAN:" in done.stdout and "'kafka'" in done.stdout.split("PLAN:")[1]
+    kafka = settings.model_copy(update={"kafka_bootstrap_servers": "kafka-1:9092"})
+    assert extensions.job_jars(kafka)[1:] == [str(jar) for jar in extensions.KAFKA_JARS]
+    assert len(extensions.job_jars(settings)) == 1  # the platform's own classes only
+    monkeypatch.setattr(extensions, "KAFKA_JARS", (tmp_path / "flink-connector-kafka.jar",))
+    with pytest.raises(PlatformError, match=r"Flink's Kafka connector is missing \(flink-connector-kafka.jar") as caught:
+        extensions.job_jars(kafka)
+    assert "infra/setup.sh" in caught.value.fix
 
 
 def test_a_group_without_stream_sql_cannot_be_built(registry, settings):
