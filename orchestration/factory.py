@@ -36,6 +36,7 @@ from orchestration.freshness import freshness_check, freshness_sensor
 from orchestration.ingest_defs import event_log_sensor, ingest_asset, ingested_sources, readers_of
 from orchestration.resources import OnlineStoreResource
 from orchestration.served_defs import served_asset, skew_check
+from orchestration.stages import stage_asset
 from orchestration.upstream import failed_source_partitions
 from orchestration.streaming_defs import (stream_asset, stream_consistency_check, stream_history_asset,
                                           stream_repair_job, stream_sensor)
@@ -91,12 +92,11 @@ def raw_asset(settings: Settings, source: Source, partitions: dg.PartitionsDefin
     days the source's ingest landed are loaded into the table first (eventlog/landing.py)."""
 
     @_asset(
-        key=["raw", source.name],
+        **stage_asset("raw", source.name, "hive"),
         deps=[dg.AssetKey(["ingest", source.name])] if source.stream else [],
         partitions_def=partitions,
         backfill_policy=BACKFILL_POLICY,
         group_name="sources",
-        kinds={"hive"},
         owners=[source.owner],
         description=source.description,
         code_version=folder_version([source.file]),
@@ -148,10 +148,9 @@ def feature_assets(registry: Registry, group: FeatureGroup, partitions: dg.Parti
                   owners=[group.owner], tags=tags, code_version=version)
 
     @_asset(
-        key=["features", group.name],
+        **stage_asset("features", group.name, "spark", "hive"),
         deps=[dg.AssetDep(["raw", name], partition_mapping=_source_mapping(spec.window_days))
               for name, spec in group.sources.items()],
-        kinds={"spark", "hive"},
         description=group.description,
         metadata={
             "dagster/table_name": group.table,
@@ -180,9 +179,8 @@ def feature_assets(registry: Registry, group: FeatureGroup, partitions: dg.Parti
         })
 
     @_asset(
-        key=["online", group.name],
+        **stage_asset("online", group.name, "redis"),
         deps=[features],
-        kinds={"redis"},
         description=f"Latest values of {group.name} v{group.version} in Redis, one hash per {group.entity}.",
         metadata={"dagster/column_schema": _schema(columns[:-1]),
                   "fields": f"{layout.field_prefix(group.name, group.version)}*", **catalog, **_code_references(group.folder / "feature.yaml")},
@@ -216,10 +214,9 @@ def service_asset(registry: Registry, service: FeatureServiceSpec) -> dg.AssetSp
                for name, dtype in zip(selection.outputs, selection.dtypes)]
     team = service.owner.removeprefix("team:") if service.owner.startswith("team:") else None
     return dg.AssetSpec(
-        key=["service", service.name],
+        **stage_asset("service", service.name, "python", "redis"),
         deps=[dg.AssetKey(["online", group]) for group in groups],
         group_name="services",
-        kinds={"python", "redis"},
         owners=[service.owner],
         tags={"entity": service.entity, **({"team": team} if team else {})},
         description=service.description.strip(),

@@ -19,6 +19,7 @@ from assets.registry import Registry
 from assets.specs import Source
 from eventlog.landing import LandedDay, landed_days
 from infra.settings import Settings
+from orchestration.stages import stage_asset
 from streaming import ingest, runner
 from streaming.status import ingest_status
 
@@ -29,9 +30,8 @@ def ingest_asset(settings: Settings, source: Source) -> dg.AssetsDefinition:
     """`ingest/<source>`: the source's running ingest job; materializing it (re)starts the job."""
 
     @dg.asset(
-        key=["ingest", source.name],
+        **stage_asset("ingest", source.name, "flink"),
         group_name="sources",
-        kinds={"flink"},
         owners=[source.owner],
         description=f"The Flink job landing every valid {source.name} event in the event log, exactly once "
                     f"(a day is complete {source.stream.lateness} after its end).",

@@ -18,6 +18,7 @@ from assets.specs import FeatureServiceSpec
 from infra.settings import Settings
 from orchestration.checks import partitioned_check
 from orchestration.dagster_internals import check_target
+from orchestration.stages import stage_asset
 
 SKEW_CHECK = "skew"
 
@@ -37,9 +38,9 @@ def served_asset(service: FeatureServiceSpec, settings: Settings, partitions: dg
 
     with warnings.catch_warnings():  # backfill_policy is a beta parameter we accept, as factory.py does
         warnings.simplefilter("ignore", dg.BetaWarning)
-        return dg.asset(key=["served", service.name], deps=[dg.AssetKey(["service", service.name])],
+        return dg.asset(**stage_asset("served", service.name, "spark", "hive"), deps=[dg.AssetKey(["service", service.name])],
                         partitions_def=partitions, backfill_policy=backfill_policy, group_name="services",
-                        kinds={"spark", "hive"}, owners=[service.owner],
+                        owners=[service.owner],
                         description=f"Responses the feature service served for {service.name}, one row per id "
                                     "and feature.",
                         metadata={"dagster/table_name": served_table(service.name),

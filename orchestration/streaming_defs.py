@@ -27,6 +27,7 @@ from infra.redis_server import lasting_online_store_url
 from infra.settings import Settings
 from offline.streamed_history import load_streamed_history
 from orchestration.resources import OnlineStoreResource
+from orchestration.stages import stage_asset
 from quality.alerts import AlertSinks
 from streaming import runner
 from streaming.status import StreamStatus, stream_status
@@ -45,10 +46,9 @@ def stream_asset(registry: Registry, settings: Settings, group: FeatureGroup) ->
     """`stream/<group>`: the group's running Flink job; materializing it (re)starts the job."""
 
     @dg.asset(
-        key=["stream", group.name],
+        **stage_asset("stream", group.name, "flink", "redis"),
         deps=[dg.AssetKey(["raw", table]) for table in group.stream.source_tables],
         group_name=group.name,
-        kinds={"flink", "redis"},
         owners=[group.owner],
         tags={"entity": group.entity, **group.tags},
         description=f"The Flink job keeping {group.name} v{group.version} fresh in Redis between batch runs.",
@@ -121,10 +121,9 @@ def stream_history_asset(registry: Registry, group: FeatureGroup) -> dg.AssetsDe
     table = streamed_table(group)
 
     @dg.asset(
-        key=["history", group.name],
+        **stage_asset("history", group.name, "redis", "spark", "hive"),
         deps=[dg.AssetKey(["stream", group.name])],
         group_name=group.name,
-        kinds={"redis", "spark", "hive"},
         owners=[group.owner],
         tags={"entity": group.entity, **group.tags},
         description=f"Every value the {group.name} v{group.version} stream landed in Redis, in {table} "

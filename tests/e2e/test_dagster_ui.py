@@ -1,7 +1,8 @@
 """The Dagster UI in a real browser: the registry's lineage is on screen, and a click publishes to Redis.
 
 `dagster dev` runs as a user starts it (fresh instance, tiny event log, its own Redis); headless chromium
-opens the asset graph, checks every group's raw -> features -> online path, then materializes one feature
+opens the asset graph, checks every group's raw -> features -> online path and that each node names its
+stage, then materializes one feature
 group's partition from the UI and checks the values that land in Redis against the pandas reference.
 Screenshots of every step: .data/test-artifacts/e2e/<test name>/.
 """
@@ -58,6 +59,25 @@ def test_the_asset_graph_shows_every_groups_raw_features_online_path(page, scree
                 asset_node(page, key).wait_for()
             assert visible_asset_keys(page) == upstream, f"upstream of {asset} differs"
         screens.take(page, f"path-{group.name}")
+
+
+def test_each_node_of_a_group_names_its_stage_on_the_graph(page, screens, registry):
+    """Dagster labels a node with its key's last part only, so the batch table, the Redis publish, the stream
+    job and its history all read `user_upvotes`; each node also shows its stage (orchestration/stages.py),
+    so they are told apart at a glance, as are a source's raw table and its ingest."""
+    group = registry.groups[GROUP]
+    stages = {f"{stage}/{group.name}": stage for stage in ("features", "online", "stream", "history")}
+    stages |= {f"{stage}/{source}": stage for source in group.sources
+               for stage in ("raw", "ingest") if stage == "raw" or registry.sources[source].stream}
+    page.set_viewport_size({"width": 2200, "height": 1000})
+    open_lineage(page, " or ".join(f'key:"{key}"' for key in sorted(stages)))
+    expand_all_groups(page, [group.name, "sources"])
+    for key in sorted(stages):
+        asset_node(page, key).wait_for()
+    screens.take(page, f"stages-{group.name}")
+    assert visible_asset_keys(page) == set(stages)
+    for key, stage in stages.items():
+        expect(asset_node(page, key).get_by_text(stage, exact=True)).to_be_visible()
 
 
 def _published(client: redis.Redis) -> dict:
