@@ -26,14 +26,14 @@ def test_every_group_has_its_raw_features_online_path(graph, registry):
     for source in registry.sources.values():  # a streamed source's ingest lands the events raw/<source> loads
         expected.add(f"ingest/{source.name}")
         ingest = graph.get(dg.AssetKey(["ingest", source.name]))
-        assert ingest.kinds == {"flink"} and ingest.owners == [source.owner]
+        assert ingest.kinds == {"flink", "ingest"} and ingest.owners == [source.owner]
         assert graph.get(dg.AssetKey(["raw", source.name])).parent_keys == {ingest.key}
     for group in registry.groups.values():
         expected |= {f"features/{group.name}", f"online/{group.name}"}
         if group.stream:
             expected.add(f"stream/{group.name}")
             stream = graph.get(dg.AssetKey(["stream", group.name]))
-            assert stream.kinds == {"flink", "redis"}
+            assert stream.kinds == {"flink", "redis", "stream"}
             assert stream.parent_keys == {dg.AssetKey(["raw", table]) for table in group.stream.source_tables}
             expected.add(f"history/{group.name}")  # what the stream landed, loaded for training sets
             history = graph.get(dg.AssetKey(["history", group.name]))
@@ -58,7 +58,7 @@ def test_a_service_is_an_asset_downstream_of_the_online_groups_it_reads(graph, r
         ("ranking.upvotes_1d_share", "float64")]
     assert "3. `user_upvotes.hours_since_last_upvote` (float64)" in node.metadata["features"].value
     served = graph.get(dg.AssetKey(["served", "ranking"]))
-    assert served.parent_keys == {dg.AssetKey(["service", "ranking"])} and served.kinds == {"spark", "hive"}
+    assert served.parent_keys == {dg.AssetKey(["service", "ranking"])} and served.kinds == {"spark", "hive", "served"}
     assert served.metadata["dagster/table_name"] == "served.ranking"
 
 
@@ -66,7 +66,7 @@ def test_assets_carry_owner_schema_sql_and_code_version(graph, registry):
     group = registry.groups["user_upvotes"]
     node = graph.get(dg.AssetKey(["features", "user_upvotes"]))
     assert node.owners == ["team:ranking"]
-    assert node.kinds == {"spark", "hive"}
+    assert node.kinds == {"spark", "hive", "features"}  # the engines, and the stage the graph shows
     assert (node.tags["entity"], node.tags["team"]) == ("user", "ranking")
     assert node.metadata["freshness_target"] == "26h"
     assert node.metadata["folder"].value == str(group.folder.resolve())
@@ -170,4 +170,4 @@ def test_dg_list_defs_shows_every_asset_check_schedule_and_sensor(registry, sett
     assert sorted(j["name"] for j in listed["jobs"]) == sorted(
         [DAILY_JOB, *(f"{g.name}_stream_repair" for g in registry.groups.values() if g.stream)])
     upvotes = next(a for a in listed["assets"] if a["asset_key"] == "features/user_upvotes")
-    assert upvotes["owners"] == [{"team": "ranking"}] and upvotes["kinds"] == ["hive", "spark"]
+    assert upvotes["owners"] == [{"team": "ranking"}] and upvotes["kinds"] == ["features", "hive", "spark"]
