@@ -120,16 +120,18 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--days", default=7, show_default=True, help="Daily partitions to compute, ending yesterday.")
+@click.option("--days", default=7, show_default=True, help="Daily partitions to compute, ending with --end.")
+@click.option("--end", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="The last partition, YYYY-MM-DD (default: yesterday, the last whole UTC day).")
 @click.option("--size", type=click.Choice(SIZES), default="demo", show_default=True, help="Sample site size.")
-def demo(days: int, size: str) -> None:
+def demo(days: int, end: datetime | None, size: str) -> None:
     """Generate the sample event log, compute every group through Dagster, publish to Redis, read back."""
     from infra.redis_server import redis_url_for
     from orchestration.factory import build_definitions
     from orchestration.runs import dagster_instance, run_partition
 
     settings, registry = load_platform()
-    last = yesterday_utc()
+    last = end.date() if end else yesterday_utc()
     partitions = [last - timedelta(days=k) for k in reversed(range(days))]
     started = time.monotonic()
     with redis_url_for(settings) as url:

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -55,6 +55,7 @@ class Demo:
     """One `featctl demo --size tiny --days 2` in a fresh data dir: what it printed and what it served."""
 
     data_dir: Path
+    end: date  # its last partition: yesterday when the session ran it (a demo run after midnight UTC passes it too)
     printed: str
     served: dict[bytes, dict[bytes, bytes]]  # every entity hash of its Redis right after it stopped
 
@@ -65,11 +66,12 @@ def tiny_demo(tmp_path_factory) -> Demo:
     session: the local-profile reference the cluster profile must serve byte for byte, and the data dir whose
     published values `featctl get` and the streams start from."""
     data_dir = tmp_path_factory.mktemp("demo")
-    result = featctl_process("demo", "--size", "tiny", "--days", "2", data_dir=data_dir)
+    end = datetime.now(timezone.utc).date() - timedelta(days=1)
+    result = featctl_process("demo", "--size", "tiny", "--days", "2", "--end", end.isoformat(), data_dir=data_dir)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     with local_redis(data_dir / "redis", persist=True) as url:
         served = served_hashes(url)
-    return Demo(data_dir=data_dir, printed=result.stdout, served=served)
+    return Demo(data_dir=data_dir, end=end, printed=result.stdout, served=served)
 
 
 def served_hashes(url: str) -> dict[bytes, dict[bytes, bytes]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -28,7 +28,7 @@ def test_demo_then_get_reads_what_the_demo_published(tiny_demo):
     assert not (tmp_path / "redis" / "server.json").exists(), "the demo must stop the Redis it started"
     assert (tmp_path / "redis" / "dump.rdb").exists()
 
-    yesterday = datetime.now(timezone.utc).date() - timedelta(days=1)
+    yesterday = tiny_demo.end
     sample = RedditSample(start=datetime(2026, 1, 1).date(), size="tiny")
     mine = [sample.upvotes(yesterday - timedelta(days=k)) for k in range(7)]
     mine = [frame[frame.user_id == 42] for frame in mine]

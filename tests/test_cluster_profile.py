@@ -11,7 +11,6 @@ import socket
 import subprocess
 import time
 import urllib.request
-from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
@@ -41,7 +40,8 @@ def test_the_demo_on_the_cluster_profile_serves_what_the_local_profile_serves(tm
     try:
         assert profile["redis_url"].startswith("redis+cluster://127.0.0.1:")
         assert profile["spark_master"].startswith("spark://127.0.0.1:")
-        demo = featctl_process("demo", "--size", "tiny", "--days", "2", data_dir=cluster_dir / "data", **on_cluster)
+        demo = featctl_process("demo", "--size", "tiny", "--days", "2", "--end", tiny_demo.end.isoformat(),
+                               data_dir=cluster_dir / "data", **on_cluster)
         assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
 
         with urllib.request.urlopen(f"{state['urls']['spark_ui']}/json/", timeout=5) as response:
@@ -55,7 +55,7 @@ def test_the_demo_on_the_cluster_profile_serves_what_the_local_profile_serves(tm
 
         # Two Spark drivers at once on the one Postgres catalog (Derby allows one process): a Dagster run of a
         # partition and a training set; the run is recorded in the Postgres-backed Dagster instance.
-        yesterday = (datetime.now(timezone.utc) - timedelta(days=1)).date()
+        yesterday = tiny_demo.end
         observations = tmp_path / "observations.parquet"
         pd.DataFrame({"user_id": np.arange(200, dtype="int64"),
                       "event_time": pd.Timestamp(yesterday, tz="UTC") + pd.to_timedelta(np.arange(200) * 400, "s"),
