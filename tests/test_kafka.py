@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from datetime import date, timedelta
+from datetime import date
 from itertools import zip_longest
 
 import pytest
@@ -24,9 +24,9 @@ from streaming.codegen import dead_letter_directory
 from streaming.connectors import KafkaSink, ensure_topics, stream_sink
 from tests.stream_lines import MAX_LINE_BYTES, bad_lines
 from tests.test_ingest import _event, _lines, _wait_landed
-from tests.test_streaming import (_after_batch_history, _assert_redis_holds, _dead_letters, _lifetime_truth,
-                                  _line, _read_user, _store, _wait_for_letters, _wait_quiet, _wait_until_landed,
-                                  live_last)
+from tests.test_streaming import (_after_batch_history, _assert_batch_plus_live, _assert_redis_holds, _dead_letters,
+                                  _lifetime_truth, _line, _live_after_cutoff, _store, _wait_for_letters, _wait_quiet,
+                                  _wait_until_landed)
 
 D1, D2 = date(2026, 2, 3), date(2026, 2, 4)
 
@@ -124,19 +124,14 @@ def test_a_first_start_on_kafka_replays_the_event_log_first_then_reads_the_topic
                                                                    tmp_path_factory, "kb")
     boot = boot.model_copy(update={"kafka_bootstrap_servers": on_kafka.kafka_bootstrap_servers})
     users = [int(u) for u in batch.index[:5]]
-    live = [{"event_id": f"kafka-live-{u}-{k}", "user_id": u, "post_id": 10_000_000 + k,
-             "event_time": cutoff + timedelta(minutes=10 * n + k)} for n, u in enumerate(users) for k in range(n + 1)]
-    late = {"event_id": "kafka-late-1", "user_id": users[0], "post_id": 1, "event_time": cutoff - timedelta(hours=1)}
+    live, late = _live_after_cutoff(users, cutoff, "kafka-live")
     _produce(stream_sink(boot, registry.sources["upvote_events"]), [_line(e) for e in [late, *live]])
     try:
         process = runner.start(registry, boot, group, redis_url, spark=spark)
         assert process.restored_from and "/savepoints/" in process.restored_from  # the replay phase's state
         letters = _wait_for_letters(boot, group, 1, timeout_s=180)
         _wait_quiet(store, plan, timeout_s=180)
-        for n, user in enumerate(users):  # batch value + the n + 1 new upvotes, each of a new post
-            want = batch.loc[user]
-            assert _read_user(registry, store, boot, user) == (
-                want["upvotes_total"] + n + 1, want["distinct_posts_total"] + n + 1, live_last(live, user))
+        _assert_batch_plus_live(registry, store, boot, batch, users, live)
         assert [letter["record"] for letter in letters] == [_line(late).decode()]
         assert f"is before the stream's cutoff {cutoff}" in letters[0]["reason"]
     finally:

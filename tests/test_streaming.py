@@ -82,7 +82,8 @@ def test_a_job_on_kafka_without_the_connector_names_the_setup_that_fetches_it(se
     assert extensions.job_jars(kafka)[1:] == [str(jar) for jar in extensions.KAFKA_JARS]
     assert len(extensions.job_jars(settings)) == 1  # the platform's own classes only
     monkeypatch.setattr(extensions, "KAFKA_JARS", (tmp_path / "flink-connector-kafka.jar",))
-    with pytest.raises(PlatformError, match=r"Flink's Kafka connector is missing \(flink-connector-kafka.jar") as caught:
+    missing = r"Flink's Kafka connector is missing \(flink-connector-kafka.jar"
+    with pytest.raises(PlatformError, match=missing) as caught:
         extensions.job_jars(kafka)
     assert "infra/setup.sh" in caught.value.fix
 
@@ -449,19 +450,13 @@ def test_a_stream_started_after_the_batch_history_continues_it(registry, setting
     assert bootstrap.events == sum(len(sample.events("upvote_events", d)) for d in sample.days(START, LAST_DAY))
 
     users = [int(u) for u in batch.index[:5]]
-    live = [{"event_id": f"live-{u}-{k}", "user_id": u, "post_id": 10_000_000 + k,
-             "event_time": cutoff + timedelta(minutes=10 * n + k)}
-            for n, u in enumerate(users) for k in range(n + 1)]
-    late = {"event_id": "late-1", "user_id": users[0], "post_id": 1, "event_time": cutoff - timedelta(hours=1)}
+    live, late = _live_after_cutoff(users, cutoff, "live")
     _write_lines(stream_directory(boot, registry.sources["upvote_events"]), "live-0001",
                  [_line(e) for e in [late, *live]])
     letters = _wait_for_letters(boot, group, 1, timeout_s=180)
     _wait_quiet(store, plan, timeout_s=180)
 
-    for n, user in enumerate(users):  # batch value + the n + 1 new upvotes, each of a new post
-        want = batch.loc[user]
-        assert _read_user(registry, store, boot, user) == (
-            want["upvotes_total"] + n + 1, want["distinct_posts_total"] + n + 1, live_last(live, user))
+    _assert_batch_plus_live(registry, store, boot, batch, users, live)
     untouched = [int(u) for u in batch.index[5:]]
     rows = get_features(store, build_read_plan(registry, boot.redis_prefix, "user", ["user_activity"]), untouched)
     for row in rows:  # every other user still holds its batch value, as of the end of LAST_DAY
@@ -471,6 +466,24 @@ def test_a_stream_started_after_the_batch_history_continues_it(registry, setting
     assert [letter["record"] for letter in letters] == [_line(late).decode()]
     assert "is before the stream's cutoff 2026-01-11 00:00:00" in letters[0]["reason"]
     runner.kill(boot, group)
+
+
+def _live_after_cutoff(users: list[int], cutoff: datetime, prefix: str) -> tuple[list[dict], dict]:
+    """n + 1 upvotes of new posts for the n-th of `users` after the cutoff, and one upvote an hour before it
+    (a day the event log holds): ids start with `prefix`."""
+    live = [{"event_id": f"{prefix}-{u}-{k}", "user_id": u, "post_id": 10_000_000 + k,
+             "event_time": cutoff + timedelta(minutes=10 * n + k)} for n, u in enumerate(users) for k in range(n + 1)]
+    late = {"event_id": f"{prefix}-late-1", "user_id": users[0], "post_id": 1,
+            "event_time": cutoff - timedelta(hours=1)}
+    return live, late
+
+
+def _assert_batch_plus_live(registry, store, settings, batch, users: list[int], live: list[dict]) -> None:
+    """Each of `users` holds its batch value plus its live upvotes (each of a new post), as of its newest."""
+    for n, user in enumerate(users):
+        want = batch.loc[user]
+        assert _read_user(registry, store, settings, user) == (
+            want["upvotes_total"] + n + 1, want["distinct_posts_total"] + n + 1, live_last(live, user))
 
 
 def live_last(events: list[dict], user: int) -> datetime:
