@@ -102,12 +102,11 @@ class KafkaSink:
 
 
 def stream_sink(settings: Settings, source: Source) -> StreamSink:
-    """Where this profile's producers append the source's lines: its Kafka topic (created if missing), or its
-    watched directory."""
-    if settings.kafka_bootstrap_servers:
-        ensure_topics(settings, [source])
-        return KafkaSink(settings, source)
-    return DirectorySink(stream_directory(settings, source))
+    """Where this profile's producers append the source's lines: its Kafka topic or its watched directory, made
+    to exist as a job's start makes them (prepare_inputs)."""
+    prepare_inputs(settings, [source])
+    return KafkaSink(settings, source) if settings.kafka_bootstrap_servers else DirectorySink(
+        stream_directory(settings, source))
 
 
 def _committed_json_files(directory: Path, roll_seconds: int) -> dict[str, str]:
