@@ -10,14 +10,16 @@ KafkaSink). Truths are the lines produced."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import Counter
-from datetime import date
+from datetime import date, timedelta
 from itertools import zip_longest
 
 import pytest
 
 from infra import local_cluster
+from serving.get_features import build_read_plan, get_features
 from serving.online_store import WritePlan
 from streaming import ingest, runner
 from streaming.codegen import dead_letter_directory
@@ -119,21 +121,49 @@ def test_a_first_start_on_kafka_replays_the_event_log_first_then_reads_the_topic
     already wait in the topic when the stream first starts. The replay phase reads the event log alone (its
     live input an empty directory), then the live job restores its state and reads the topic from the
     cutoff: n new upvotes of a user give the batch value plus n, and a live line older than the cutoff (the
-    event log holds its day) is dead-lettered, not counted twice."""
+    event log holds its day) is dead-lettered, not counted twice. Read every half second from before the start
+    until the stream is quiet: every served value equals the batch value plus the user's live upvotes up to
+    the event time it is served as of (the batch's own at the cutoff)."""
     boot, group, batch, store, plan, cutoff = _after_batch_history(registry, settings, spark, sample, redis_url,
                                                                    tmp_path_factory, "kb")
     boot = boot.model_copy(update={"kafka_bootstrap_servers": on_kafka.kafka_bootstrap_servers})
     users = [int(u) for u in batch.index[:5]]
-    live, late = _live_after_cutoff(users, cutoff, "kafka-live")
+    # From 1 s past the cutoff: the lifetime job stamps the value of an event at exactly midnight with midnight,
+    # the batch value's own stamp (a tie still open, unlike the window operator's +1 µs); not this test's subject.
+    live, late = _live_after_cutoff(users, cutoff + timedelta(seconds=1), "kafka-live")
     _produce(stream_sink(boot, registry.sources["upvote_events"]), [_line(e) for e in [late, *live]])
+    reads, stop = [], threading.Event()
+    reader = threading.Thread(target=_read_until, args=(registry, boot, redis_url, users, stop, reads), daemon=True)
+    reader.start()
     try:
         process = runner.start(registry, boot, group, redis_url, spark=spark)
         assert process.restored_from and "/savepoints/" in process.restored_from  # the replay phase's state
+        during_start = len(reads)
         letters = _wait_for_letters(boot, group, 1, timeout_s=180)
         _wait_quiet(store, plan, timeout_s=180)
+        stop.set()
+        reader.join()
         _assert_batch_plus_live(registry, store, boot, batch, users, live)
+        assert during_start > 0 and len(reads) > during_start
+        for user, total, as_of in reads:  # at every moment, not only after it settled
+            counted = sum(1 for e in live if e["user_id"] == user and e["event_time"] <= as_of)
+            assert total == batch.loc[user]["upvotes_total"] + counted, (user, total, as_of)
         assert [letter["record"] for letter in letters] == [_line(late).decode()]
         assert f"is before the stream's cutoff {cutoff}" in letters[0]["reason"]
     finally:
+        stop.set()
         runner.kill(boot, group)
+
+
+def _read_until(registry, settings, redis_url: str, users: list[int], stop, reads: list) -> None:
+    """Until `stop`: every half second, each user's served upvotes_total and the time it is served as of,
+    through GetFeatures on a connection of its own."""
+    store = _store(redis_url)
+    plan = build_read_plan(registry, settings.redis_prefix, "user", ["user_activity"])
+    while not stop.is_set():
+        reads += [(row.entity_id, row.values["user_activity.upvotes_total"],
+                   row.event_times["user_activity.upvotes_total"].replace(tzinfo=None))
+                  for row in get_features(store, plan, users)]
+        time.sleep(0.5)
+    store.client.close()
 
