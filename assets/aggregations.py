@@ -23,6 +23,13 @@ from assets.specs import Feature, FeatureGroup, Source, format_duration
 WATERMARK_DELAY_SECONDS = 5
 DAY_US = 86_400_000_000
 
+
+def stream_value_time(as_of_us):
+    """The event time a stream's value is stamped with, in µs (an int or a numpy array of them): its as-of
+    time, 1 µs later on a day boundary. Batch partition D owns D+1 00:00 (the values before midnight), so a
+    stream value that counts an event at exactly midnight must not tie with it, whichever kind of group."""
+    return as_of_us + (as_of_us % DAY_US == 0)
+
 EVENT_TIME = "event_time"  # the event-time column of a hand-written windowed transform.sql
 
 

@@ -21,7 +21,7 @@ from pyflink.datastream.state import ValueStateDescriptor
 from pyflink.table import DataTypes, Schema, StreamTableEnvironment
 from pyflink.table.udf import ScalarFunction, TableFunction, udf, udtf
 
-from assets.aggregations import WindowPlan
+from assets.aggregations import WindowPlan, stream_value_time
 from assets.dtypes import FLINK_TYPES, dtype_of_flink_column
 from assets.offline_layout import EVENT_TIME_COLUMN
 from assets.udfs import load_udf_module
@@ -146,10 +146,12 @@ class InjectFeatures(ScalarFunction):
 
         names = [self.plan.key_column, *(name for name, _ in self.plan.features), EVENT_TIME_COLUMN]
         batch = pa.Table.from_pandas(pd.DataFrame(dict(zip(names, columns))), preserve_index=False)
+        # Every row has its time (a feature row is emitted as of an event): stamped past a batch day's own end.
+        micros = pa.array(stream_value_time(timestamp_micros(batch.column(EVENT_TIME_COLUMN)).to_numpy()))
+        batch = batch.set_column(len(names) - 1, EVENT_TIME_COLUMN, micros.cast(pa.timestamp("us")))
         refused_before = self.store.refused_ahead
         landed = self.store.write(self.plan, batch, history=True)  # landed rows also go to the history stream
         # The newest event time among rows the clock guard lets through: a refused row must not move it either.
-        micros = timestamp_micros(batch.column(EVENT_TIME_COLUMN))
         latest = int((time.time() + self.plan.max_ahead_seconds) * 1_000_000) if self.plan.max_ahead_seconds is not None else None
         newest = pc.max(micros if latest is None else pc.filter(micros, pc.less_equal(micros, latest))).as_py() or 0
         self.store.record_progress(self.plan, batch.num_rows, landed, newest, int(time.time() * 1000),
@@ -343,7 +345,7 @@ class WindowOperator(KeyedProcessFunction):
         return json.dumps(dict(zip([self.plan.key, *self.plan.inputs], value)), default=str)
 
     def _emit(self, key, windows: EntityWindows):
-        return Row(key, *windows.values(self.plan), windows.value_time())
+        return Row(key, *windows.values(self.plan), windows.as_of)
 
     def process_element(self, value, ctx):
         value = [datetime.fromisoformat(v) if i in self.timestamp_columns and v is not None else v

@@ -14,9 +14,8 @@ window covers, so an event costs one pass over at most window/tail tiles. It emi
 - on an event-time timer when a tile leaves a window, so a quiet entity's counts go down and reach the
   empty values (0, null) when its last event leaves the longest window; its state is then dropped.
 
-A value's time is its `as_of` (microseconds), what the online guard and the streamed history compare;
-one on a day boundary carries 1 µs more, because batch partition D owns D+1 00:00 (the window before
-midnight) while the stream's value at midnight is the window after it.
+A value's time is its `as_of` (microseconds), what the online guard and the streamed history compare
+(the injection stamps one on a day boundary 1 µs later, as every stream's: assets.aggregations.stream_value_time).
 
 Events may arrive out of event-time order (a producer's clock, a late event within the allowed lateness;
 stream files are read in name order): they are merged into the tiles they belong to, and the departures
@@ -37,7 +36,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from assets.aggregations import DAY_US, WindowPlan
+from assets.aggregations import WindowPlan
 
 EPOCH = datetime(1970, 1, 1)
 # The layout of an entity's stored state (EntityWindows.to_state). A new layout raises this and adds a reader
@@ -170,10 +169,6 @@ class EntityWindows:
     @property
     def empty(self) -> bool:
         return not self.tiles
-
-    def value_time(self) -> int:
-        """The time the values hold as of, in µs (1 µs past a day boundary: batch owns midnight itself)."""
-        return self.as_of + 1 if self.as_of % DAY_US == 0 else self.as_of
 
 
 def leaving_times(plan: WindowPlan, bucket: int) -> list[int]:

@@ -128,9 +128,7 @@ def test_a_first_start_on_kafka_replays_the_event_log_first_then_reads_the_topic
                                                                    tmp_path_factory, "kb")
     boot = boot.model_copy(update={"kafka_bootstrap_servers": on_kafka.kafka_bootstrap_servers})
     users = [int(u) for u in batch.index[:5]]
-    # From 1 s past the cutoff: the lifetime job stamps the value of an event at exactly midnight with midnight,
-    # the batch value's own stamp (a tie still open, unlike the window operator's +1 µs); not this test's subject.
-    live, late = _live_after_cutoff(users, cutoff + timedelta(seconds=1), "kafka-live")
+    live, late = _live_after_cutoff(users, cutoff, "kafka-live")  # the first at the cutoff itself, midnight
     _produce(stream_sink(boot, registry.sources["upvote_events"]), [_line(e) for e in [late, *live]])
     reads, stop = [], threading.Event()
     reader = threading.Thread(target=_read_until, args=(registry, boot, redis_url, users, stop, reads), daemon=True)
@@ -145,8 +143,12 @@ def test_a_first_start_on_kafka_replays_the_event_log_first_then_reads_the_topic
         reader.join()
         _assert_batch_plus_live(registry, store, boot, batch, users, live)
         assert during_start > 0 and len(reads) > during_start
+        assert live[0]["event_time"] == cutoff and (users[0], batch.loc[users[0]]["upvotes_total"] + 1,
+                                                    cutoff + timedelta(microseconds=1)) in reads
         for user, total, as_of in reads:  # at every moment, not only after it settled
-            counted = sum(1 for e in live if e["user_id"] == user and e["event_time"] <= as_of)
+            # A value as of T counts the events up to T, but the batch's as of midnight only those before it.
+            counted = sum(1 for e in live if e["user_id"] == user
+                          and (e["event_time"] < as_of or e["event_time"] == as_of != cutoff))
             assert total == batch.loc[user]["upvotes_total"] + counted, (user, total, as_of)
         assert [letter["record"] for letter in letters] == [_line(late).decode()]
         assert f"is before the stream's cutoff {cutoff}" in letters[0]["reason"]

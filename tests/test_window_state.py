@@ -9,7 +9,9 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
-from assets.aggregations import WindowPlan
+import numpy as np
+
+from assets.aggregations import WindowPlan, stream_value_time
 from streaming.windows import EntityWindows, from_us, leaving_times, to_us
 from tests.reference import user_upvotes_at
 
@@ -81,16 +83,16 @@ def _emitted(plan: WindowPlan, events: list[dict], watermark_first: bool) -> lis
         for timer in sorted(t for t in timers if t <= now_us):
             timers.discard(timer)
             if windows.advance(plan, timer):
-                rows.append((windows.value_time(), _values(plan, windows)))
+                rows.append((windows.as_of, _values(plan, windows)))
     for event in events:
         time_us = to_us(event["event_time"])
         if watermark_first:
             fire_until(time_us - 1)
         for leaving in windows.departures_before(plan, time_us):
             windows.advance(plan, leaving)
-            rows.append((windows.value_time(), _values(plan, windows)))
+            rows.append((windows.as_of, _values(plan, windows)))
         timers.update(leaving_times(plan, windows.add(plan, time_us, _inputs(plan, event))))
-        rows.append((windows.value_time(), _values(plan, windows)))
+        rows.append((windows.as_of, _values(plan, windows)))
     fire_until(2 ** 62)
     return rows
 
@@ -119,12 +121,13 @@ def test_an_event_older_than_the_newest_is_merged_into_the_windows_that_cover_it
     assert _values(plan, windows) == (2, 2, 1, newest)
 
 
-def test_a_value_on_a_day_boundary_is_one_microsecond_after_the_batch_partition(registry):
-    plan = _plan(registry)
-    windows = EntityWindows(plan)
-    midnight = datetime(2026, 1, 10)
-    windows.add(plan, to_us(midnight), (midnight, 1))
-    assert from_us(windows.value_time()) == midnight + timedelta(microseconds=1)
+def test_a_stream_value_on_a_day_boundary_is_stamped_one_microsecond_after_the_batch_partition():
+    """Batch partition 2026-01-09 is stamped 2026-01-10 00:00; a stream value counting an event at that
+    instant must be later, or the guard and the history could not tell the two apart."""
+    midnight, later = datetime(2026, 1, 10), datetime(2026, 1, 10, 0, 0, 0, 1)
+    assert from_us(stream_value_time(to_us(midnight))) == later
+    assert from_us(stream_value_time(to_us(later))) == later
+    assert [from_us(int(t)) for t in stream_value_time(np.array([to_us(midnight), to_us(later)]))] == [later, later]
 
 
 def test_a_kept_aggregate_holds_its_last_value_once_its_window_is_empty(registry):
