@@ -6,6 +6,7 @@ of the platform's (`featctl events live`) appends them there (stream_sink).
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -37,8 +38,60 @@ def kafka_lines(settings: Settings, source: Source, group: str, cutoff: str | No
     """
     millis = (int(datetime.fromisoformat(cutoff).replace(tzinfo=timezone.utc).timestamp() * 1000) if cutoff
               else None)
-    return {"servers": settings.kafka_bootstrap_servers, "topic": source.stream.topic, "group_id": f"fp-{group}",
+    return {"servers": settings.kafka_bootstrap_servers, "topic": source.stream.topic, "group_id": consumer_group(group),
             "start_millis": millis, "discovery_seconds": TOPIC_DISCOVERY_SECONDS}
+
+
+def consumer_group(reader: str) -> str:
+    """The Kafka consumer group a job reads as: `fp-<group>` for a group's stream, `fp-ingest-<source>` for an
+    ingest (its `reader` name), so each job keeps offsets of its own."""
+    return f"fp-{reader}"
+
+
+def ingest_reader(source: Source) -> str:
+    """The name a source's ingest reads the source's stream as (its consumer group: consumer_group)."""
+    return f"ingest-{source.name}"
+
+
+def oldest_waiting_record(settings: Settings, source: Source, reader: str, after: datetime | None,
+                          read_seconds: float = 1.5) -> datetime | None:
+    """When the oldest record that `reader`'s job has still to reflect was produced: the first records past
+    its consumer group's committed offsets (Flink commits them at each checkpoint) produced after `after`
+    (what the job already wrote); None when none arrives within `read_seconds` or Kafka does not answer.
+    Read without joining the group, and nothing is committed: the job's own offsets stay as they are."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.errors import KafkaError
+
+    after_ms = after.timestamp() * 1000 if after else float("-inf")
+    try:
+        consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=consumer_group(reader),
+                                 enable_auto_commit=False, client_id="feature-platform-status",
+                                 request_timeout_ms=5_000)
+    except KafkaError:
+        return None
+    try:
+        partitions = [TopicPartition(source.stream.topic, p)
+                      for p in sorted(consumer.partitions_for_topic(source.stream.topic) or ())]
+        if not partitions:
+            return None
+        consumer.assign(partitions)
+        for partition in partitions:
+            committed = consumer.committed(partition)
+            if committed is None:
+                consumer.seek_to_beginning(partition)
+            else:
+                consumer.seek(partition, committed)
+        deadline = time.monotonic() + read_seconds
+        while time.monotonic() < deadline:
+            records = consumer.poll(timeout_ms=300, max_records=500)
+            waiting = [r.timestamp for batch in records.values() for r in batch if r.timestamp > after_ms]
+            if waiting:
+                return datetime.fromtimestamp(min(waiting) / 1000, timezone.utc)
+        return None
+    except KafkaError:
+        return None
+    finally:
+        consumer.close(autocommit=False)
 
 
 def _kafka_admin(settings: Settings):

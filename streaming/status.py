@@ -16,7 +16,7 @@ from infra.settings import Settings
 from serving.codec import micros_to_datetime
 from serving.online_store import OnlineStore, WritePlan, connect
 from streaming.codegen import dead_letter_directory, job_name, stream_sources
-from streaming.connectors import stream_directory
+from streaming.connectors import ingest_reader, oldest_waiting_record, stream_directory
 from streaming.runner import (all_tasks_up, failure_cause, flink_job, job_exception, last_job, latest_restore_point,
                               replay_progress, replay_seconds_left, rest_call, running_job)
 
@@ -61,7 +61,7 @@ class IngestStatus:
     watermark: datetime | None        # a day is complete once this passes its end by the source's lateness
     last_checkpoint: datetime | None  # lines landed up to here are committed
     dead_letters: int
-    lag_seconds: float | None         # age of the oldest stream file newer than the last checkpoint (0: caught up)
+    lag_seconds: float | None         # age of the oldest input newer than the last checkpoint (0: caught up)
     cause: str | None = None
 
 
@@ -93,7 +93,8 @@ def ingest_status(settings: Settings, source: Source) -> IngestStatus:
     return IngestStatus(source=source.name, state=flink["state"], records_in=flink.get("records_in"),
                         watermark=flink.get("watermark"), last_checkpoint=committed,
                         dead_letters=count_dead_letters(settings, source),
-                        lag_seconds=input_lag_seconds(settings, source, committed), cause=flink.get("cause"))
+                        lag_seconds=input_lag_seconds(settings, source, committed, ingest_reader(source)),
+                        cause=flink.get("cause"))
 
 
 def replay_text(read: int, total: int, seconds_left: float | None) -> str:
@@ -162,13 +163,13 @@ def _flink_details(rest: str, name: str, replaying: int | None, started_at: floa
     return details
 
 
-def input_lag_seconds(settings: Settings, source, last_write: datetime | None) -> float | None:
-    """How long the oldest stream file newer than the injector's last write has waited; 0 when caught up.
-
-    Local profile only (files carry their arrival time); a Kafka deployment reads consumer lag instead.
-    """
+def input_lag_seconds(settings: Settings, source, last_write: datetime | None, reader: str) -> float:
+    """How long the oldest input newer than what the job `reader` last reflected (`last_write`) has waited;
+    0 when caught up. Input is the source's stream files (their arrival time) or, on a profile with Kafka, the
+    records of its topic past the job's committed offsets (their produce time: connectors.oldest_waiting_record)."""
     if settings.kafka_bootstrap_servers:
-        return None
+        oldest = oldest_waiting_record(settings, source, reader, last_write)
+        return max(0.0, time.time() - oldest.timestamp()) if oldest else 0.0
     directory = stream_directory(settings, source)
     written = last_write.timestamp() if last_write else 0.0
     waiting = [f.stat().st_mtime for f in directory.glob("*") if not f.name.startswith(".")] if directory.exists() else []
@@ -208,13 +209,13 @@ def stream_status(registry: Registry, settings: Settings, group: FeatureGroup, r
     last_write = last_write_time(progress)
     # While the replay phase runs, what it writes is the event log's: the live files since it started all wait.
     reflected = (datetime.fromtimestamp(process.started_at, timezone.utc) if flink.get("replayed") else last_write)
-    lags = [input_lag_seconds(settings, source, reflected) for source in stream_sources(registry, group)]
+    lags = [input_lag_seconds(settings, source, reflected, group.name) for source in stream_sources(registry, group)]
     return StreamStatus(
         group=group.name, state=flink["state"], records_in=flink.get("records_in"),
         rows_written=progress.get("rows_written", 0), rows_landed=progress.get("rows_landed", 0),
         rows_refused_ahead=progress.get("rows_refused_ahead", 0),
         last_write=last_write,
-        lag_seconds=max((lag for lag in lags if lag is not None), default=None),
+        lag_seconds=max(lags, default=None),
         max_event_time=micros_to_datetime(progress["max_event_time"]) if progress.get("max_event_time") else None,
         watermark=flink.get("watermark"), last_checkpoint=flink.get("last_checkpoint"),
         checkpoint_path=flink.get("checkpoint_path"), dead_letters=count_dead_letters(settings, group),

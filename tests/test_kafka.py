@@ -24,6 +24,7 @@ from serving.online_store import WritePlan
 from streaming import ingest, runner
 from streaming.codegen import dead_letter_directory
 from streaming.connectors import KafkaSink, ensure_topics, stream_sink
+from streaming.status import ingest_status, stream_status
 from tests.stream_lines import MAX_LINE_BYTES, bad_lines
 from tests.test_ingest import _event, _lines, _wait_landed
 from tests.test_streaming import (_after_batch_history, _assert_batch_plus_live, _assert_redis_holds, _dead_letters,
@@ -79,6 +80,8 @@ def test_an_ingest_and_a_paired_job_read_one_topic_each_exactly_once_across_a_ki
         time.sleep(1.5)
         runner.kill(settings, source)
         _produce(sink, _lines(day2[30:]))
+        time.sleep(1)
+        assert ingest_status(settings, source).lag_seconds >= 1  # its lines wait in the topic, and status says so
         assert ingest.start(settings, source).restored_from is not None
         landed = _wait_landed(settings, source, len(day1) + len(day2))
         time.sleep(settings.stream_checkpoint_seconds * 2)  # a line landed twice would show by now
@@ -91,6 +94,7 @@ def test_an_ingest_and_a_paired_job_read_one_topic_each_exactly_once_across_a_ki
         for kind, _, reason in bad:
             reasons.remove(next((r for r in reasons if r.startswith(reason)), f"no letter for {kind}: {reason}"))
         assert not reasons
+        assert ingest_status(settings, source).lag_seconds == 0  # caught up: nothing past its offsets waits
         runner.stop(settings, source)
 
         # The paired job, a consumer of its own: the whole topic (no event-log replay: started without Spark).
@@ -104,8 +108,11 @@ def test_an_ingest_and_a_paired_job_read_one_topic_each_exactly_once_across_a_ki
         runner.kill(settings, group)
         day3 = [_event(n, D2, 300 + n) for n in range(200, 240)]
         _produce(sink, _lines(day3))
+        time.sleep(1)
+        assert stream_status(registry, settings, group, redis_url).lag_seconds >= 1
         assert runner.start(registry, settings, group, redis_url).restored_from is not None
         _wait_until_landed(store, plan, max(e["event_time"] for e in day3))
+        assert stream_status(registry, settings, group, redis_url).lag_seconds == 0
         _assert_redis_holds(registry, store, settings, _lifetime_truth(day1 + day2 + day3))
         assert len(_dead_letters(settings, group)) == len(bad)  # none judged twice across the kill
     finally:
