@@ -48,6 +48,18 @@ def consumer_group(reader: str) -> str:
     return f"fp-{reader}"
 
 
+def topic_is_empty(servers: str, topic: str) -> bool:
+    """Whether `topic` holds no record in any partition (its beginning and end offsets meet everywhere)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False, client_id="feature-platform")
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        return consumer.beginning_offsets(partitions) == consumer.end_offsets(partitions)
+    finally:
+        consumer.close(autocommit=False)
+
+
 def ingest_reader(source: Source) -> str:
     """The name a source's ingest reads the source's stream as (its consumer group: consumer_group)."""
     return f"ingest-{source.name}"

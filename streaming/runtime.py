@@ -233,13 +233,17 @@ def create_kafka_lines(t_env: StreamTableEnvironment, name: str, servers: str, t
     """Register `name` (`line BYTES`): the messages of a Kafka topic, from `start_millis` (a bootstrap's
     cutoff: what came before is replayed from the event log) or else from the consumer group's committed
     offsets (the topic's beginning for a new group); a restored job resumes from its checkpoint's offsets.
+    A topic still empty starts at its beginning instead of the cutoff: nothing in it can be older, and a
+    broker that answers a timestamp lookup in an empty topic wrongly (tansu: timestamp -1) cannot fail the start.
     The same shape as create_file_lines, so a job plans alike on either; its source's uid is its own
     (`<name>__kafka`), so the replay phase's empty file source hands over no state to it (see runner.start)."""
     from pyflink.common.serialization import SimpleStringSchema
     from pyflink.datastream.connectors.kafka import KafkaOffsetsInitializer, KafkaSource
     from pyflink.java_gateway import get_gateway
 
-    if start_millis is not None:
+    from streaming.connectors import topic_is_empty
+
+    if start_millis is not None and not topic_is_empty(servers, topic):
         start = KafkaOffsetsInitializer.timestamp(start_millis)
     else:  # PyFlink's own wrapper names the reset strategy by the SQL connector's shaded class; ours is not shaded
         jvm = get_gateway().jvm

@@ -81,13 +81,9 @@ def test_the_demo_on_the_cluster_profile_serves_what_the_local_profile_serves(tm
                 cursor.execute("SELECT status, count(*) FROM runs GROUP BY status")
                 assert dict(cursor.fetchall()) == {"SUCCESS": 3}  # the demo's two days, then materialize
 
-        # A stream on the session cluster continues the batch history, then reads the live events waiting in its
-        # source's Kafka topic from the cutoff (the connector's jars shipped with the job) and lands them in Redis
-        # Cluster. (They are sent first: tansu answers a timestamp lookup in an empty topic with timestamp -1,
-        # which Kafka's client refuses; docs/clusters.md.)
-        live = featctl_process("events", "live", "--rate", "100", "--seconds", "3", data_dir=cluster_dir / "data",
-                               **on_cluster)
-        assert live.returncode == 0 and "wrote 3 batches" in live.stdout, live.stdout + live.stderr  # to the topics
+        # A stream on the session cluster continues the batch history, then reads live events from its source's
+        # Kafka topic, empty when it starts (the connector's jars shipped with the job), and lands them in Redis
+        # Cluster.
         started = featctl_process("stream", "run", "user_activity", data_dir=cluster_dir / "data", **on_cluster)
         assert started.returncode == 0 and "user_activity: RUNNING" in started.stdout, started.stdout + started.stderr
         with urllib.request.urlopen(f"http://{profile['flink_rest']}/jobs/overview", timeout=5) as response:
@@ -95,6 +91,9 @@ def test_the_demo_on_the_cluster_profile_serves_what_the_local_profile_serves(tm
         # Its first start replayed the event log in a job of its own, which handed its state to the live one.
         assert sorted(j["state"] for j in jobs if j["name"] == "feature-platform user_activity v1") == [
             "FINISHED", "RUNNING"]
+        live = featctl_process("events", "live", "--rate", "100", "--seconds", "3", data_dir=cluster_dir / "data",
+                               **on_cluster)
+        assert live.returncode == 0 and "wrote 3 batches" in live.stdout, live.stdout + live.stderr  # to the topics
         client = connect(profile["redis_url"])
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
