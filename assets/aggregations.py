@@ -30,6 +30,7 @@ def stream_value_time(as_of_us):
     stream value that counts an event at exactly midnight must not tie with it, whichever kind of group."""
     return as_of_us + (as_of_us % DAY_US == 0)
 
+
 EVENT_TIME = "event_time"  # the event-time column of a hand-written windowed transform.sql
 
 

@@ -48,13 +48,20 @@ def consumer_group(reader: str) -> str:
     return f"fp-{reader}"
 
 
+def _partitions(consumer, topic: str) -> list:
+    """Every partition of `topic` (none for a topic that does not exist), as the consumer addresses them."""
+    from kafka import TopicPartition
+
+    return [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+
+
 def topic_is_empty(servers: str, topic: str) -> bool:
     """Whether `topic` holds no record in any partition (its beginning and end offsets meet everywhere)."""
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False, client_id="feature-platform")
     try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        partitions = _partitions(consumer, topic)
         return consumer.beginning_offsets(partitions) == consumer.end_offsets(partitions)
     finally:
         consumer.close(autocommit=False)
@@ -71,7 +78,7 @@ def oldest_waiting_record(settings: Settings, source: Source, reader: str, after
     its consumer group's committed offsets (Flink commits them at each checkpoint) produced after `after`
     (what the job already wrote); None when none arrives within `read_seconds` or Kafka does not answer.
     Read without joining the group, and nothing is committed: the job's own offsets stay as they are."""
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import KafkaConsumer
     from kafka.errors import KafkaError
 
     after_ms = after.timestamp() * 1000 if after else float("-inf")
@@ -82,8 +89,7 @@ def oldest_waiting_record(settings: Settings, source: Source, reader: str, after
     except KafkaError:
         return None
     try:
-        partitions = [TopicPartition(source.stream.topic, p)
-                      for p in sorted(consumer.partitions_for_topic(source.stream.topic) or ())]
+        partitions = _partitions(consumer, source.stream.topic)
         if not partitions:
             return None
         consumer.assign(partitions)

@@ -10,7 +10,6 @@ KafkaSink). Truths are the lines produced."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections import Counter
 from datetime import date, timedelta
@@ -19,13 +18,13 @@ from itertools import zip_longest
 import pytest
 
 from infra import local_cluster
-from serving.get_features import build_read_plan, get_features
 from serving.online_store import WritePlan
 from streaming import ingest, runner
 from streaming.codegen import dead_letter_directory
 from streaming.connectors import KafkaSink, ensure_topics, stream_sink
 from streaming.status import ingest_status, stream_status
 from tests.stream_lines import MAX_LINE_BYTES, bad_lines
+from tests.test_stream_bootstrap import Reader
 from tests.test_ingest import _event, _lines, _wait_landed
 from tests.test_streaming import (_after_batch_history, _assert_batch_plus_live, _assert_redis_holds, _dead_letters,
                                   _lifetime_truth, _line, _live_after_cutoff, _store, _wait_for_letters, _wait_quiet,
@@ -137,17 +136,17 @@ def test_a_first_start_on_kafka_replays_the_event_log_first_then_reads_the_topic
     users = [int(u) for u in batch.index[:5]]
     live, late = _live_after_cutoff(users, cutoff, "kafka-live")  # the first at the cutoff itself, midnight
     _produce(stream_sink(boot, registry.sources["upvote_events"]), [_line(e) for e in [late, *live]])
-    reads, stop = [], threading.Event()
-    reader = threading.Thread(target=_read_until, args=(registry, boot, redis_url, users, stop, reads), daemon=True)
+    reader = Reader(registry, redis_url, boot.redis_prefix, users)  # every half second, from before the start
     reader.start()
     try:
         process = runner.start(registry, boot, group, redis_url, spark=spark)
         assert process.restored_from and "/savepoints/" in process.restored_from  # the replay phase's state
-        during_start = len(reads)
+        during_start = sum(1 for seen in list(reader.seen) if seen[1] == group.name)  # reads served meanwhile
         letters = _wait_for_letters(boot, group, 1, timeout_s=180)
         _wait_quiet(store, plan, timeout_s=180)
-        stop.set()
+        reader.done.set()
         reader.join()
+        reads = [(user, values[0], stamp) for _, name, user, values, stamp in reader.seen if name == group.name]
         _assert_batch_plus_live(registry, store, boot, batch, users, live)
         assert during_start > 0 and len(reads) > during_start
         assert live[0]["event_time"] == cutoff and (users[0], batch.loc[users[0]]["upvotes_total"] + 1,
@@ -160,19 +159,6 @@ def test_a_first_start_on_kafka_replays_the_event_log_first_then_reads_the_topic
         assert [letter["record"] for letter in letters] == [_line(late).decode()]
         assert f"is before the stream's cutoff {cutoff}" in letters[0]["reason"]
     finally:
-        stop.set()
+        reader.done.set()
         runner.kill(boot, group)
-
-
-def _read_until(registry, settings, redis_url: str, users: list[int], stop, reads: list) -> None:
-    """Until `stop`: every half second, each user's served upvotes_total and the time it is served as of,
-    through GetFeatures on a connection of its own."""
-    store = _store(redis_url)
-    plan = build_read_plan(registry, settings.redis_prefix, "user", ["user_activity"])
-    while not stop.is_set():
-        reads += [(row.entity_id, row.values["user_activity.upvotes_total"],
-                   row.event_times["user_activity.upvotes_total"].replace(tzinfo=None))
-                  for row in get_features(store, plan, users)]
-        time.sleep(0.5)
-    store.client.close()
 
